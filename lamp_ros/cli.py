@@ -1,0 +1,123 @@
+"""`lamp-ros`: start the lamp_ros graph without `ros2 launch` (pip installs have no launch package).
+
+  lamp-ros deploy   --instruction "push button" [--robot sim|real] [--bundle DIR] [--params-file F]
+  lamp-ros finetune --instruction "push button" ...
+  lamp-ros run NODE [--ros-args ...]      one node, like `ros2 run lamp_ros NODE`
+  lamp-ros graph [--mode M] [--robot R]   print the nodes and parameter files a mode would start
+  lamp-ros env                            shell lines that make `ros2 launch lamp_ros ...` find this install
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import signal
+import sys
+from pathlib import Path
+
+from lamp_ros import graph
+from lamp_ros.paths import share_dir
+
+
+def _add_graph_arguments(p: argparse.ArgumentParser) -> None:
+    for a in graph.ARGUMENTS:
+        flag = '--' + a.name.replace('_', '-')
+        p.add_argument(flag, dest=a.name, default=a.default, help=a.doc,
+                       **({'choices': a.choices} if a.choices else {}))
+    p.add_argument('--duration', type=float, default=None, metavar='S',
+                   help='stop after S seconds (default: run until Ctrl-C)')
+
+
+def _ensure_demo_bundle() -> None:
+    """The first run without --bundle creates the random-weight demo bundle (needs torch: workstation only)."""
+    target = graph.demo_bundle_dir()
+    if (target / 'manifest.json').is_file():
+        return
+    try:
+        from models.export import export_random_bundle
+    except ImportError as e:
+        raise SystemExit(f'no policy bundle: pass --bundle DIR (export one on a machine with torch). '
+                         f'The demo bundle {target} is missing and cannot be made here ({e}).')
+    print(f'[lamp-ros] creating the random-weight demo bundle at {target} (once) ...', flush=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    export_random_bundle(target)
+
+
+def _run_graph(mode: str, args: argparse.Namespace) -> int:
+    from lamp_ros.runner import GraphRunner
+    if not args.bundle:
+        _ensure_demo_bundle()
+    g = graph.build(mode, **{a.name: getattr(args, a.name) for a in graph.ARGUMENTS})
+    runner = GraphRunner(g)
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, lambda *_: runner.request_stop())
+    runner.start()
+    print(f'[lamp-ros] {mode} graph running ({g.robot} robot); Ctrl-C stops it (arm commanded to zero velocity)',
+          flush=True)
+    status = runner.wait(args.duration)
+    print('[lamp-ros] stopped', flush=True)
+    return status
+
+
+def _print_graph(args: argparse.Namespace) -> int:
+    g = graph.build(args.mode, robot=args.robot, bundle=args.bundle or str(graph.demo_bundle_dir()))
+    print(f'{g.mode} graph, robot={g.robot}')
+    for n in g.nodes:
+        print(f'  {n.spec.name:<9} {n.spec.doc}')
+        for f in n.params_files:
+            print(f'      params: {f}')
+        for k, v in n.overrides.items():
+            print(f'      {k} := {v!r}')
+    for note in g.notes:
+        print(f'note: {note}')
+    return 0
+
+
+def _print_env(_: argparse.Namespace) -> int:
+    prefix = Path(sys.prefix)
+    share = share_dir()
+    if share == prefix / 'share' / 'lamp_ros':
+        print(f'export AMENT_PREFIX_PATH="{prefix}${{AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}}"')
+    else:
+        print(f'# lamp_ros runs from the source tree {share} (editable install): for `ros2 launch`, build it with\n'
+              f'# colcon in a workspace, or `pip install .` (not -e) and run `lamp-ros env` again.')
+    return 0
+
+
+def _run_node(args: argparse.Namespace) -> int:
+    names = [n.executable for n in graph.NODES]
+    if args.node not in names:
+        raise SystemExit(f'unknown node {args.node!r}; nodes: {", ".join(names)}')
+    module = importlib.import_module(f'lamp_ros.nodes.{args.node}')
+    return module.main([sys.argv[0]] + args.ros_args)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog='lamp-ros', description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest='command', required=True)
+    for mode, what in (('deploy', 'run a policy bundle on the (simulated or real) arm'),
+                       ('finetune', 'deploy graph plus online finetuning (learner: not available yet)')):
+        sp = sub.add_parser(mode, help=what, description=what)
+        _add_graph_arguments(sp)
+        sp.set_defaults(func=lambda a, m=mode: _run_graph(m, a))
+    sp = sub.add_parser('run', help='run one node (like `ros2 run lamp_ros NODE`)')
+    sp.add_argument('node', help=', '.join(n.executable for n in graph.NODES))
+    sp.add_argument('ros_args', nargs=argparse.REMAINDER, help='e.g. --ros-args -p name:=value')
+    sp.set_defaults(func=_run_node)
+    sp = sub.add_parser('graph', help='print the nodes and parameter files a mode would start')
+    sp.add_argument('--mode', choices=graph.MODES, default='deploy')
+    sp.add_argument('--robot', choices=graph.ROBOTS, default='sim')
+    sp.add_argument('--bundle', default='')
+    sp.set_defaults(func=_print_graph)
+    sp = sub.add_parser('env', help='print shell lines that let `ros2 launch` find a pip install of lamp_ros')
+    sp.set_defaults(func=_print_env)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,77 @@
+"""The interface contract of the lamp_ros graph: topic names, message types, QoS and action scaling.
+
+Every node and tool takes names and QoS from here, so the contract lives in one place
+(docs/interfaces.md documents it for humans). Names are relative so that a namespace or a
+remapping moves the whole graph. This module imports no ROS: message types are given by name
+and resolved by `lamp_ros.ros.interfaces` on the ROS side.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+CONTRACT_VERSION = 1
+"""Bumped whenever a topic, message layout or bundle field changes incompatibly."""
+
+ACTION_DIM = 4
+"""(dx, dy, dz, gripper), each in [-1, 1]."""
+
+ACTION_SCALE_M = 0.03
+"""LAMP's action scaling: |a| = 1 moves the end effector at most 3 cm per control step."""
+
+GRIPPER_OPEN_THRESHOLD = 0.5
+"""A gripper action >= this means open (LAMP/RLBench's discrete gripper)."""
+
+DEFAULT_CONTROL_RATE_HZ = 10.0
+
+
+class Qos(Enum):
+    SENSOR = 'sensor'            # best effort, keep last 5, volatile (rclpy's qos_profile_sensor_data)
+    RELIABLE = 'reliable'        # reliable, keep last 10, volatile
+    LATCHED = 'latched'          # reliable, keep last 1, transient local: late joiners get the last value
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    msg_type: str                # 'package/Type'
+    qos: Qos
+    doc: str
+
+
+CAMERA_IMAGE = Topic('camera/image_raw', 'sensor_msgs/Image', Qos.SENSOR,
+                     'Front camera, rgb8, stamped at capture time.')
+EE_POSE = Topic('robot/ee_pose', 'geometry_msgs/PoseStamped', Qos.SENSOR,
+                'End-effector pose in the robot base frame, metres.')
+GRIPPER_STATE = Topic('robot/gripper_state', 'sensor_msgs/JointState', Qos.SENSOR,
+                      "One joint named 'gripper': position = opening, 0 closed .. 1 fully open.")
+INSTRUCTION = Topic('instruction', 'std_msgs/String', Qos.LATCHED,
+                    'The current language instruction.')
+POLICY_ACTION = Topic('policy/action', 'std_msgs/Float32MultiArray', Qos.RELIABLE,
+                      '4 values in [-1, 1]: dx, dy, dz, gripper (>= 0.5 open).')
+POLICY_STATUS = Topic('policy/status', 'std_msgs/String', Qos.LATCHED,
+                      'JSON: bundle path, model version, state (running/refused/waiting), reason.')
+EE_TWIST_CMD = Topic('robot/ee_twist_cmd', 'geometry_msgs/TwistStamped', Qos.RELIABLE,
+                     'Safe Cartesian velocity command to the arm driver, m/s, base frame.')
+SAFE_GRIPPER_ACTION = Topic('safety/gripper_action', 'std_msgs/Float32', Qos.RELIABLE,
+                            'Gripper action that passed the safety layer (absent while held).')
+GRIPPER_CMD = Topic('robot/gripper_cmd', 'std_msgs/Float64', Qos.RELIABLE,
+                    'Gripper driver command: 0 = closed, 1 = open.')
+SAFETY_STATUS = Topic('safety/status', 'std_msgs/String', Qos.LATCHED,
+                      'JSON: state (ok/limited/stopped/estop), active reasons, intervention count.')
+ESTOP = Topic('estop', 'std_msgs/Bool', Qos.LATCHED,
+              'True = emergency stop (latched in the safety layer until False is published).')
+
+TOPICS: tuple[Topic, ...] = (CAMERA_IMAGE, EE_POSE, GRIPPER_STATE, INSTRUCTION, POLICY_ACTION,
+                             POLICY_STATUS, EE_TWIST_CMD, SAFE_GRIPPER_ACTION, GRIPPER_CMD,
+                             SAFETY_STATUS, ESTOP)
+
+RESET_SERVICE = 'episode/reset'      # std_srvs/Trigger: arm to home pose (sim: new episode)
+RESET_SERVICE_TYPE = 'std_srvs/Trigger'
+
+IMAGE_ENCODING = 'rgb8'
+GRIPPER_JOINT = 'gripper'
+
+STATE_KEYS: tuple[str, ...] = ('ee_x', 'ee_y', 'ee_z', 'ee_qw', 'ee_qx', 'ee_qy', 'ee_qz', 'gripper_opening')
+"""Names a policy bundle may list in its `state_keys`; the policy node fills them from
+robot/ee_pose (position, orientation quaternion) and robot/gripper_state (opening)."""

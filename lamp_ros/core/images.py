@@ -1,0 +1,40 @@
+"""Checking images that arrive from the outside world before anything downstream trusts them."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from lamp_ros.contract import IMAGE_ENCODING
+
+
+class ImageRejected(ValueError):
+    """An image that must not reach the policy; the message is the reason, fit for a log line."""
+
+
+def decode_rgb8(encoding: str, height: int, width: int, step: int, data) -> np.ndarray:
+    """View a raw rgb8 buffer as (H, W, 3) uint8 without copying, or say exactly why it can't be."""
+    if encoding != IMAGE_ENCODING:
+        raise ImageRejected(f"encoding is '{encoding}', expected '{IMAGE_ENCODING}'")
+    if height <= 0 or width <= 0:
+        raise ImageRejected(f'empty image ({width}x{height})')
+    row = width * 3
+    if step < row:
+        raise ImageRejected(f'step {step} is smaller than width*3 = {row}')
+    buf = np.frombuffer(data, dtype=np.uint8)
+    if buf.size != step * height:
+        raise ImageRejected(f'data has {buf.size} bytes, header says {height} rows x {step} bytes = {step * height}')
+    image = buf.reshape(height, step)[:, :row].reshape(height, width, 3)
+    return image
+
+
+def fit_to_size(image: np.ndarray, height: int, width: int, resize: bool) -> np.ndarray:
+    """Return the image at (height, width): as is, or downscaled when allowed and the aspect ratio matches."""
+    h, w = image.shape[:2]
+    if (h, w) == (height, width):
+        return image
+    if not resize:
+        raise ImageRejected(f'size {w}x{h}, expected {width}x{height} (resizing disabled)')
+    if abs(w / h - width / height) > 0.01:
+        raise ImageRejected(f'aspect ratio of {w}x{h} differs from the expected {width}x{height}; '
+                            'crop it at the camera (camera crop parameter)')
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)

@@ -1,0 +1,106 @@
+"""The node graph, described once. Both the ROS 2 launch files (launch/*.launch.py via
+lamp_ros.launch_description) and the `lamp-ros` CLI (lamp_ros.runner) start exactly this.
+
+Parameters come, in order of precedence (later wins): config/common.yaml (values every node shares,
+such as the control rate), config/<node>.yaml, the user's params_file, then launch arguments.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lamp_ros.paths import config_file, data_dir
+
+MODES = ('deploy', 'finetune')
+ROBOTS = ('sim', 'real')
+COMMON_PARAMS = 'common.yaml'
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str                       # ROS node name; its defaults live in config/<name>.yaml
+    executable: str                 # lib/lamp_ros/<executable> == module lamp_ros.nodes.<executable>
+    robots: tuple[str, ...]         # robot kinds it runs for
+    stop_rank: int                  # shutdown order: motion sources first, the arm driver last
+    doc: str
+    remappings: tuple[tuple[str, str], ...] = ()
+
+
+NODES: tuple[NodeSpec, ...] = (
+    NodeSpec('sim_arm', 'sim_arm', ('sim',), 3,
+             'MuJoCo arm in place of the arm driver; also renders camera/image_raw'),
+    NodeSpec('camera', 'camera', ('real',), 3, 'OpenCV camera -> camera/image_raw'),
+    NodeSpec('prompt', 'prompt', ROBOTS, 0, 'publishes the instruction'),
+    NodeSpec('policy', 'policy', ROBOTS, 0, 'ONNX policy bundle -> policy/action'),
+    NodeSpec('safety', 'safety', ROBOTS, 1, 'safety layer -> robot/ee_twist_cmd, safety/gripper_action'),
+    NodeSpec('gripper', 'gripper', ROBOTS, 2, 'gripper action -> robot/gripper_cmd'),
+)
+
+
+@dataclass(frozen=True)
+class Argument:
+    name: str
+    default: str
+    doc: str
+    choices: tuple[str, ...] = ()
+    sets: tuple[tuple[str, str], ...] = ()     # (node, parameter) pairs it overrides when non-empty
+
+
+ARGUMENTS: tuple[Argument, ...] = (
+    Argument('instruction', '', 'Language instruction for the policy.', sets=(('prompt', 'instruction'),)),
+    Argument('robot', 'sim', 'sim: the MuJoCo arm; real: your arm driver provides the robot/* topics.',
+             choices=ROBOTS),
+    Argument('bundle', '', 'Policy bundle directory (default: the random-weight demo bundle, if present).',
+             sets=(('policy', 'bundle_path'),)),
+    Argument('params_file', '', 'ROS 2 parameter YAML overriding config/ (top-level keys: node names).'),
+)
+
+
+@dataclass(frozen=True)
+class NodeLaunch:
+    spec: NodeSpec
+    params_files: tuple[Path, ...]
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Graph:
+    mode: str
+    robot: str
+    nodes: tuple[NodeLaunch, ...]
+    notes: tuple[str, ...]
+
+
+def demo_bundle_dir() -> Path:
+    return data_dir() / 'bundles' / 'demo'
+
+
+def build(mode: str, instruction: str = '', robot: str = 'sim', bundle: str = '', params_file: str = '') -> Graph:
+    if mode not in MODES:
+        raise ValueError(f'mode must be one of {MODES}, got {mode!r}')
+    if robot not in ROBOTS:
+        raise ValueError(f'robot must be one of {ROBOTS}, got {robot!r}')
+    notes = []
+    if mode == 'finetune':
+        notes.append('online finetuning (reward, actor bridge, learner) is not available yet in this version: '
+                     'learner not available, running the deploy graph only')
+    if not bundle:
+        bundle = str(demo_bundle_dir())
+        notes.append(f'no bundle given: using the random-weight demo bundle {bundle} (its actions are meaningless)')
+    if not instruction.strip():
+        notes.append("no instruction given: the policy waits for one on the 'instruction' topic")
+    user_files = (Path(params_file).expanduser(),) if params_file else ()
+    for f in user_files:
+        if not f.is_file():
+            raise FileNotFoundError(f'params_file {f} does not exist')
+    values = {'instruction': instruction.strip(), 'bundle': bundle}
+    nodes = []
+    for spec in NODES:
+        if robot not in spec.robots:
+            continue
+        overrides = {param: values[arg.name] for arg in ARGUMENTS for node, param in arg.sets
+                     if node == spec.name and values.get(arg.name)}
+        files = (config_file(COMMON_PARAMS), config_file(f'{spec.name}.yaml')) + user_files
+        nodes.append(NodeLaunch(spec, files, overrides))
+    return Graph(mode, robot, tuple(nodes), tuple(notes))

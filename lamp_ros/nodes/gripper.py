@@ -1,0 +1,61 @@
+"""gripper node: safety/gripper_action (continuous, already through the safety layer) -> robot/gripper_cmd
+(0 closed / 1 open) with hysteresis and a switch-rate limit; re-sent periodically so a driver that
+missed a message (or restarted) still converges to the current command."""
+from __future__ import annotations
+
+import math
+
+from rclpy.node import Node
+from std_msgs.msg import Float32, Float64
+
+from lamp_ros import contract as c
+from lamp_ros.core.gripper import GripperConfig, GripperLogic
+from lamp_ros.ros.node_process import declare, run_node
+from lamp_ros.ros.interfaces import profile
+
+
+class GripperNode(Node):
+    def __init__(self) -> None:
+        super().__init__('gripper')
+        d = GripperConfig()
+        self.logic = GripperLogic(GripperConfig(
+            open_threshold=declare(self, 'open_threshold', d.open_threshold,
+                                   'Gripper action at or above this opens the gripper.'),
+            hysteresis=declare(self, 'hysteresis', d.hysteresis,
+                               'The action must pass the threshold by this much to switch.'),
+            min_switch_interval_s=declare(self, 'min_switch_interval_s', d.min_switch_interval_s,
+                                          'At most one open/close switch per this many seconds.')))
+        republish_hz = declare(self, 'republish_rate_hz', 2.0, 'Re-send the current command at this rate, Hz.')
+        self.pub = self.create_publisher(Float64, c.GRIPPER_CMD.name, profile(c.GRIPPER_CMD))
+        self.create_subscription(Float32, c.SAFE_GRIPPER_ACTION.name, self._on_action, profile(c.SAFE_GRIPPER_ACTION))
+        self.create_timer(1.0 / republish_hz, self._on_timer)
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_action(self, msg: Float32) -> None:
+        if not math.isfinite(msg.data):
+            self.get_logger().error(f'non-finite gripper action {msg.data}: ignored', throttle_duration_sec=5.0)
+            return
+        self._send(self.logic.update(self._now(), msg.data))
+
+    def _on_timer(self) -> None:
+        changed = self.logic.poll(self._now())
+        if changed is not None:
+            self._send(changed)
+        elif self.logic.command is not None:
+            self.pub.publish(Float64(data=self.logic.command))
+
+    def _send(self, command: float | None) -> None:
+        if command is None:
+            return
+        self.get_logger().info(f"gripper -> {'open' if command else 'closed'}")
+        self.pub.publish(Float64(data=command))
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(GripperNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,192 @@
+"""policy node: runs a policy bundle with onnxruntime (no torch on the robot).
+
+Observation = latest camera image + robot state (fields named by the bundle) + the embedding of the
+current instruction (computed once per instruction by the bundle's text encoder). By default it acts
+on each fresh image, no faster than the control rate (trigger:=image), which keeps camera-to-command
+latency at the compute time; trigger:=timer acts on a fixed timer with the latest image instead.
+Whatever is wrong (bundle, image, missing input) is logged with the reason; the node stays up and
+publishes no action, so the safety layer's watchdog holds the arm still.
+"""
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped
+from rclpy.node import Node
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float32MultiArray, String
+
+from lamp_ros import contract as c
+from lamp_ros.core.images import ImageRejected, fit_to_size
+from lamp_ros.core.observation import RobotState, state_vector
+from lamp_ros.core.pacing import ImagePacer
+from lamp_ros.ros.convert import action_msg, gripper_opening, image_array, pose_arrays
+from lamp_ros.ros.node_process import declare, run_node
+from lamp_ros.ros.interfaces import profile
+from models.bundle import BundleError
+from models.runtime import PolicyRuntime
+
+EMBEDDING_CACHE_SIZE = 64
+
+
+class PolicyNode(Node):
+    def __init__(self) -> None:
+        super().__init__('policy')
+        self.bundle_path = declare(self, 'bundle_path', '', 'Policy bundle directory (manifest.json, ONNX files).')
+        self.control_rate_hz = declare(self, 'control_rate_hz', c.DEFAULT_CONTROL_RATE_HZ,
+                                       'Control rate, Hz; must equal the rate the bundle was trained at.')
+        self.action_scale_m = declare(self, 'action_scale_m', c.ACTION_SCALE_M,
+                                      'Metres per control step for |action| = 1; must equal the bundle\'s.')
+        self.trigger = declare(self, 'trigger', 'image',
+                               "'image': act on each fresh image (at most control_rate_hz); 'timer': act on a timer.")
+        threads = declare(self, 'threads', 1, 'onnxruntime threads (1 keeps the control loop predictable).')
+        self.resize_images = declare(self, 'resize_images', True,
+                                     "Downscale images of the bundle's aspect ratio to its image size.")
+        stale_periods = declare(self, 'stale_timeout_periods', 1.5,
+                                'Images and robot state older than this many control periods are not used.')
+        self.stale_s = stale_periods / self.control_rate_hz
+
+        self.action_pub = self.create_publisher(Float32MultiArray, c.POLICY_ACTION.name, profile(c.POLICY_ACTION))
+        self.status_pub = self.create_publisher(String, c.POLICY_STATUS.name, profile(c.POLICY_STATUS))
+        self.runtime: PolicyRuntime | None = None
+        self.status = {'state': 'loading', 'bundle': self.bundle_path, 'model_version': '', 'reason': ''}
+        self._load_bundle()
+
+        self.robot = RobotState()
+        self.image: np.ndarray | None = None
+        self.image_t: float | None = None
+        self.instruction = ''
+        self.embedding: np.ndarray | None = None
+        self._embeddings: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.pacer = ImagePacer(self.control_rate_hz)
+        self.actions_published = 0
+        self.images_rejected = 0
+        self._waiting_for: tuple[str, ...] = ()
+
+        self.create_subscription(Image, c.CAMERA_IMAGE.name, self._on_image, profile(c.CAMERA_IMAGE))
+        self.create_subscription(PoseStamped, c.EE_POSE.name, self._on_pose, profile(c.EE_POSE))
+        self.create_subscription(JointState, c.GRIPPER_STATE.name, self._on_gripper, profile(c.GRIPPER_STATE))
+        self.create_subscription(String, c.INSTRUCTION.name, self._on_instruction, profile(c.INSTRUCTION))
+        if self.trigger == 'timer':
+            self.create_timer(1.0 / self.control_rate_hz, self._on_timer)
+        elif self.trigger != 'image':
+            self.get_logger().error(f"unknown trigger '{self.trigger}', using 'image'")
+            self.trigger = 'image'
+
+    # --- bundle --------------------------------------------------------------------------------------
+    def _load_bundle(self) -> None:
+        if not self.bundle_path:
+            self._set_status('refused', 'no bundle_path given: the policy will not act')
+            return
+        try:
+            runtime = PolicyRuntime.load(Path(self.bundle_path).expanduser())
+            m = runtime.manifest
+            if abs(m.control_rate_hz - self.control_rate_hz) > 1e-6:
+                raise BundleError(f'bundle {self.bundle_path} was made for {m.control_rate_hz} Hz control but '
+                                  f'control_rate_hz is {self.control_rate_hz}: each action would move the arm for the '
+                                  f'wrong time; set control_rate_hz to {m.control_rate_hz} or re-export the policy')
+            if abs(m.action_scale_m - self.action_scale_m) > 1e-9:
+                raise BundleError(f'bundle {self.bundle_path} has action scale {m.action_scale_m} m/step but '
+                                  f'action_scale_m is {self.action_scale_m}: set them equal')
+        except BundleError as e:
+            self._set_status('refused', str(e))
+            return
+        self.runtime = runtime
+        self.status['model_version'] = runtime.manifest.model_version
+        self._set_status('waiting', 'waiting for inputs')
+        m = runtime.manifest
+        self.get_logger().info(f'loaded bundle {self.bundle_path} (model {m.model_version}, image {m.image_size}, '
+                               f'state {list(m.state_keys)}, {m.control_rate_hz} Hz)')
+
+    def _set_status(self, state: str, reason: str) -> None:
+        if (state, reason) == (self.status['state'], self.status['reason']):
+            return
+        self.status.update(state=state, reason=reason)
+        log = {'refused': self.get_logger().error, 'waiting': self.get_logger().warn}.get(state, self.get_logger().info)
+        log(f'policy {state}: {reason}')
+        self.status_pub.publish(String(data=json.dumps(self.status)))
+
+    # --- inputs --------------------------------------------------------------------------------------
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_instruction(self, msg: String) -> None:
+        text = msg.data.strip()
+        if not text:
+            self.get_logger().error('empty instruction ignored')
+            return
+        if self.runtime is None:
+            self.instruction = text
+            return
+        if text not in self._embeddings:
+            self._embeddings[text] = self.runtime.embed_instruction(text)
+            if len(self._embeddings) > EMBEDDING_CACHE_SIZE:
+                self._embeddings.popitem(last=False)
+        self.instruction, self.embedding = text, self._embeddings[text]
+        self.runtime.reset()
+        self.get_logger().info(f"instruction: '{text}'")
+
+    def _on_pose(self, msg: PoseStamped) -> None:
+        position, quaternion = pose_arrays(msg)
+        if not (np.all(np.isfinite(position)) and np.all(np.isfinite(quaternion))):
+            self.get_logger().error('non-finite EE pose ignored', throttle_duration_sec=5.0)
+            return
+        self.robot.pose_t, self.robot.position, self.robot.quaternion = self._now(), position, quaternion
+
+    def _on_gripper(self, msg: JointState) -> None:
+        try:
+            opening = gripper_opening(msg)
+        except ValueError as e:
+            self.get_logger().error(f'gripper state ignored: {e}', throttle_duration_sec=5.0)
+            return
+        self.robot.gripper_t, self.robot.gripper_opening = self._now(), opening
+
+    def _on_image(self, msg: Image) -> None:
+        if self.runtime is None:
+            return
+        h, w = self.runtime.manifest.image_size
+        try:
+            image = fit_to_size(image_array(msg), h, w, self.resize_images)
+        except ImageRejected as e:
+            self.images_rejected += 1
+            self.get_logger().error(f'camera image rejected: {e}', throttle_duration_sec=2.0)
+            return
+        t = self._now()
+        self.image, self.image_t = np.array(image, copy=True), t
+        if self.trigger == 'image' and self.pacer.due(t):
+            self._act(t)
+
+    def _on_timer(self) -> None:
+        if self.runtime is not None:
+            self._act(self._now())
+
+    # --- acting --------------------------------------------------------------------------------------
+    def _act(self, t: float) -> None:
+        keys = self.runtime.manifest.state_keys
+        waiting = self.robot.missing(keys, t, self.stale_s)
+        if self.image_t is None or t - self.image_t > self.stale_s:
+            waiting.insert(0, c.CAMERA_IMAGE.name)
+        if self.embedding is None:
+            waiting.append(c.INSTRUCTION.name)
+        if waiting:
+            self._set_status('waiting', 'waiting for ' + ', '.join(waiting))
+            return
+        action = self.runtime.act(self.image, state_vector(keys, self.robot), self.embedding)
+        if not np.all(np.isfinite(action)):
+            self._set_status('waiting', f'policy produced a non-finite action {action.tolist()}; not published')
+            return
+        self.action_pub.publish(action_msg(action))
+        self.pacer.acted(t)
+        self.actions_published += 1
+        self._set_status('running', f"acting on '{self.instruction}'")
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(PolicyNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,129 @@
+"""safety node: every arm command passes through here (see lamp_ros.core.safety for the rules).
+
+policy/action -> [SafetyFilter] -> robot/ee_twist_cmd (m/s) and safety/gripper_action.
+A command is published as soon as an action arrives (low latency); a watchdog timer publishes
+zero velocity while any stop condition holds (stale inputs, e-stop, rejected action).
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped, TwistStamped
+from rclpy.duration import Duration
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+from std_msgs.msg import Bool, Float32, Float32MultiArray, String
+
+from lamp_ros import contract as c
+from lamp_ros.core.safety import Command, InterventionLog, SafetyConfig, SafetyFilter
+from lamp_ros.ros.convert import action_array, pose_arrays, twist_msg
+from lamp_ros.ros.node_process import declare, run_node
+from lamp_ros.ros.interfaces import profile
+
+
+class SafetyNode(Node):
+    def __init__(self) -> None:
+        super().__init__('safety')
+        d = SafetyConfig()
+        cfg = SafetyConfig(
+            control_rate_hz=declare(self, 'control_rate_hz', d.control_rate_hz, 'Control rate of the policy, Hz.'),
+            action_scale_m=declare(self, 'action_scale_m', d.action_scale_m,
+                                   'Metres per control step for an action of magnitude 1 (LAMP: 0.03).'),
+            workspace_min=tuple(declare(self, 'workspace_min', list(d.workspace_min),
+                                        'Workspace box lower corner [x, y, z], metres, base frame.')),
+            workspace_max=tuple(declare(self, 'workspace_max', list(d.workspace_max),
+                                        'Workspace box upper corner [x, y, z], metres, base frame.')),
+            max_step_m=declare(self, 'max_step_m', d.max_step_m, 'Largest translation per control step along any axis, metres.'),
+            max_speed_mps=declare(self, 'max_speed_mps', d.max_speed_mps, 'Largest EE speed, m/s.'),
+            max_accel_mps2=declare(self, 'max_accel_mps2', d.max_accel_mps2,
+                                   'Largest change of commanded velocity, m/s^2 (stops are immediate).'),
+            stale_timeout_periods=declare(self, 'stale_timeout_periods', d.stale_timeout_periods,
+                                          'Image, EE pose or action older than this many control periods -> stop.'),
+            startup_hold_s=declare(self, 'startup_hold_s', d.startup_hold_s,
+                                   'No motion for this long after start (time to receive a latched e-stop).'))
+        self.frame_id = declare(self, 'base_frame_id', 'base', 'Robot base frame: of the EE pose and the published twist.')
+        watchdog_hz = declare(self, 'watchdog_rate_hz', 50.0, 'How often stale inputs are checked, Hz.')
+        self.filter = SafetyFilter(cfg, start_t=self._now())
+        self.log = InterventionLog()
+
+        self.twist_pub = self.create_publisher(TwistStamped, c.EE_TWIST_CMD.name, profile(c.EE_TWIST_CMD))
+        self.gripper_pub = self.create_publisher(Float32, c.SAFE_GRIPPER_ACTION.name, profile(c.SAFE_GRIPPER_ACTION))
+        self.status_pub = self.create_publisher(String, c.SAFETY_STATUS.name, profile(c.SAFETY_STATUS))
+        self.create_subscription(Float32MultiArray, c.POLICY_ACTION.name, self._on_action, profile(c.POLICY_ACTION))
+        self.create_subscription(Image, c.CAMERA_IMAGE.name, self._on_image, profile(c.CAMERA_IMAGE))
+        self.create_subscription(PoseStamped, c.EE_POSE.name, self._on_pose, profile(c.EE_POSE))
+        self.create_subscription(Bool, c.ESTOP.name, self._on_estop, profile(c.ESTOP))
+        self.create_timer(1.0 / watchdog_hz, self._on_watchdog)
+        self.create_timer(1.0, self._publish_status)
+        self._state = ''
+        self.get_logger().info(f'safety layer up: {cfg}')
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_image(self, msg: Image) -> None:
+        self.filter.on_image(self._now())
+
+    def _on_pose(self, msg: PoseStamped) -> None:
+        if msg.header.frame_id and msg.header.frame_id != self.frame_id:
+            self.get_logger().error(f"EE pose in frame '{msg.header.frame_id}', expected '{self.frame_id}': ignored",
+                                    throttle_duration_sec=5.0)
+            return
+        self.filter.on_ee_pose(self._now(), pose_arrays(msg)[0])
+
+    def _on_action(self, msg: Float32MultiArray) -> None:
+        t = self._now()
+        self.filter.on_action(t, action_array(msg))
+        self._publish(self.filter.command(t))
+
+    def _on_estop(self, msg: Bool) -> None:
+        self.filter.on_estop(msg.data)
+        self.get_logger().warn('E-STOP ENGAGED' if msg.data else 'e-stop released')
+        if msg.data:
+            self._publish(self.filter.watchdog(self._now()))
+
+    def _on_watchdog(self) -> None:
+        stop = self.filter.watchdog(self._now())
+        if stop is not None:
+            self._publish(stop)
+
+    def _publish(self, cmd: Command) -> None:
+        self.twist_pub.publish(twist_msg(cmd.velocity, self.get_clock().now().to_msg(), self.frame_id))
+        if cmd.gripper is not None:
+            self.gripper_pub.publish(Float32(data=cmd.gripper))
+        self._report(cmd)
+
+    def _report(self, cmd: Command) -> None:
+        started, cleared = self.log.update(cmd)
+        for reason in started:
+            log = self.get_logger().warn if reason.stops else self.get_logger().info
+            log(f"safety intervention ({'STOP' if reason.stops else 'limit'}): {reason}")
+        for code in cleared:
+            self.get_logger().info(f'safety: {code} cleared')
+        if started or cleared or cmd.state != self._state:
+            self._state = cmd.state
+            self._publish_status()
+
+    def _publish_status(self) -> None:
+        last = self.log.last
+        self.status_pub.publish(String(data=json.dumps({
+            'state': self._state or 'starting',
+            'reasons': [str(r) for r in self.log.active],
+            'interventions': self.log.count,
+            'last_reason': str(last) if last else '',
+            'estop': self.filter.estop_engaged})))
+
+    def on_shutdown(self) -> None:
+        """Leave the arm commanded to zero velocity."""
+        self.twist_pub.publish(twist_msg(np.zeros(3), self.get_clock().now().to_msg(), self.frame_id))
+        self.get_logger().info('shutting down: commanded zero velocity')
+        self.twist_pub.wait_for_all_acked(timeout=Duration(seconds=0.5))
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(SafetyNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

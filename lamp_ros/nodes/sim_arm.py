@@ -1,0 +1,104 @@
+"""sim_arm node: a MuJoCo table-top arm that stands where a real arm driver stands, with the same topics.
+
+Each tick (the control rate) it applies the latest safe twist from robot/ee_twist_cmd (zero if none
+arrived within cmd_timeout_s: a driver-side watchdog, independent of the safety node's), advances
+physics by one period, renders the front camera and publishes camera/image_raw, robot/ee_pose and
+robot/gripper_state. episode/reset puts the scene back to its home state.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from geometry_msgs.msg import TwistStamped
+from rclpy.node import Node
+from sensor_msgs.msg import Image, JointState
+from geometry_msgs.msg import PoseStamped
+from std_msgs.msg import Float64
+from std_srvs.srv import Trigger
+
+from lamp_ros import contract as c
+from lamp_ros.ros.convert import gripper_state_msg, image_msg, pose_msg, twist_linear
+from lamp_ros.ros.node_process import declare, run_node
+from lamp_ros.ros.interfaces import profile
+from sim.tabletop import TabletopArm, TabletopConfig
+
+
+class SimArmNode(Node):
+    def __init__(self) -> None:
+        super().__init__('sim_arm')
+        rate = declare(self, 'control_rate_hz', c.DEFAULT_CONTROL_RATE_HZ, 'Simulation tick and camera rate, Hz.')
+        size = declare(self, 'image_size', [128, 128], 'Rendered camera image [height, width], pixels.')
+        self.frame_id = declare(self, 'base_frame_id', 'base', 'Robot base frame of poses and twists.')
+        self.camera_frame_id = declare(self, 'camera_frame_id', 'camera_front', 'frame_id of camera images.')
+        self.cmd_timeout_s = declare(self, 'cmd_timeout_s', 0.25,
+                                     'Driver-side watchdog: no twist for this long -> stand still.')
+        self.seed = declare(self, 'seed', 0, 'Seed of the first episode (each reset adds one).')
+        declare(self, 'camera_enabled', True,
+                'Publish camera images (set false at run time to simulate a camera dropout).')
+        self.period = 1.0 / rate
+        self.arm = TabletopArm(TabletopConfig(image_height=int(size[0]), image_width=int(size[1])))
+        self.arm.reset(seed=self.seed)
+        self.episode = 0
+        self.velocity = np.zeros(3)
+        self.velocity_t = -math.inf
+        self.gripper_open = True
+
+        self.image_pub = self.create_publisher(Image, c.CAMERA_IMAGE.name, profile(c.CAMERA_IMAGE))
+        self.pose_pub = self.create_publisher(PoseStamped, c.EE_POSE.name, profile(c.EE_POSE))
+        self.gripper_pub = self.create_publisher(JointState, c.GRIPPER_STATE.name, profile(c.GRIPPER_STATE))
+        self.create_subscription(TwistStamped, c.EE_TWIST_CMD.name, self._on_twist, profile(c.EE_TWIST_CMD))
+        self.create_subscription(Float64, c.GRIPPER_CMD.name, self._on_gripper, profile(c.GRIPPER_CMD))
+        self.create_service(Trigger, c.RESET_SERVICE, self._on_reset)
+        self.create_timer(self.period, self._tick)
+        self.get_logger().info(f'simulated arm up: {rate} Hz, images {size[1]}x{size[0]}')
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_twist(self, msg: TwistStamped) -> None:
+        v = twist_linear(msg)
+        if msg.header.frame_id and msg.header.frame_id != self.frame_id:
+            self.get_logger().error(f"twist in frame '{msg.header.frame_id}', expected '{self.frame_id}': ignored",
+                                    throttle_duration_sec=5.0)
+            return
+        if not np.all(np.isfinite(v)):
+            self.get_logger().error(f'non-finite twist {v.tolist()} ignored; standing still', throttle_duration_sec=5.0)
+            self.velocity = np.zeros(3)
+            return
+        self.velocity, self.velocity_t = v, self._now()
+
+    def _on_gripper(self, msg: Float64) -> None:
+        if not math.isfinite(msg.data):
+            self.get_logger().error(f'non-finite gripper command {msg.data} ignored', throttle_duration_sec=5.0)
+            return
+        self.gripper_open = msg.data >= 0.5
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        self.episode += 1
+        self.arm.reset(seed=self.seed + self.episode)
+        self.velocity, self.velocity_t = np.zeros(3), -math.inf
+        self.gripper_open = True
+        response.success, response.message = True, f'episode {self.episode}: arm at home'
+        self.get_logger().info(response.message)
+        return response
+
+    def _tick(self) -> None:
+        fresh = self._now() - self.velocity_t <= self.cmd_timeout_s
+        self.arm.apply(self.velocity if fresh else np.zeros(3), self.gripper_open, self.period)
+        stamp = self.get_clock().now().to_msg()
+        if self.get_parameter('camera_enabled').value:
+            self.image_pub.publish(image_msg(self.arm.render('front'), stamp, self.camera_frame_id))
+        self.pose_pub.publish(pose_msg(self.arm.ee_position(), self.arm.ee_quaternion(), stamp, self.frame_id))
+        self.gripper_pub.publish(gripper_state_msg(self.arm.gripper_opening(), stamp))
+
+    def on_shutdown(self) -> None:
+        self.arm.close()
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(SimArmNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

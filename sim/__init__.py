@@ -1,0 +1,1 @@
+"""Simulated manipulation scenes (MuJoCo) that stand in for the real arm."""

@@ -1,0 +1,91 @@
+"""ROS-free pieces: gripper logic, pacing, image checks, state vectors."""
+import numpy as np
+import pytest
+
+from lamp_ros.core.gripper import CLOSED, OPEN, GripperConfig, GripperLogic
+from lamp_ros.core.images import ImageRejected, decode_rgb8, fit_to_size
+from lamp_ros.core.observation import RobotState, state_vector
+from lamp_ros.core.pacing import ImagePacer
+
+
+class TestGripper:
+    def test_no_command_until_first_action(self):
+        g = GripperLogic(GripperConfig())
+        assert g.command is None and g.poll(0.0) is None
+        assert g.update(0.0, 0.9) == OPEN
+
+    def test_hysteresis_suppresses_chatter(self):
+        g = GripperLogic(GripperConfig(open_threshold=0.5, hysteresis=0.1, min_switch_interval_s=0.0))
+        assert g.update(0.0, 0.7) == OPEN
+        changes = [g.update(1.0 + i, a) for i, a in enumerate([0.45, 0.55, 0.41, 0.59])]
+        assert changes == [None] * 4 and g.command == OPEN
+        assert g.update(10.0, 0.39) == CLOSED
+        assert g.update(11.0, 0.55) is None and g.update(12.0, 0.61) == OPEN
+
+    def test_rate_limit_defers_switch(self):
+        g = GripperLogic(GripperConfig(min_switch_interval_s=0.5))
+        assert g.update(0.0, 1.0) == OPEN
+        assert g.update(0.1, -1.0) is None             # too soon
+        assert g.command == OPEN
+        assert g.poll(0.3) is None
+        assert g.poll(0.6) == CLOSED                   # applied once allowed
+
+    def test_invalid_config(self):
+        with pytest.raises(ValueError):
+            GripperConfig(hysteresis=-0.1)
+
+
+def test_pacer_decimates_fast_camera():
+    p = ImagePacer(10.0)
+    acted = []
+    for i in range(30):                                # 30 Hz camera for one second
+        t = i / 30
+        if p.due(t):
+            p.acted(t)
+            acted.append(t)
+    assert len(acted) == 10
+    with pytest.raises(ValueError):
+        ImagePacer(0.0)
+
+
+class TestImages:
+    def test_decode_rgb8_with_row_padding(self):
+        h, w, step = 2, 3, 12
+        raw = np.arange(h * step, dtype=np.uint8)
+        img = decode_rgb8('rgb8', h, w, step, raw.tobytes())
+        assert img.shape == (2, 3, 3)
+        assert img[1, 0].tolist() == [12, 13, 14]
+
+    @pytest.mark.parametrize('encoding,h,w,step,n,match', [
+        ('bgr8', 2, 2, 6, 12, "encoding is 'bgr8'"),
+        ('rgb8', 0, 2, 6, 0, 'empty image'),
+        ('rgb8', 2, 2, 4, 8, 'step 4 is smaller'),
+        ('rgb8', 2, 2, 6, 10, 'data has 10 bytes'),
+    ])
+    def test_rejections_say_why(self, encoding, h, w, step, n, match):
+        with pytest.raises(ImageRejected, match=match):
+            decode_rgb8(encoding, h, w, step, bytes(n))
+
+    def test_fit_to_size(self):
+        img = np.zeros((128, 128, 3), np.uint8)
+        assert fit_to_size(img, 64, 64, resize=True).shape == (64, 64, 3)
+        assert fit_to_size(img, 128, 128, resize=False) is img
+        with pytest.raises(ImageRejected, match='resizing disabled'):
+            fit_to_size(img, 64, 64, resize=False)
+        with pytest.raises(ImageRejected, match='aspect ratio'):
+            fit_to_size(np.zeros((480, 640, 3), np.uint8), 64, 64, resize=True)
+
+
+def test_state_vector_follows_bundle_keys():
+    s = RobotState(pose_t=1.0, position=np.array([0.1, 0.2, 0.3]), quaternion=np.array([1.0, 0, 0, 0]),
+                   gripper_t=1.0, gripper_opening=0.8)
+    v = state_vector(('gripper_opening', 'ee_z', 'ee_x', 'ee_qw'), s)
+    assert v.dtype == np.float32 and v.tolist() == pytest.approx([0.8, 0.3, 0.1, 1.0])
+
+
+def test_robot_state_reports_missing_and_stale():
+    s = RobotState()
+    assert s.missing(('ee_x', 'gripper_opening'), 1.0, 0.15) == ['robot/ee_pose', 'robot/gripper_state']
+    s.pose_t, s.gripper_t = 0.5, 0.95
+    assert s.missing(('ee_x', 'gripper_opening'), 1.0, 0.15) == ['robot/ee_pose (stale)']
+    assert s.missing(('gripper_opening',), 1.0, 0.15) == []

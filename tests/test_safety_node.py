@@ -1,0 +1,136 @@
+"""The safety node as a real process on real topics: the test plays camera, arm driver and policy."""
+import math
+import time
+
+import numpy as np
+import pytest
+from builtin_interfaces.msg import Time
+from std_msgs.msg import Bool
+
+from lamp_ros import contract as c
+from lamp_ros.ros.convert import action_msg, image_msg, pose_msg, twist_linear
+
+RATE = 10.0
+PERIOD = 1.0 / RATE
+SCALE = 0.03
+
+
+class Feeder:
+    """Publishes image, EE pose and action at the control rate, like camera + arm + policy would."""
+
+    def __init__(self, probe, position=(0.5, 0.0, 0.2)):
+        self.probe = probe
+        self.position = np.array(position)
+        self.action = np.array([0.5, 0.0, 0.0, 1.0])
+        self.send_images = True
+        self.last_image_t = None
+        self.last_action_t = None
+        self.image = np.zeros((8, 8, 3), np.uint8)
+        self._next = time.monotonic()
+
+    def step(self):
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + PERIOD
+        stamp = self.probe.node.get_clock().now().to_msg()
+        if self.send_images:
+            self.probe.publish(c.CAMERA_IMAGE, image_msg(self.image, stamp, 'camera_front'))
+            self.last_image_t = now
+        self.probe.publish(c.EE_POSE, pose_msg(self.position, np.array([1.0, 0, 0, 0]), stamp, 'base'))
+        self.probe.publish(c.POLICY_ACTION, action_msg(self.action))
+        self.last_action_t = now
+
+
+@pytest.fixture
+def safety(nodes, probe):
+    nodes.start('safety', {'control_rate_hz': RATE, 'workspace_min': [0.25, -0.3, 0.02],
+                           'workspace_max': [0.75, 0.3, 0.45]})
+    twists = probe.record(c.EE_TWIST_CMD)
+    grips = probe.record(c.SAFE_GRIPPER_ACTION)
+    status = probe.record(c.SAFETY_STATUS)
+    feeder = Feeder(probe)
+    assert probe.wait_for(lambda: any(np.linalg.norm(twist_linear(m)) > 0 for _, m in twists), 20, feeder.step), \
+        'safety node never passed a command: ' + nodes.log('safety')
+    return feeder, twists, grips, status
+
+
+def moving(msg) -> bool:
+    return np.linalg.norm(twist_linear(msg)) > 1e-9
+
+
+def first_zero_after(twists, t0):
+    return next((t for t, m in twists if t >= t0 and not moving(m)), None)
+
+
+def test_passes_scaled_velocity_and_gripper(safety, probe):
+    feeder, twists, grips, _ = safety
+    probe.wait_for(lambda: False, 0.5, feeder.step)
+    t, msg = twists[-1]
+    assert twist_linear(msg) == pytest.approx([0.5 * SCALE * RATE, 0, 0], abs=1e-6)
+    assert msg.header.frame_id == 'base'
+    assert grips and grips[-1][1].data == pytest.approx(1.0)
+
+
+def test_nan_action_stops_within_two_periods(safety, probe, nodes):
+    feeder, twists, grips, _ = safety
+    feeder.action = np.array([math.nan, 0.0, 0.0, 0.0])
+    t_bad = time.monotonic()
+    probe.publish(c.POLICY_ACTION, action_msg(feeder.action))
+    assert probe.wait_for(lambda: first_zero_after(twists, t_bad) is not None, 1.0, feeder.step)
+    assert first_zero_after(twists, t_bad) - t_bad <= 2 * PERIOD
+    probe.wait_for(lambda: False, 0.5, feeder.step)
+    assert not any(moving(m) for t, m in twists if t > t_bad + 2 * PERIOD), 'moved after a NaN action'
+    assert not [t for t, _ in grips if t > t_bad + 0.05], 'gripper must be held (no gripper action) while stopped'
+    feeder.action = np.array([0.2, 0.0, 0.0, 1.0])
+    assert probe.wait_for(lambda: moving(twists[-1][1]), 2.0, feeder.step), 'did not resume after a valid action'
+    assert nodes.log('safety').count('action_rejected: non-finite') == 1, 'intervention must be logged once'
+
+
+def test_stale_camera_stops_within_two_periods(safety, probe, nodes):
+    feeder, twists, _, _ = safety
+    feeder.send_images = False
+    t_last = feeder.last_image_t
+    assert probe.wait_for(lambda: first_zero_after(twists, t_last) is not None, 2.0, feeder.step)
+    stopped_after = first_zero_after(twists, t_last) - t_last
+    assert stopped_after <= 2 * PERIOD, f'zero velocity {stopped_after:.3f} s after the last image'
+    probe.wait_for(lambda: False, 0.5, feeder.step)
+    assert not moving(twists[-1][1])
+    assert 'stale_image' in nodes.log('safety')
+    feeder.send_images = True
+    assert probe.wait_for(lambda: moving(twists[-1][1]), 2.0, feeder.step), 'did not resume with fresh images'
+
+
+def test_estop_latches_until_released(safety, probe):
+    feeder, twists, _, status = safety
+    t_stop = time.monotonic()
+    probe.publish(c.ESTOP, Bool(data=True))
+    assert probe.wait_for(lambda: first_zero_after(twists, t_stop) is not None, 1.0, feeder.step)
+    assert first_zero_after(twists, t_stop) - t_stop <= 2 * PERIOD
+    probe.wait_for(lambda: False, 0.6, feeder.step)               # actions keep coming: still stopped
+    assert not any(moving(m) for t, m in twists if t > t_stop + 2 * PERIOD)
+    assert '"state": "estop"' in status[-1][1].data
+    probe.publish(c.ESTOP, Bool(data=False))
+    assert probe.wait_for(lambda: moving(twists[-1][1]), 2.0, feeder.step), 'no motion after release'
+
+
+def test_workspace_box_blocks_motion_outward(safety, probe):
+    feeder, twists, _, _ = safety
+    feeder.position = np.array([0.75, 0.0, 0.2])                  # on the +x face of the box
+    feeder.action = np.array([1.0, 0.5, 0.0, 1.0])
+    t0 = time.monotonic()
+    probe.wait_for(lambda: False, 0.5, feeder.step)
+    v = twist_linear([m for t, m in twists if t > t0 + 0.2][-1])
+    assert v[0] == pytest.approx(0.0, abs=1e-9) and v[1] > 0     # x blocked, y still free
+
+
+def test_late_joiner_gets_estop_state(nodes, probe):
+    """estop is latched (transient local): a safety node started after the e-stop still honours it."""
+    probe.publish(c.ESTOP, Bool(data=True))
+    nodes.start('safety', {'control_rate_hz': RATE})
+    twists = probe.record(c.EE_TWIST_CMD)
+    feeder = Feeder(probe)
+    feeder.position = np.array([0.5, 0.0, 0.2])
+    probe.wait_for(lambda: len(twists) > 20, 15, feeder.step)
+    assert twists and not any(moving(m) for _, m in twists)
+    assert 'E-STOP ENGAGED' in nodes.log('safety')
