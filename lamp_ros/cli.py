@@ -39,7 +39,7 @@ def _ensure_demo_bundle() -> None:
                          f'The demo bundle {target} is missing and cannot be made here ({e}).')
     print(f'[lamp-ros] creating the random-weight demo bundle at {target} (once) ...', flush=True)
     target.parent.mkdir(parents=True, exist_ok=True)
-    export_random_bundle(target)
+    export_random_bundle(target, text_layers=2)
 
 
 def _run_graph(mode: str, args: argparse.Namespace) -> int:

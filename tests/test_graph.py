@@ -1,0 +1,113 @@
+"""The whole deploy graph, started by the `lamp-ros` CLI against the simulated arm, over real topics."""
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from std_msgs.msg import Bool
+
+from lamp_ros import contract as c
+from lamp_ros import graph
+from lamp_ros.ros.convert import pose_arrays, twist_linear
+
+RATE = 10.0
+PERIOD = 1.0 / RATE
+
+
+def moving(msg) -> bool:
+    return np.linalg.norm(twist_linear(msg)) > 1e-9
+
+
+def set_camera(probe, enabled: bool) -> None:
+    request = SetParameters.Request(parameters=[Parameter(name='camera_enabled', value=ParameterValue(
+        type=ParameterType.PARAMETER_BOOL, bool_value=enabled))])
+    assert probe.call(SetParameters, '/sim_arm/set_parameters', request).results[0].successful
+
+
+@pytest.fixture
+def deploy(probe, make_bundle, tmp_path):
+    log = tmp_path / 'deploy.log'
+    rec = {t.name: probe.record(t) for t in (c.CAMERA_IMAGE, c.EE_POSE, c.POLICY_ACTION, c.EE_TWIST_CMD,
+                                             c.GRIPPER_CMD, c.INSTRUCTION)}
+    proc = subprocess.Popen([sys.executable, '-m', 'lamp_ros.cli', 'deploy', '--instruction', 'push button',
+                             '--bundle', str(make_bundle(128))], stdout=open(log, 'w'), stderr=subprocess.STDOUT)
+    # DDS discovery between this test's node and the graph can lag the graph's own: wait for every topic
+    ok = probe.wait_for(lambda: all(rec.values()) and any(moving(m) for _, m in rec[c.EE_TWIST_CMD.name]), 60)
+    try:
+        assert ok, 'the graph never moved the arm:\n' + log.read_text()
+        yield proc, rec, log
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_deploy_graph_runs_moves_the_arm_and_stops_cleanly(deploy, probe):
+    proc, rec, log = deploy
+    actions, twists = rec[c.POLICY_ACTION.name], rec[c.EE_TWIST_CMD.name]
+    assert rec[c.INSTRUCTION.name][-1][1].data == 'push button'
+    start = pose_arrays(rec[c.EE_POSE.name][-1][1])[0]
+    n_actions, n_images = len(actions), len(rec[c.CAMERA_IMAGE.name])
+    probe.spin_for(3.0)
+    rate = (len(actions) - n_actions) / 3.0
+    assert RATE * 0.8 <= rate <= RATE * 1.2, f'policy at {rate:.1f} Hz'
+    assert len(rec[c.CAMERA_IMAGE.name]) - n_images >= 0.8 * 3.0 * RATE
+    moved = np.linalg.norm(pose_arrays(rec[c.EE_POSE.name][-1][1])[0] - start)
+    assert moved > 0.005, f'end effector moved only {moved * 1000:.1f} mm'
+    assert rec[c.GRIPPER_CMD.name], 'no gripper command arrived'
+
+    # e-stop from an operator: zero velocity within two control periods, until released
+    t_stop = time.monotonic()
+    probe.publish(c.ESTOP, Bool(data=True))
+    assert probe.wait_for(lambda: any(t > t_stop and not moving(m) for t, m in twists), 2 * PERIOD + 0.05)
+    probe.spin_for(1.0)
+    assert not any(moving(m) for t, m in twists if t > t_stop + 2 * PERIOD)
+    probe.publish(c.ESTOP, Bool(data=False))
+    assert probe.wait_for(lambda: moving(twists[-1][1]), 3.0), 'no motion after e-stop release'
+
+    # camera dropout (simulated at the sim arm): zero velocity within the stale timeout + two periods
+    set_camera(probe, False)
+    probe.spin_for(0.3)
+    t_last_image = rec[c.CAMERA_IMAGE.name][-1][0]
+    assert probe.wait_for(lambda: any(t > t_last_image and not moving(m) for t, m in twists), 1.0)
+    first_zero = next(t for t, m in twists if t > t_last_image and not moving(m))
+    assert first_zero - t_last_image <= 1.5 * PERIOD + 2 * PERIOD
+    probe.spin_for(0.5)
+    assert not moving(twists[-1][1])
+    set_camera(probe, True)
+    assert probe.wait_for(lambda: moving(twists[-1][1]), 3.0), 'no motion after the camera came back'
+
+    # Ctrl-C: ordered shutdown, last command to the arm is zero velocity
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 0, log.read_text()
+    probe.spin_for(0.3)
+    assert not moving(twists[-1][1]), 'arm not left at zero velocity'
+    text = log.read_text()
+    assert 'commanded zero velocity' in text and '[lamp-ros] stopped' in text
+
+
+def test_finetune_says_learner_is_not_available(probe, make_bundle, tmp_path):
+    out = subprocess.run([sys.executable, '-m', 'lamp_ros.cli', 'finetune', '--instruction', 'push button',
+                          '--bundle', str(make_bundle(128)), '--duration', '3'], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert 'learner not available' in out.stdout
+
+
+def test_graph_description_is_shared_by_launch_and_cli():
+    sim = graph.build('deploy', instruction='push button', robot='sim', bundle='/b')
+    real = graph.build('deploy', instruction='push button', robot='real', bundle='/b')
+    assert [n.spec.name for n in sim.nodes] == ['sim_arm', 'prompt', 'policy', 'safety', 'gripper']
+    assert [n.spec.name for n in real.nodes] == ['camera', 'prompt', 'policy', 'safety', 'gripper']
+    prompt = next(n for n in sim.nodes if n.spec.name == 'prompt')
+    assert prompt.overrides == {'instruction': 'push button'}
+    policy = next(n for n in sim.nodes if n.spec.name == 'policy')
+    assert policy.overrides == {'bundle_path': '/b'} and policy.params_files[0].name == 'common.yaml'
+    with pytest.raises(ValueError, match='robot'):
+        graph.build('deploy', robot='moon')
+    with pytest.raises(FileNotFoundError, match='params_file'):
+        graph.build('deploy', params_file='/nonexistent.yaml')

@@ -1,0 +1,102 @@
+"""policy node over real topics: acts on fresh images, refuses bad bundles and bad images, stays up."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+from std_msgs.msg import String
+
+from lamp_ros import contract as c
+from lamp_ros.ros.convert import action_array, gripper_state_msg, image_msg, pose_msg
+from models.bundle import MANIFEST
+
+
+def feed(probe, image, encoding='rgb8'):
+    stamp = probe.node.get_clock().now().to_msg()
+    msg = image_msg(image, stamp, 'camera_front')
+    msg.encoding = encoding
+    probe.publish(c.CAMERA_IMAGE, msg)
+    probe.publish(c.EE_POSE, pose_msg(np.array([0.5, 0.0, 0.2]), np.array([1.0, 0, 0, 0]), stamp, 'base'))
+    probe.publish(c.GRIPPER_STATE, gripper_state_msg(1.0, stamp))
+
+
+def status_of(statuses):
+    return json.loads(statuses[-1][1].data) if statuses else {}
+
+
+class Paced:
+    def __init__(self, probe, period, image, encoding='rgb8'):
+        self.probe, self.period, self.image, self.encoding = probe, period, image, encoding
+        self.next = 0.0
+
+    def __call__(self):
+        import time
+        if time.monotonic() >= self.next:
+            self.next = time.monotonic() + self.period
+            feed(self.probe, self.image, self.encoding)
+
+
+def test_acts_at_control_rate_on_fresh_images(nodes, probe, make_bundle):
+    nodes.start('policy', {'bundle_path': str(make_bundle(64)), 'control_rate_hz': 10.0})
+    actions = probe.record(c.POLICY_ACTION)
+    statuses = probe.record(c.POLICY_STATUS)
+    image = np.random.default_rng(0).integers(0, 255, (128, 128, 3), dtype=np.uint8)   # resized to 64
+    step = Paced(probe, 1 / 30, image)                                                 # 30 Hz camera
+    # images and robot state flow, but no instruction yet: the policy waits and says for what
+    assert probe.wait_for(lambda: status_of(statuses).get('reason') == 'waiting for instruction', 20, step), \
+        nodes.log('policy')
+    assert not actions
+    probe.publish(c.INSTRUCTION, String(data='push the button'))
+    assert probe.wait_for(lambda: len(actions) > 3, 10, step), nodes.log('policy')
+    n0 = len(actions)
+    probe.wait_for(lambda: False, 3.0, step)
+    rate = (len(actions) - n0) / 3.0
+    assert 8.0 <= rate <= 12.0, f'{rate} Hz, expected 10 +- 20%'
+    a = action_array(actions[-1][1])
+    assert a.shape == (4,) and np.all(np.abs(a) <= 1)
+    s = status_of(statuses)
+    assert s['state'] == 'running' and s['model_version'] == 'tiny-test'
+
+
+def test_rejects_bad_images_and_keeps_running(nodes, probe, make_bundle):
+    nodes.start('policy', {'bundle_path': str(make_bundle(64))})
+    actions = probe.record(c.POLICY_ACTION)
+    probe.publish(c.INSTRUCTION, String(data='push the button'))
+    bgr = Paced(probe, 0.1, np.zeros((64, 64, 3), np.uint8), encoding='bgr8')
+    probe.wait_for(lambda: "encoding is 'bgr8'" in nodes.log('policy'), 20, bgr)
+    wide = Paced(probe, 0.1, np.zeros((48, 64, 3), np.uint8))
+    probe.wait_for(lambda: 'aspect ratio' in nodes.log('policy'), 10, wide)
+    assert not actions and nodes.alive('policy')
+    good = Paced(probe, 0.1, np.zeros((64, 64, 3), np.uint8))
+    assert probe.wait_for(lambda: actions, 10, good), 'no action on good images after bad ones'
+
+
+@pytest.mark.parametrize('case', ['rate', 'shape', 'hash'])
+def test_refuses_mismatched_bundle(nodes, probe, make_bundle, tmp_path, case):
+    bundle = make_bundle(64)
+    params = {'bundle_path': str(bundle)}
+    if case == 'rate':
+        params['control_rate_hz'] = 20.0
+        expect = 'made for 10.0 Hz control but control_rate_hz is 20.0'
+    else:
+        bundle = tmp_path / 'edited'
+        shutil.copytree(make_bundle(64), bundle)
+        params['bundle_path'] = str(bundle)
+        manifest = json.loads((bundle / MANIFEST).read_text())
+        if case == 'shape':
+            manifest['observation']['image_size'] = [96, 96]
+            manifest['policy']['inputs'][0]['shape'] = [1, 96, 96, 3]
+            expect = "input 'image': ONNX shape [1, 64, 64, 3], manifest says [1, 96, 96, 3]"
+        else:
+            (bundle / 'policy.onnx').write_bytes((bundle / 'policy.onnx').read_bytes() + b'\0')
+            expect = 'policy.onnx does not match its sha256'
+        (bundle / MANIFEST).write_text(json.dumps(manifest))
+    nodes.start('policy', params)
+    statuses = probe.record(c.POLICY_STATUS)
+    actions = probe.record(c.POLICY_ACTION)
+    assert probe.wait_for(lambda: status_of(statuses).get('state') == 'refused', 20), nodes.log('policy')
+    assert expect in status_of(statuses)['reason'], status_of(statuses)['reason']
+    assert expect in nodes.log('policy')
+    probe.publish(c.INSTRUCTION, String(data='push the button'))
+    probe.wait_for(lambda: False, 1.0, Paced(probe, 0.1, np.zeros((64, 64, 3), np.uint8)))
+    assert not actions and nodes.alive('policy')
