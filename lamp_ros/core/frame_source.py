@@ -83,6 +83,7 @@ class FrameSource:
         self.connected = False
         self.failed_opens = 0
         self.finished = False            # a non-looping video file reached its end
+        self._opened_before = False
 
     def read(self, stamp: Callable[[], object]) -> tuple[np.ndarray, object] | None:
         """One frame and its capture stamp (`stamp()` is called right after the grab), or None when no
@@ -112,9 +113,9 @@ class FrameSource:
                           f'retrying every {self.config.reconnect_interval_s} s')
             self.failed_opens += 1
             return False
-        if self.failed_opens or not self.connected:
+        if self.failed_opens or not self._opened_before:       # not at every loop of a video file
             self._log(f"camera: opened {self.config.kind} '{self.config.source}'")
-        self._cap, self.connected, self.failed_opens = cap, True, 0
+        self._cap, self.connected, self.failed_opens, self._opened_before = cap, True, 0, True
         return True
 
     def _lost(self, why: str) -> None:

@@ -212,7 +212,7 @@ class SafetyFilter:
         if np.allclose(clipped, v, atol=1e-12):
             return v, ''
         axes = [f"{'xyz'[i]}={p[i]:.3f} m" for i in range(3) if clipped[i] != v[i]]
-        return clipped, (f"motion limited at the box {list(self._lo)}..{list(self._hi)} ({', '.join(axes)})")
+        return clipped, (f'motion limited at the box {self._lo.tolist()}..{self._hi.tolist()} ({", ".join(axes)})')
 
 
 class InterventionLog:

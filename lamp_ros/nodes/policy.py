@@ -105,8 +105,13 @@ class PolicyNode(Node):
         if (state, reason) == (self.status['state'], self.status['reason']):
             return
         self.status.update(state=state, reason=reason)
-        log = {'refused': self.get_logger().error, 'waiting': self.get_logger().warn}.get(state, self.get_logger().info)
-        log(f'policy {state}: {reason}')
+        # one call site per severity: rclpy refuses to log from one line at changing severities
+        if state == 'refused':
+            self.get_logger().error(f'policy {state}: {reason}')
+        elif state == 'waiting':
+            self.get_logger().warning(f'policy {state}: {reason}')
+        else:
+            self.get_logger().info(f'policy {state}: {reason}')
         self.status_pub.publish(String(data=json.dumps(self.status)))
 
     # --- inputs --------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ class PromptNode(Node):
         if instruction.strip():
             self._publish(instruction)
         else:
-            self.get_logger().warn("no instruction yet: set the 'instruction' parameter or publish on 'instruction'")
+            self.get_logger().warning("no instruction yet: set the 'instruction' parameter or publish on 'instruction'")
 
     def _on_set(self, params: list[Parameter]) -> SetParametersResult:
         for p in params:

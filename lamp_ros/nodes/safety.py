@@ -79,7 +79,7 @@ class SafetyNode(Node):
 
     def _on_estop(self, msg: Bool) -> None:
         self.filter.on_estop(msg.data)
-        self.get_logger().warn('E-STOP ENGAGED' if msg.data else 'e-stop released')
+        self.get_logger().warning('E-STOP ENGAGED' if msg.data else 'e-stop released')
         if msg.data:
             self._publish(self.filter.watchdog(self._now()))
 
@@ -96,9 +96,11 @@ class SafetyNode(Node):
 
     def _report(self, cmd: Command) -> None:
         started, cleared = self.log.update(cmd)
-        for reason in started:
-            log = self.get_logger().warn if reason.stops else self.get_logger().info
-            log(f"safety intervention ({'STOP' if reason.stops else 'limit'}): {reason}")
+        for reason in started:      # one call site per severity: rclpy refuses changing severities per line
+            if reason.stops:
+                self.get_logger().warning(f'safety intervention (STOP): {reason}')
+            else:
+                self.get_logger().info(f'safety intervention (limit): {reason}')
         for code in cleared:
             self.get_logger().info(f'safety: {code} cleared')
         if started or cleared or cmd.state != self._state:
