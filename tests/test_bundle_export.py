@@ -13,36 +13,10 @@ from transformers import DistilBertTokenizerFast
 
 from models.bundle import MANIFEST, POLICY_FILE, TEXT_ENCODER_FILE, read_manifest
 from models.export import ExportError, export_bundle, main
-from models.policy_net import PolicyNet, PolicyNetConfig
 from models.text_encoder import SentenceEncoder, default_vocab_path
 from models.tokenize import InstructionTokenizer
+from tests.tiny import MAX_LEN, STATE_KEYS, export_tiny, tiny_models
 
-STATE_KEYS = ('ee_x', 'ee_y', 'ee_z', 'gripper_opening')
-SMALL_VOCAB_LINES = 6000     # the real vocabulary's first lines: specials, characters and common words
-MAX_LEN = 16
-
-
-@pytest.fixture(scope='module')
-def small_vocab(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    lines = default_vocab_path().read_text(encoding='utf-8').splitlines()[:SMALL_VOCAB_LINES]
-    path = tmp_path_factory.mktemp('vocab') / 'vocab.txt'
-    path.write_text('\n'.join(lines) + '\n', encoding='utf-8')
-    return path
-
-
-def tiny_models(recurrent_dim: int = 0, seed: int = 0) -> tuple[PolicyNet, SentenceEncoder]:
-    torch.manual_seed(seed)
-    policy = PolicyNet(PolicyNetConfig(image_size=32, state_dim=len(STATE_KEYS), embedding_dim=32, channels=(8, 16),
-                                       hidden=32, recurrent_dim=recurrent_dim))
-    text = SentenceEncoder.random(n_layers=1, dim=32, n_heads=2, hidden_dim=64, vocab_size=SMALL_VOCAB_LINES,
-                                  seed=seed)
-    return policy, text
-
-
-def export_tiny(out: Path, vocab: Path, *, recurrent_dim: int = 0, seed: int = 0, **kwargs) -> None:
-    policy, text = tiny_models(recurrent_dim, seed)
-    export_bundle(policy, text, vocab, out, model_version=f'tiny-{seed}', state_keys=STATE_KEYS, image_size=32,
-                  max_text_length=MAX_LEN, **kwargs)
 
 
 def test_export_writes_a_complete_verified_bundle(tmp_path: Path, small_vocab: Path) -> None:

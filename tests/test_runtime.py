@@ -14,13 +14,12 @@ import torch
 from transformers import DistilBertTokenizerFast
 
 from models.bundle import MANIFEST, POLICY_FILE, BundleError, read_manifest, write_manifest
-from models.export import export_bundle
-from models.policy_net import PolicyNet, PolicyNetConfig
+from models.policy_net import PolicyNet
 from models.runtime import PolicyRuntime
-from models.text_encoder import SentenceEncoder, default_vocab_path
+from models.text_encoder import SentenceEncoder
+from tests.tiny import EMB, MAX_LEN, STATE_KEYS, export_tiny
 
-STATE_KEYS = ('ee_x', 'ee_y', 'ee_z', 'gripper_opening')
-VOCAB_LINES, MAX_LEN, SIZE, EMB = 6000, 16, 32, 32
+SIZE = 32
 ATOL = 1e-4
 INSTRUCTIONS = ['push the button', 'Pick up the RED block and put it in the top drawer, please.', 'open it ' * 12]
 
@@ -31,21 +30,14 @@ class Exported:
 
 
 def _export(root: Path, vocab: Path, recurrent_dim: int) -> Exported:
-    torch.manual_seed(1)
-    policy = PolicyNet(PolicyNetConfig(image_size=SIZE, state_dim=len(STATE_KEYS), embedding_dim=EMB,
-                                       channels=(8, 16), hidden=32, recurrent_dim=recurrent_dim))
-    text = SentenceEncoder.random(n_layers=1, dim=EMB, n_heads=2, hidden_dim=64, vocab_size=VOCAB_LINES, seed=1)
-    export_bundle(policy, text, vocab, root, model_version='test', state_keys=STATE_KEYS, image_size=SIZE,
-                  max_text_length=MAX_LEN)
+    policy, text = export_tiny(root, vocab, image_size=SIZE, recurrent_dim=recurrent_dim, seed=1,
+                               model_version='test')
     return Exported(root, policy, text, vocab)
 
 
 @pytest.fixture(scope='module')
-def vocab(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    lines = default_vocab_path().read_text(encoding='utf-8').splitlines()[:VOCAB_LINES]
-    path = tmp_path_factory.mktemp('vocab') / 'vocab.txt'
-    path.write_text('\n'.join(lines) + '\n', encoding='utf-8')
-    return path
+def vocab(small_vocab: Path) -> Path:
+    return small_vocab
 
 
 @pytest.fixture(scope='module')

@@ -4,7 +4,6 @@ import time
 
 import numpy as np
 import pytest
-from builtin_interfaces.msg import Time
 from std_msgs.msg import Bool
 
 from lamp_ros import contract as c

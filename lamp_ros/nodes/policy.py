@@ -42,7 +42,7 @@ class PolicyNode(Node):
                                       'Metres per control step for |action| = 1; must equal the bundle\'s.')
         self.trigger = declare(self, 'trigger', 'image',
                                "'image': act on each fresh image (at most control_rate_hz); 'timer': act on a timer.")
-        threads = declare(self, 'threads', 1, 'onnxruntime threads (1 keeps the control loop predictable).')
+        self.threads = declare(self, 'threads', 1, 'onnxruntime threads (1 keeps the control loop predictable).')
         self.resize_images = declare(self, 'resize_images', True,
                                      "Downscale images of the bundle's aspect ratio to its image size.")
         stale_periods = declare(self, 'stale_timeout_periods', 1.5,
@@ -82,7 +82,7 @@ class PolicyNode(Node):
             self._set_status('refused', 'no bundle_path given: the policy will not act')
             return
         try:
-            runtime = PolicyRuntime.load(Path(self.bundle_path).expanduser())
+            runtime = PolicyRuntime.load(Path(self.bundle_path).expanduser(), threads=self.threads)
             m = runtime.manifest
             if abs(m.control_rate_hz - self.control_rate_hz) > 1e-6:
                 raise BundleError(f'bundle {self.bundle_path} was made for {m.control_rate_hz} Hz control but '
