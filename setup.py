@@ -37,6 +37,8 @@ setup(
         'console_scripts': [
             'lamp-ros = lamp_ros.cli:main',
             'lamp-export = models.export:main',
+            'lamp-models = models.cli:main',
+            'lamp-sim = sim.cli:main',
         ],
     },
 )

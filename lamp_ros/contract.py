@@ -62,9 +62,16 @@ SAFETY_STATUS = Topic('safety/status', 'std_msgs/String', Qos.LATCHED,
 ESTOP = Topic('estop', 'std_msgs/Bool', Qos.LATCHED,
               'True = emergency stop (latched in the safety layer until False is published).')
 
+EPISODE_EVENT = Topic('episode/event', 'std_msgs/String', Qos.RELIABLE,
+                      "Episode boundaries: 'start' (after a reset: the next image is the episode's first frame) "
+                      "or 'stop'.")
+REWARD = Topic('reward', 'geometry_msgs/Vector3Stamped', Qos.RELIABLE,
+               'Reward of one camera frame: header.stamp = that image\'s stamp; x = reward (standardized if '
+               'enabled), y = raw reward-model score, z = frame index within the episode.')
+
 TOPICS: tuple[Topic, ...] = (CAMERA_IMAGE, EE_POSE, GRIPPER_STATE, INSTRUCTION, POLICY_ACTION,
                              POLICY_STATUS, EE_TWIST_CMD, SAFE_GRIPPER_ACTION, GRIPPER_CMD,
-                             SAFETY_STATUS, ESTOP)
+                             SAFETY_STATUS, ESTOP, EPISODE_EVENT, REWARD)
 
 RESET_SERVICE = 'episode/reset'      # std_srvs/Trigger: arm to home pose (sim: new episode)
 RESET_SERVICE_TYPE = 'std_srvs/Trigger'

