@@ -1,0 +1,1 @@
+"""FAKE pyrep.objects: scene objects looked up by name in the FAKE CoppeliaSim scene."""
