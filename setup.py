@@ -17,7 +17,8 @@ setup(
     license='MIT',
     python_requires='>=3.10',
     packages=find_packages(include=['lamp_ros', 'lamp_ros.*', 'sim', 'sim.*', 'models', 'models.*']),
-    package_data={'sim': ['assets/*.xml']},
+    package_data={'sim': ['assets/textures/*/*.png', 'assets/meshes/*/*.obj', 'assets/instructions/*.txt',
+                          'assets/instructions/*/*.txt']},
     data_files=[
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
         (f'share/{PACKAGE}', ['package.xml']),
@@ -28,7 +29,7 @@ setup(
     # rclpy and the message packages come from the ROS install (or requirements-ros.txt).
     install_requires=['numpy', 'opencv-python-headless', 'onnxruntime', 'tokenizers', 'PyYAML', 'pyzmq'],
     extras_require={
-        'sim': ['mujoco>=3.1'],
+        'sim': ['mujoco>=4.0', 'gymnasium>=1.0', 'tqdm'],
         'train': ['torch>=2.2,<=2.14.1', 'transformers', 'onnx', 'safetensors', 'tqdm'],
         'test': ['pytest', 'pytest-timeout'],
     },

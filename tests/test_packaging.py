@@ -2,6 +2,7 @@
 the code (every YAML parameter is one a node declares)."""
 import ast
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -17,9 +18,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope='module')
 def wheel(tmp_path_factory) -> zipfile.ZipFile:
+    """Built from a copy of the source: setuptools reuses a build/ directory, which could hide a file the
+    package no longer ships (and building in place would leave one behind)."""
+    src = tmp_path_factory.mktemp('src') / 'lamp_ros'
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns('.git', '.venv', 'build', '*.egg-info', '__pycache__',
+                                                             '.pytest_cache'))
     out = tmp_path_factory.mktemp('wheel')
     subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-q', '-w', str(out),
-                    str(REPO)], check=True)
+                    str(src)], check=True)
     (path,) = out.glob('lamp_ros-*.whl')
     return zipfile.ZipFile(path)
 
@@ -37,7 +43,8 @@ def test_wheel_installs_ros_layout(wheel):
     for n in graph.NODES:                                         # executable bit survives into the wheel
         mode = wheel.getinfo(f'{data}lib/lamp_ros/{n.executable}').external_attr >> 16
         assert mode & 0o111, f'lib/lamp_ros/{n.executable} is not executable'
-    assert any(name.startswith('sim/assets/') and name.endswith('.xml') for name in names)
+    for kind in ('textures', 'meshes', 'instructions'):
+        assert any(name.startswith(f'sim/assets/{kind}/') for name in names), f'wheel lacks sim/assets/{kind}'
     entry_points = wheel.read(next(n for n in names if n.endswith('entry_points.txt'))).decode()
     assert 'lamp-ros = lamp_ros.cli:main' in entry_points
 

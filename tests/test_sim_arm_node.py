@@ -59,4 +59,4 @@ def test_gripper_command_and_reset(sim, probe):
     response = probe.call(Trigger, c.RESET_SERVICE, Trigger.Request())
     assert response.success and 'episode 1' in response.message
     probe.spin_for(0.3)
-    assert position(sim) == pytest.approx([0.45, -0.08, 0.20], abs=0.01)
+    assert position(sim) == pytest.approx([0.40, 0.0, 0.30], abs=0.01)     # the Panda's home TCP

@@ -1,9 +1,12 @@
-"""sim_arm node: a MuJoCo table-top arm that stands where a real arm driver stands, with the same topics.
+"""sim_arm node: the simulated Franka Panda (sim/, MuJoCo) standing where a real arm driver stands, with the same topics.
 
-Each tick (the control rate) it applies the latest safe twist from robot/ee_twist_cmd (zero if none
-arrived within cmd_timeout_s: a driver-side watchdog, independent of the safety node's), advances
-physics by one period, renders the front camera and publishes camera/image_raw, robot/ee_pose and
-robot/gripper_state. episode/reset puts the scene back to its home state.
+It drives the same scene as the gym environments (sim.scene.LampScene, parameter `task`: push_button,
+turn_tap, close_microwave, pick_up_cup, take_lid_off_saucepan or pretrain). Each tick (the control
+rate) it applies the latest safe twist from robot/ee_twist_cmd (zero if none arrived within
+cmd_timeout_s: a driver-side watchdog, independent of the safety node's) through
+LampScene.apply_velocity, the one motion function the gym env's step uses too, for one period;
+then it renders the front camera and publishes camera/image_raw, robot/ee_pose and
+robot/gripper_state. episode/reset starts a new randomized episode with the arm at home.
 """
 from __future__ import annotations
 
@@ -20,7 +23,8 @@ from lamp_ros import contract as c
 from lamp_ros.ros.convert import gripper_state_msg, image_msg, pose_msg, twist_linear
 from lamp_ros.ros.node_process import declare, run_node
 from lamp_ros.ros.interfaces import profile
-from sim.tabletop import TabletopArm, TabletopConfig
+from sim.config import SceneConfig
+from sim.scene import LampScene
 
 
 class SimArmNode(Node):
@@ -32,12 +36,16 @@ class SimArmNode(Node):
         self.camera_frame_id = declare(self, 'camera_frame_id', 'camera_front', 'frame_id of camera images.')
         self.cmd_timeout_s = declare(self, 'cmd_timeout_s', 0.25,
                                      'Driver-side watchdog: no twist for this long -> stand still.')
-        self.seed = declare(self, 'seed', 0, 'Seed of the first episode (each reset adds one).')
+        self.seed = declare(self, 'seed', 0, 'Seed of the first episode; later resets continue its sequence.')
+        task = declare(self, 'task', 'push_button', 'Simulated task scene: push_button, turn_tap, close_microwave, '
+                       'pick_up_cup, take_lid_off_saucepan or pretrain.')
+        randomize = declare(self, 'randomize', True, 'Visual domain randomization per episode (textures, lights, ...).')
         declare(self, 'camera_enabled', True,
                 'Publish camera images (set false at run time to simulate a camera dropout).')
         self.period = 1.0 / rate
-        self.arm = TabletopArm(TabletopConfig(image_height=int(size[0]), image_width=int(size[1])))
-        self.arm.reset(seed=self.seed)
+        self.scene = LampScene(task, SceneConfig(image_height=int(size[0]), image_width=int(size[1]),
+                                                 control_dt=self.period, randomize=bool(randomize)))
+        self.scene.reset(seed=self.seed)
         self.episode = 0
         self.velocity = np.zeros(3)
         self.velocity_t = -math.inf
@@ -51,7 +59,8 @@ class SimArmNode(Node):
         self.create_subscription(Float64, c.GRIPPER_CMD.name, self._on_gripper, profile(c.GRIPPER_CMD))
         self.create_service(Trigger, c.RESET_SERVICE, self._on_reset)
         self.create_timer(self.period, self._tick)
-        self.get_logger().info(f'simulated arm up: {rate} Hz, images {size[1]}x{size[0]}')
+        self.get_logger().info(f'simulated arm up: task {task}, {rate} Hz, images {size[1]}x{size[0]}, '
+                               f'instruction "{self.scene.instruction}"')
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -76,25 +85,25 @@ class SimArmNode(Node):
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self.episode += 1
-        self.arm.reset(seed=self.seed + self.episode)
+        self.scene.reset()                       # the next episode of the seeded sequence
         self.velocity, self.velocity_t = np.zeros(3), -math.inf
         self.gripper_open = True
-        response.success, response.message = True, f'episode {self.episode}: arm at home'
+        response.success, response.message = True, f'episode {self.episode}: arm at home, "{self.scene.instruction}"'
         self.get_logger().info(response.message)
         self.event_pub.publish(String(data='start'))
         return response
 
     def _tick(self) -> None:
         fresh = self._now() - self.velocity_t <= self.cmd_timeout_s
-        self.arm.apply(self.velocity if fresh else np.zeros(3), self.gripper_open, self.period)
+        self.scene.apply_velocity(self.velocity if fresh else np.zeros(3), self.gripper_open, self.period)
         stamp = self.get_clock().now().to_msg()
         if self.get_parameter('camera_enabled').value:
-            self.image_pub.publish(image_msg(self.arm.render('front'), stamp, self.camera_frame_id))
-        self.pose_pub.publish(pose_msg(self.arm.ee_position(), self.arm.ee_quaternion(), stamp, self.frame_id))
-        self.gripper_pub.publish(gripper_state_msg(self.arm.gripper_opening(), stamp))
+            self.image_pub.publish(image_msg(self.scene.render('front'), stamp, self.camera_frame_id))
+        self.pose_pub.publish(pose_msg(self.scene.ee_position(), self.scene.ee_quaternion(), stamp, self.frame_id))
+        self.gripper_pub.publish(gripper_state_msg(self.scene.gripper_opening(), stamp))
 
     def on_shutdown(self) -> None:
-        self.arm.close()
+        self.scene.close()
 
 
 def main(args: list[str] | None = None) -> int:

@@ -1,0 +1,107 @@
+"""The gymnasium environment around a LampScene: LAMP's action and observation interface.
+
+Action: Box(-1, 1, (4,)) = (dx, dy, dz, gripper). One step moves the TCP by action[:3] * 3 cm
+(lamp_ros.contract.ACTION_SCALE_M) over one control period, orientation fixed and never above its
+height at reset; the gripper is open iff action[3] >= 0.5. The step is exactly
+`scene.apply_velocity(action[:3] * 0.03 / control_dt, action[3] >= 0.5, control_dt)`, the call the
+ROS sim_arm node makes with the safety node's velocity, so both paths move the arm the same way.
+Values outside [-1, 1] are clipped; NaN/Inf or a wrong shape raise ValueError.
+
+Observation: {'image_front', 'image_wrist': (H, W, 3) uint8, 'state': float32 [ee_x, ee_y, ee_z,
+gripper_opening]} (sim.STATE_KEYS). Info: 'success' (this step), 'episode_success' (any step so
+far), 'instruction', 'task'. Episodes run 150 steps (gymnasium's TimeLimit, from the registration);
+`terminate_on_success=True` ends them at success instead.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+
+from lamp_ros.contract import ACTION_DIM, ACTION_SCALE_M, GRIPPER_OPEN_THRESHOLD
+from sim import STATE_KEYS
+from sim.config import SceneConfig
+from sim.scene import LampScene
+
+BACKENDS = ('mujoco', 'rlbench')
+STATE_MARGIN_M = 0.05
+
+
+class LampEnv(gymnasium.Env):
+    metadata = {'render_modes': ['rgb_array'], 'render_fps': 10}
+
+    def __init__(self, task: str = 'push_button', render_mode: str | None = None,
+                 terminate_on_success: bool = False, **scene_options: Any) -> None:
+        if render_mode not in (None, 'rgb_array'):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.config = SceneConfig.from_kwargs(**scene_options)
+        self.scene = LampScene(task, self.config)
+        self.task_name = task
+        self.render_mode = render_mode
+        self.terminate_on_success = terminate_on_success
+        self.metadata = {**self.metadata, 'render_fps': 1.0 / self.config.control_dt}
+        image = spaces.Box(0, 255, (self.config.image_height, self.config.image_width, 3), np.uint8)
+        arm = self.config.arm                    # the TCP stays within its target box (+ the weld's stretch)
+        low = np.array([*np.subtract(arm.target_low, STATE_MARGIN_M), 0.0], dtype=np.float32)
+        high = np.array([*np.add(arm.target_high, STATE_MARGIN_M), 1.0], dtype=np.float32)
+        self.observation_space = spaces.Dict({
+            'image_front': image,
+            'image_wrist': image,
+            'state': spaces.Box(low, high, (len(STATE_KEYS),), np.float32),
+        })
+        self.action_space = spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
+        self._episode_success = False
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        self.scene.reset(seed)
+        success = self.scene.success()
+        self._episode_success = success
+        return self._observation(), self._info(success)
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != (ACTION_DIM,):
+            raise ValueError(f'action must have shape ({ACTION_DIM},) = (dx, dy, dz, gripper), got shape {action.shape}')
+        if not np.all(np.isfinite(action)):
+            raise ValueError(f'action must be finite, got {action.tolist()}')
+        action = np.clip(action, -1.0, 1.0)
+        dt = self.config.control_dt
+        self.scene.apply_velocity(action[:3] * ACTION_SCALE_M / dt, bool(action[3] >= GRIPPER_OPEN_THRESHOLD), dt)
+        reward = self.scene.reward()
+        success = self.scene.success()
+        self._episode_success = self._episode_success or success
+        terminated = self.terminate_on_success and success
+        return self._observation(), reward, terminated, False, self._info(success)
+
+    def render(self) -> np.ndarray | None:
+        return self.scene.render('front') if self.render_mode == 'rgb_array' else None
+
+    def close(self) -> None:
+        self.scene.close()
+
+    @property
+    def instruction(self) -> str:
+        return self.scene.instruction
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        return {'image_front': self.scene.render('front'), 'image_wrist': self.scene.render('wrist'),
+                'state': self.scene.state()}
+
+    def _info(self, success: bool) -> dict[str, Any]:
+        return {'success': bool(success), 'episode_success': self._episode_success,
+                'instruction': self.scene.instruction, 'task': self.task_name}
+
+
+def make_env(task: str, backend: str = 'mujoco', **kwargs: Any) -> gymnasium.Env:
+    """gymnasium entry point of every lamp/* id: the MuJoCo scene, or RLBench where installed."""
+    if backend == 'mujoco':
+        return LampEnv(task=task, **kwargs)
+    if backend == 'rlbench':
+        from sim.backends.rlbench import make_rlbench_env   # imports nothing heavy until asked for
+        image_size = kwargs.pop('image_size', 128)
+        return make_rlbench_env(task, image_size=image_size, **kwargs)
+    raise ValueError(f'unknown backend {backend!r}; choose one of {BACKENDS}')
