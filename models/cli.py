@@ -1,0 +1,167 @@
+"""`lamp-models`: reward model tools for the workstation.
+
+    lamp-models score --first A.png --frame B.png --instruction "push the button"   # sanity-check a reward model
+    lamp-models fetch r3m --size 50 [--dest DIR]                                     # official R3M weights
+    lamp-models export-onnx [--checkpoint DIR] [--out DIR]                           # R3M for the robot (no torch)
+
+Each command that needs weights says exactly which file to place where when they are missing (exit code 2).
+Commands import torch only when they run, so `--help` is instant.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from models.r3m.layout import DEFAULT_SIZE, SIZES, CheckpointError, default_checkpoint_dir, default_onnx_dir
+from models.reward_model import RewardModel, WeightsMissing
+
+EXIT_WEIGHTS_MISSING = 2
+SCORE_MODELS = ('r3m', 'r3m-onnx', 'clip')
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """An image file -> uint8 [H, W, 3] RGB (OpenCV reads BGR)."""
+    import cv2
+    if not Path(path).is_file():
+        raise ValueError(f'{path}: no such file')
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f'{path}: not a readable image file')
+    return np.ascontiguousarray(image[:, :, ::-1])
+
+
+def load_reward_model(kind: str, checkpoint: Path | None, device: str, threads: int) -> RewardModel:
+    """The reward model `kind` from `checkpoint` (its default directory when None); WeightsMissing if absent."""
+    if kind == 'r3m':
+        from models.r3m.reward import R3MReward
+        return R3MReward.load(checkpoint or default_checkpoint_dir(DEFAULT_SIZE), device=device)
+    if kind == 'r3m-onnx':
+        from models.r3m.runtime import OnnxR3MReward
+        return OnnxR3MReward.load(checkpoint or default_onnx_dir(DEFAULT_SIZE), threads=threads)
+    if kind == 'clip':
+        from models.clip_reward import ClipReward, default_checkpoint_dir as clip_default_dir
+        return ClipReward.load(checkpoint or clip_default_dir(), device=device)
+    raise ValueError(f'unknown reward model {kind!r} (one of {SCORE_MODELS})')
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    if args.model == 'r3m-onnx' and args.device != 'cpu':
+        print('error: --model r3m-onnx runs on the CPU (onnxruntime); leave --device at cpu', file=sys.stderr)
+        return 1
+    try:
+        first = read_rgb(args.first)
+        frames = [read_rgb(p) for p in args.frame]
+    except ValueError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    model = load_reward_model(args.model, args.checkpoint, args.device, args.threads)
+    first_embedding = model.embed_images(first[None])
+    frame_embeddings = np.concatenate([model.embed_images(f[None]) for f in frames])  # sizes may differ per file
+    instructions = model.embed_instructions(args.instruction)
+    print(f'model {model.name}; first frame {args.first} ({first.shape[1]}x{first.shape[0]}), scored at the size given')
+    print(f'{"score":>12}  frame  instruction')
+    for path, embedding in zip(args.frame, frame_embeddings):
+        scores = model.score(first_embedding, embedding[None], instructions)
+        for text, value in zip(args.instruction, scores):
+            print(f'{value:12.6f}  {path}  {text}')
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from models.bundle import sha256_file
+    from models.r3m.checkpoint import load_net
+    from models.r3m.fetch import fetch_r3m
+    from models.text_encoder import default_vocab_path
+
+    dest = fetch_r3m(args.size, default_vocab_path(), args.dest, timeout_s=args.timeout, progress=not args.quiet)
+    net = load_net(dest)   # the structural check: R3M's keys and shapes, loaded weights_only
+    print(f'R3M ResNet-{args.size} in {dest} (loads as an R3M checkpoint: ResNet-{net.config.size}, '
+          f'head hidden {net.config.hidden_dim}):')
+    for path in sorted(dest.iterdir()):
+        if path.is_file() and not path.name.endswith('.part'):
+            print(f'  {path}  {path.stat().st_size} bytes  sha256 {sha256_file(path)}')
+    return 0
+
+
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    from models.r3m.onnx_export import export_onnx
+    from models.r3m.reward import R3MReward
+
+    checkpoint = args.checkpoint or default_checkpoint_dir(DEFAULT_SIZE)
+    reward = R3MReward.load(checkpoint)
+    out = args.out or default_onnx_dir(reward.net.config.size)
+    manifest = export_onnx(reward, out, verify_sizes=args.verify_size, overwrite=args.overwrite)
+    print(f'{manifest.name} exported to {out}; onnxruntime vs torch max abs diff: '
+          + ', '.join(f'{k} {v:.2g}' for k, v in manifest.verification['max_abs_diff'].items()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='lamp-models', description='Reward model tools: score frames, fetch '
+                                     'weights, export the R3M reward for the robot.')
+    sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
+
+    score = sub.add_parser('score', help='score frames against an instruction with a reward model',
+                           description='Print R(first, frame, instruction) for each frame and instruction, at the '
+                                       'images\' own size (no resize), to sanity-check a reward model on your '
+                                       'camera frames before a robot run.')
+    score.add_argument('--first', type=Path, required=True, help="the episode's first frame (image file)")
+    score.add_argument('--frame', type=Path, required=True, nargs='+', help='frame(s) to score (image files)')
+    score.add_argument('--instruction', required=True, action='append',
+                       help='instruction (repeat the option for several)')
+    score.add_argument('--model', choices=SCORE_MODELS, default='r3m',
+                       help='r3m (torch), r3m-onnx (an export-onnx directory), clip (ZeST CLIP); default r3m')
+    score.add_argument('--checkpoint', type=Path, default=None,
+                       help=f'checkpoint directory (default for r3m: {default_checkpoint_dir(DEFAULT_SIZE)})')
+    score.add_argument('--device', default='cpu', help='torch device, e.g. cpu or cuda (default cpu)')
+    score.add_argument('--threads', type=int, default=2, help='onnxruntime threads for r3m-onnx (default 2)')
+    score.set_defaults(run=cmd_score)
+
+    fetch = sub.add_parser('fetch', help='download official weights (where the machine is online)',
+                           description='Download the official R3M checkpoint (model.pt, config.yaml; the '
+                                       'vocabulary is copied from a local package), resumable, verified, written '
+                                       'atomically. Offline, it says which files to place where by hand.')
+    fetch.add_argument('model', choices=['r3m'], help='which weights')
+    fetch.add_argument('--size', type=int, choices=SIZES, default=DEFAULT_SIZE,
+                       help=f'ResNet depth (default {DEFAULT_SIZE}, as LAMP)')
+    fetch.add_argument('--dest', type=Path, default=None,
+                       help=f'directory (default {default_checkpoint_dir(DEFAULT_SIZE).parent}/resnet<size>)')
+    fetch.add_argument('--timeout', type=float, default=15.0, help='network timeout per operation, s (default 15)')
+    fetch.add_argument('--quiet', action='store_true', help='no progress bar')
+    fetch.set_defaults(run=cmd_fetch)
+
+    export = sub.add_parser('export-onnx', help='export the R3M reward to ONNX for the reward node',
+                            description='Export R3M (image encoder with fused normalization, reward head, text '
+                                        'encoder) to ONNX, checked against torch; the robot runs it without torch.')
+    export.add_argument('--checkpoint', type=Path, default=None,
+                        help=f'R3M checkpoint directory (default {default_checkpoint_dir(DEFAULT_SIZE)})')
+    export.add_argument('--out', type=Path, default=None,
+                        help=f'output directory (default {default_onnx_dir(DEFAULT_SIZE).parent}/resnet<size>_onnx)')
+    export.add_argument('--verify-size', type=int, nargs='+', default=[128],
+                        help='square image sizes to check torch vs onnxruntime at (default 128)')
+    export.add_argument('--overwrite', action='store_true', help='replace an existing export at --out')
+    export.set_defaults(run=cmd_export_onnx)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
+    from models.r3m.fetch import FetchError
+    from models.r3m.runtime import OnnxExportInvalid
+    try:
+        return run(args)
+    except WeightsMissing as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_WEIGHTS_MISSING
+    except (FetchError, CheckpointError, OnnxExportInvalid, FileExistsError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
