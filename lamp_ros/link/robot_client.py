@@ -1,0 +1,215 @@
+"""Robot side of the learner link: sends chunks of transitions, receives policy bundles.
+
+One background thread owns the zmq DEALER socket (zmq sockets are not thread-safe). `send` persists the
+chunk in the durable outbox first and wakes the thread; the thread sends pending chunks while the learner
+answers (a window of un-acked chunks in flight), and only pings while it doesn't. A learner that comes back
+gets the whole backlog, oldest first. Bundles are written to disk atomically and handed to `on_bundle`
+from a separate worker thread, so validating one never stalls the link.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import zmq
+
+from lamp_ros.link.keys import CurveKeys
+from lamp_ros.link.outbox import Outbox
+from lamp_ros.link.wire import Message, WireError, decode, encode
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    endpoint: str = 'tcp://127.0.0.1:5555'
+    robot_id: str = 'robot'
+    outbox_dir: Path = Path('outbox')
+    bundle_dir: Path = Path('bundles')
+    window: int = 32                  # chunks in flight without an ack
+    ping_interval_s: float = 0.5
+    timeout_s: float = 2.0            # no word from the learner for this long -> disconnected
+    resend_after_s: float = 5.0       # an un-acked chunk is sent again after this long
+    fsync: bool = False               # outbox survives power cuts too (slower), see Outbox
+    keys: CurveKeys | None = None     # this robot's key pair
+    server_public_key: bytes | None = None
+
+
+class LinkClient:
+    def __init__(self, config: ClientConfig, on_bundle: Callable[[str, Path], None] | None = None) -> None:
+        if (config.keys is None) != (config.server_public_key is None):
+            raise ValueError('CurveZMQ needs both the robot key pair and the learner public key (or neither)')
+        self.config = config
+        self.outbox = Outbox(config.outbox_dir, fsync=config.fsync)
+        self.on_bundle = on_bundle
+        self.connected = False
+        self.chunks_sent = 0
+        self.chunks_acked = 0
+        self.bundles_received = 0
+        self._ctx = zmq.Context.instance()
+        self._wake_addr = f'inproc://lamp-link-wake-{id(self)}'
+        self._wake_rx = self._ctx.socket(zmq.PAIR)
+        self._wake_rx.bind(self._wake_addr)
+        self._wake_tx = self._ctx.socket(zmq.PAIR)
+        self._wake_tx.connect(self._wake_addr)
+        self._wake_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._bundles: queue.Queue[tuple[str, Path] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name='link-io', daemon=True)
+        self._worker = threading.Thread(target=self._bundle_worker, name='link-bundles', daemon=True)
+        self._thread.start()
+        self._worker.start()
+
+    # --- caller side ---------------------------------------------------------------------------------
+    def send(self, meta: dict, arrays: dict[str, np.ndarray]) -> str:
+        """Persist a chunk (returns its id once it is on disk) and let the link thread send it."""
+        chunk_id = self.outbox.new_id()
+        meta = {**meta, 'robot_id': self.config.robot_id, 'chunk_id': chunk_id}
+        self.outbox.put(chunk_id, encode(Message('chunk', meta, arrays)))
+        with self._wake_lock:
+            self._wake_tx.send(b'', zmq.NOBLOCK)
+        return chunk_id
+
+    @property
+    def backlog(self) -> int:
+        """Chunks on disk not yet acknowledged by the learner."""
+        return len(self.outbox)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._bundles.put(None)
+        self._worker.join(timeout=5)
+        self._wake_tx.close(linger=0)
+        self._wake_rx.close(linger=0)
+
+    # --- link thread ---------------------------------------------------------------------------------
+    def _socket(self) -> zmq.Socket:
+        cfg = self.config
+        s = self._ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.IDENTITY, cfg.robot_id.encode())
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.IMMEDIATE, 1)          # queue nothing for a learner that is not connected
+        if cfg.keys is not None:
+            s.curve_publickey, s.curve_secretkey = cfg.keys.public, cfg.keys.secret
+            s.curve_serverkey = cfg.server_public_key
+        s.connect(cfg.endpoint)
+        return s
+
+    def _run(self) -> None:
+        cfg = self.config
+        sock = self._socket()
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(self._wake_rx, zmq.POLLIN)
+        in_flight: dict[str, float] = {}
+        last_ping, last_heard = 0.0, float('-inf')
+        try:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                if now - last_ping >= cfg.ping_interval_s:
+                    self._try_send(sock, encode(Message('ping', {'robot_id': cfg.robot_id, 'backlog': len(self.outbox)})))
+                    last_ping = now
+                if self.connected and now - last_heard > cfg.timeout_s:
+                    self.connected = False
+                    in_flight.clear()                 # resend everything when the learner is back
+                    log.warning('learner %s not answering: buffering transitions on disk (%d pending)',
+                                cfg.endpoint, len(self.outbox))
+                if self.connected:
+                    self._send_pending(sock, in_flight, now)
+                for s, _ in poller.poll(timeout=20):
+                    if s is self._wake_rx:
+                        while self._wake_rx.poll(0):
+                            self._wake_rx.recv()
+                        continue
+                    while sock.poll(0):
+                        frames = sock.recv_multipart(copy=False)
+                        last_heard = time.monotonic()
+                        if not self.connected:
+                            self.connected = True
+                            log.info('learner %s connected (%d chunks pending)', cfg.endpoint, len(self.outbox))
+                        self._handle(sock, frames, in_flight)
+        finally:
+            sock.close(linger=0)
+
+    def _try_send(self, sock: zmq.Socket, frames: list) -> bool:
+        try:
+            sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+            return True
+        except zmq.Again:
+            return False
+
+    def _send_pending(self, sock: zmq.Socket, in_flight: dict[str, float], now: float) -> None:
+        for chunk_id, t in list(in_flight.items()):
+            if now - t > self.config.resend_after_s:
+                del in_flight[chunk_id]
+        if len(in_flight) >= self.config.window:
+            return
+        for chunk_id, _ in self.outbox.pending():
+            if chunk_id in in_flight:
+                continue
+            frames = self.outbox.load(chunk_id)
+            if frames is None:
+                continue
+            if not self._try_send(sock, frames):
+                return
+            in_flight[chunk_id] = now
+            self.chunks_sent += 1
+            if len(in_flight) >= self.config.window:
+                return
+
+    def _handle(self, sock: zmq.Socket, frames: list, in_flight: dict[str, float]) -> None:
+        try:
+            msg = decode(frames)
+        except WireError as e:
+            log.error('ignoring a malformed message from the learner: %s', e)
+            return
+        if msg.kind == 'ack':
+            for chunk_id in msg.meta.get('chunk_ids', []):
+                in_flight.pop(chunk_id, None)
+                if self.outbox.ack(chunk_id):
+                    self.chunks_acked += 1
+        elif msg.kind == 'bundle':
+            version = str(msg.meta.get('version', ''))
+            path = self._store_bundle(version, msg.blobs)
+            self._try_send(sock, encode(Message('bundle_ack', {'version': version, 'robot_id': self.config.robot_id})))
+            if path is not None:
+                self.bundles_received += 1
+                self._bundles.put((version, path))
+
+    def _store_bundle(self, version: str, files: dict[str, bytes]) -> Path | None:
+        """Write a pushed bundle to bundle_dir/<version>/ via a temporary directory and one rename."""
+        if not version or '/' in version or version.startswith('.'):
+            log.error('bundle with an unusable version %r ignored', version)
+            return None
+        root = Path(self.config.bundle_dir)
+        final, tmp = root / version, root / f'.{version}.partial'
+        if final.exists():
+            return final
+        shutil.rmtree(tmp, ignore_errors=True)
+        for rel, data in files.items():
+            target = (tmp / rel).resolve()
+            if not str(target).startswith(str(tmp.resolve())):
+                log.error('bundle %s: file path %r escapes the bundle; ignored', version, rel)
+                shutil.rmtree(tmp, ignore_errors=True)
+                return None
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        tmp.rename(final)
+        return final
+
+    def _bundle_worker(self) -> None:
+        while True:
+            item = self._bundles.get()
+            if item is None:
+                return
+            if self.on_bundle is not None:
+                self.on_bundle(*item)
+

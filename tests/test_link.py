@@ -1,0 +1,192 @@
+"""The robot <-> learner link over real zmq sockets on loopback: delivery, acknowledgement, backlog after a
+learner outage or a robot restart, duplicates, CurveZMQ authentication, bundle push."""
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lamp_ros.link import keys
+from lamp_ros.link.learner_server import LinkServer, ServerConfig
+from lamp_ros.link.outbox import Outbox
+from lamp_ros.link.robot_client import ClientConfig, LinkClient
+from lamp_ros.link.wire import Message, WireError, decode, encode, pack, unpack
+
+
+class MemoryStore:
+    """What a learner's replay does, in memory: idempotent on chunk ids."""
+
+    def __init__(self):
+        self.chunks: dict[str, tuple[dict, dict]] = {}
+        self.lock = threading.Lock()
+
+    def store(self, chunk_id, meta, arrays):
+        with self.lock:
+            self.chunks[chunk_id] = (meta, {k: v.copy() for k, v in arrays.items()})
+
+    def is_stored(self, chunk_id):
+        with self.lock:
+            return chunk_id in self.chunks
+
+    def transitions(self):
+        with self.lock:
+            return sum(len(a['action']) for _, a in self.chunks.values())
+
+
+def chunk(i: int, n: int = 5):
+    return {'episode': 'ep0', 'first_step': i * n}, {
+        'image_front': np.full((n, 16, 16, 3), i % 256, np.uint8),
+        'action': np.full((n, 4), i, np.float32), 'reward': np.arange(n, dtype=np.float32)}
+
+
+def wait(predicate, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+def client(tmp: Path, endpoint: str, **kw) -> LinkClient:
+    return LinkClient(ClientConfig(endpoint=endpoint, outbox_dir=tmp / 'outbox', bundle_dir=tmp / 'bundles',
+                                   ping_interval_s=0.1, timeout_s=0.5, **kw))
+
+
+def test_wire_round_trip_and_rejections():
+    meta, arrays = chunk(3)
+    msg = decode(encode(Message('chunk', meta, arrays, {'note': b'xyz'})))
+    assert msg.kind == 'chunk' and msg.meta == meta and msg.blobs == {'note': b'xyz'}
+    np.testing.assert_array_equal(msg.arrays['image_front'], arrays['image_front'])
+    frames = encode(Message('chunk', meta, arrays))
+    with pytest.raises(WireError, match='header announces'):
+        decode(frames[:-1])
+    with pytest.raises(WireError, match='unknown message kind'):
+        decode([b'evil'] + frames[1:])
+    with pytest.raises(WireError, match='values, header says'):
+        decode(frames[:2] + [b'\0' * 7] + frames[3:])
+    with pytest.raises(WireError, match='torn write'):
+        unpack(pack(frames)[:-3])
+
+
+def test_outbox_survives_restart_and_sets_aside_unreadable_files(tmp_path):
+    box = Outbox(tmp_path)
+    ids = [box.new_id() for _ in range(3)]
+    for i, cid in enumerate(ids):
+        box.put(cid, encode(Message('chunk', *chunk(i))))
+    again = Outbox(tmp_path)
+    assert [cid for cid, _ in again.pending()] == ids
+    path = again.pending()[1][1]
+    path.write_bytes(path.read_bytes()[:-10])
+    assert again.load(ids[1]) is None and len(again) == 2
+    assert list(tmp_path.glob('*.unreadable'))
+    assert again.ack(ids[0]) and not again.ack(ids[0])
+
+
+def test_every_chunk_sent_is_stored_once(tmp_path):
+    store = MemoryStore()
+    server = LinkServer(ServerConfig(endpoint='tcp://127.0.0.1:*'), store.store, store.is_stored)
+    c = client(tmp_path, server.endpoint)
+    try:
+        for i in range(40):
+            c.send(*chunk(i))
+        assert wait(lambda: store.transitions() == 200 and c.backlog == 0)
+        assert server.chunks_stored == 40 and c.chunks_acked == 40
+        assert not list((tmp_path / 'outbox').glob('*.chunk'))
+    finally:
+        c.close()
+        server.close()
+
+
+def test_learner_outage_buffers_on_disk_and_delivers_backlog(tmp_path):
+    store = MemoryStore()
+    server = LinkServer(ServerConfig(endpoint='tcp://127.0.0.1:*'), store.store, store.is_stored)
+    endpoint = server.endpoint
+    c = client(tmp_path, endpoint)
+    try:
+        c.send(*chunk(0))
+        assert wait(lambda: store.transitions() == 5 and c.connected)
+        server.close()                                        # the learner dies
+        assert wait(lambda: not c.connected, 5)
+        for i in range(1, 11):
+            c.send(*chunk(i))
+        time.sleep(0.3)
+        assert c.backlog == 10 and len(list((tmp_path / 'outbox').glob('*.chunk'))) == 10
+        server = LinkServer(ServerConfig(endpoint=endpoint), store.store, store.is_stored)   # and comes back
+        assert wait(lambda: c.backlog == 0, 15), f'backlog {c.backlog}'
+        assert store.transitions() == 55
+        firsts = sorted(m['first_step'] for m, _ in store.chunks.values())
+        assert firsts == list(range(0, 55, 5))
+    finally:
+        c.close()
+        server.close()
+
+
+def test_robot_restart_resends_pending_chunks_without_duplicates(tmp_path):
+    store = MemoryStore()
+    c = client(tmp_path, 'tcp://127.0.0.1:1')                 # nobody there: everything stays pending
+    for i in range(4):
+        c.send(*chunk(i))
+    c.close()
+    server = LinkServer(ServerConfig(endpoint='tcp://127.0.0.1:*'), store.store, store.is_stored)
+    sent_before = next(iter(Outbox(tmp_path / 'outbox').pending()))[0]
+    store.store(sent_before, *chunk(0))                       # the learner already had the first one
+    c2 = client(tmp_path, server.endpoint)
+    try:
+        assert wait(lambda: c2.backlog == 0)
+        assert store.transitions() == 20 and server.duplicates == 1 and server.chunks_stored == 3
+    finally:
+        c2.close()
+        server.close()
+
+
+def test_curve_keys_authenticate_and_refuse_strangers(tmp_path):
+    good = keys.generate(tmp_path / 'keys')
+    stranger = keys.generate(tmp_path / 'stranger')
+    store = MemoryStore()
+    server = LinkServer(ServerConfig(endpoint='tcp://127.0.0.1:*', keys=keys.load(good['learner_secret']),
+                                     authorized_dir=good['authorized']), store.store, store.is_stored)
+    learner_public = keys.load(good['learner_public']).public
+    ok = client(tmp_path / 'ok', server.endpoint, robot_id='ok', keys=keys.load(good['robot_secret']),
+                server_public_key=learner_public)
+    bad = client(tmp_path / 'bad', server.endpoint, robot_id='bad', keys=keys.load(stranger['robot_secret']),
+                 server_public_key=learner_public)
+    try:
+        ok.send(*chunk(1))
+        bad.send(*chunk(2))
+        assert wait(lambda: ok.backlog == 0)
+        time.sleep(1.0)
+        assert not bad.connected and bad.backlog == 1
+        assert [m['robot_id'] for m, _ in store.chunks.values()] == ['ok']
+    finally:
+        ok.close()
+        bad.close()
+        server.close()
+    with pytest.raises(ValueError, match='both'):
+        LinkClient(ClientConfig(keys=keys.load(good['robot_secret'])))
+
+
+def test_bundle_push_arrives_intact(tmp_path):
+    bundle = tmp_path / 'b'
+    (bundle / 'tokenizer').mkdir(parents=True)
+    (bundle / 'manifest.json').write_text('{"x": 1}')
+    (bundle / 'tokenizer' / 'vocab.txt').write_bytes(b'[PAD]\n' * 1000)
+    (bundle / 'policy.onnx').write_bytes(np.random.default_rng(0).bytes(2_000_000))
+    got = []
+    store = MemoryStore()
+    server = LinkServer(ServerConfig(endpoint='tcp://127.0.0.1:*'), store.store, store.is_stored)
+    c = LinkClient(ClientConfig(endpoint=server.endpoint, outbox_dir=tmp_path / 'o', bundle_dir=tmp_path / 'in',
+                                ping_interval_s=0.1), on_bundle=lambda v, p: got.append((v, p)))
+    try:
+        assert wait(lambda: server.robots)
+        assert server.push_bundle(bundle, 'v7') == 1
+        assert wait(lambda: got)
+        version, path = got[0]
+        assert version == 'v7' and path == tmp_path / 'in' / 'v7'
+        for f in ('manifest.json', 'tokenizer/vocab.txt', 'policy.onnx'):
+            assert (path / f).read_bytes() == (bundle / f).read_bytes()
+        assert wait(lambda: server.bundle_acks.get('robot') == 'v7')
+    finally:
+        c.close()
+        server.close()
