@@ -63,18 +63,38 @@ ESTOP = Topic('estop', 'std_msgs/Bool', Qos.LATCHED,
               'True = emergency stop (latched in the safety layer until False is published).')
 
 EPISODE_EVENT = Topic('episode/event', 'std_msgs/String', Qos.RELIABLE,
-                      "Episode boundaries: 'start' (after a reset: the next image is the episode's first frame) "
-                      "or 'stop'.")
+                      "Episode boundaries: 'start' (the next image is the episode's first frame) or 'stop'.")
+EPISODE_STATUS = Topic('episode/status', 'std_msgs/String', Qos.LATCHED,
+                       'JSON: episode, state (idle/running/stopped), step, max_steps, success, success_source, '
+                       'label, instruction.')
+EPISODE_LABEL = Topic('episode/label', 'std_msgs/String', Qos.RELIABLE,
+                      "Operator's label of the current (or just stopped) episode: 'success' or 'failure'.")
+SIM_SUCCESS = Topic('sim/success', 'std_msgs/Bool', Qos.SENSOR,
+                    "The simulator's privileged task-success test, each tick (sim_arm only).")
 REWARD = Topic('reward', 'geometry_msgs/Vector3Stamped', Qos.RELIABLE,
                'Reward of one camera frame: header.stamp = that image\'s stamp; x = reward (standardized if '
                'enabled), y = raw reward-model score, z = frame index within the episode.')
+TELEOP_ACTION = Topic('teleop/action', 'std_msgs/Float32MultiArray', Qos.RELIABLE,
+                      "Operator's 4-D action (same units as policy/action), sent while the device is engaged.")
+CONTROL_MODE = Topic('control/mode', 'std_msgs/String', Qos.LATCHED,
+                     "Who may command the arm: 'auto' (teleop takes over while engaged), 'policy' or 'teleop'.")
+APPLIED_ACTION = Topic('control/applied_action', 'sensor_msgs/JointState', Qos.RELIABLE,
+                       "What the safety layer commanded, in action units: names dx dy dz gripper intervention "
+                       "(1 = the operator's action); one per control step.")
+POLICY_BUNDLE = Topic('policy/bundle', 'std_msgs/String', Qos.LATCHED,
+                      'JSON {"path", "version"}: a new policy bundle on disk for the policy node to swap in.')
+LEARNER_STATUS = Topic('learner/status', 'std_msgs/String', Qos.LATCHED,
+                       'JSON: link state, transitions sent/stored, backlog, updates, bundle version.')
 
 TOPICS: tuple[Topic, ...] = (CAMERA_IMAGE, EE_POSE, GRIPPER_STATE, INSTRUCTION, POLICY_ACTION,
                              POLICY_STATUS, EE_TWIST_CMD, SAFE_GRIPPER_ACTION, GRIPPER_CMD,
-                             SAFETY_STATUS, ESTOP, EPISODE_EVENT, REWARD)
+                             SAFETY_STATUS, ESTOP, EPISODE_EVENT, EPISODE_STATUS, EPISODE_LABEL, SIM_SUCCESS,
+                             REWARD, TELEOP_ACTION, CONTROL_MODE, APPLIED_ACTION, POLICY_BUNDLE, LEARNER_STATUS)
 
-RESET_SERVICE = 'episode/reset'      # std_srvs/Trigger: arm to home pose (sim: new episode)
-RESET_SERVICE_TYPE = 'std_srvs/Trigger'
+ROBOT_RESET_SERVICE = 'robot/reset'  # std_srvs/Trigger, served by the arm driver: arm to home (sim: next episode)
+EPISODE_START_SERVICE = 'episode/start'     # std_srvs/Trigger, served by the episode node
+EPISODE_STOP_SERVICE = 'episode/stop'
+EPISODE_RESET_SERVICE = 'episode/reset'     # stop, arm to home (robot/reset), then start if auto_start
 
 IMAGE_ENCODING = 'rgb8'
 GRIPPER_JOINT = 'gripper'

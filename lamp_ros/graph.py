@@ -25,6 +25,11 @@ class NodeSpec:
     stop_rank: int                  # shutdown order: motion sources first, the arm driver last
     doc: str
     remappings: tuple[tuple[str, str], ...] = ()
+    modes: tuple[str, ...] = MODES
+    mode_params: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()   # (mode, ((param, value), ...))
+
+    def params_for(self, mode: str) -> dict[str, Any]:
+        return dict(next((p for m, p in self.mode_params if m == mode), ()))
 
 
 NODES: tuple[NodeSpec, ...] = (
@@ -32,6 +37,8 @@ NODES: tuple[NodeSpec, ...] = (
              'MuJoCo arm in place of the arm driver; also renders camera/image_raw'),
     NodeSpec('camera', 'camera', ('real',), 3, 'OpenCV camera -> camera/image_raw'),
     NodeSpec('prompt', 'prompt', ROBOTS, 0, 'publishes the instruction'),
+    NodeSpec('episode', 'episode', ROBOTS, 0, 'episode start/stop/reset, step limit, success',
+             mode_params=(('finetune', (('auto_start', True), ('auto_reset', True))),)),
     NodeSpec('policy', 'policy', ROBOTS, 0, 'ONNX policy bundle -> policy/action'),
     NodeSpec('safety', 'safety', ROBOTS, 1, 'safety layer -> robot/ee_twist_cmd, safety/gripper_action'),
     NodeSpec('gripper', 'gripper', ROBOTS, 2, 'gripper action -> robot/gripper_cmd'),
@@ -97,10 +104,11 @@ def build(mode: str, instruction: str = '', robot: str = 'sim', bundle: str = ''
     values = {'instruction': instruction.strip(), 'bundle': bundle}
     nodes = []
     for spec in NODES:
-        if robot not in spec.robots:
+        if robot not in spec.robots or mode not in spec.modes:
             continue
-        overrides = {param: values[arg.name] for arg in ARGUMENTS for node, param in arg.sets
-                     if node == spec.name and values.get(arg.name)}
+        overrides = spec.params_for(mode)
+        overrides.update({param: values[arg.name] for arg in ARGUMENTS for node, param in arg.sets
+                          if node == spec.name and values.get(arg.name)})
         files = (config_file(COMMON_PARAMS), config_file(f'{spec.name}.yaml')) + user_files
         nodes.append(NodeLaunch(spec, files, overrides))
     return Graph(mode, robot, tuple(nodes), tuple(notes))

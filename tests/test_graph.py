@@ -101,8 +101,11 @@ def test_finetune_says_learner_is_not_available(probe, make_bundle, tmp_path):
 def test_graph_description_is_shared_by_launch_and_cli():
     sim = graph.build('deploy', instruction='push button', robot='sim', bundle='/b')
     real = graph.build('deploy', instruction='push button', robot='real', bundle='/b')
-    assert [n.spec.name for n in sim.nodes] == ['sim_arm', 'prompt', 'policy', 'safety', 'gripper']
-    assert [n.spec.name for n in real.nodes] == ['camera', 'prompt', 'policy', 'safety', 'gripper']
+    assert [n.spec.name for n in sim.nodes] == ['sim_arm', 'prompt', 'episode', 'policy', 'safety', 'gripper']
+    assert [n.spec.name for n in real.nodes] == ['camera', 'prompt', 'episode', 'policy', 'safety', 'gripper']
+    finetune = graph.build('finetune', robot='sim', bundle='/b')
+    episode = next(n for n in finetune.nodes if n.spec.name == 'episode')
+    assert episode.overrides == {'auto_start': True, 'auto_reset': True}
     prompt = next(n for n in sim.nodes if n.spec.name == 'prompt')
     assert prompt.overrides == {'instruction': 'push button'}
     policy = next(n for n in sim.nodes if n.spec.name == 'policy')

@@ -133,3 +133,37 @@ def test_late_joiner_gets_estop_state(nodes, probe):
     probe.wait_for(lambda: len(twists) > 20, 15, feeder.step)
     assert twists and not any(moving(m) for _, m in twists)
     assert 'E-STOP ENGAGED' in nodes.log('safety')
+
+
+def test_operator_takes_over_and_applied_actions_flag_interventions(safety, probe):
+    from std_msgs.msg import String
+    from lamp_ros.ros.convert import applied_action
+    feeder, twists, _, _ = safety
+    applied = probe.record(c.APPLIED_ACTION)
+    feeder.action = np.array([0.5, 0.0, 0.0, 1.0])                 # policy goes +x
+    teleop = np.array([0.0, -0.4, 0.0, 0.0])                       # operator goes -y
+
+    def operator_step():
+        feeder.step()
+        probe.publish(c.TELEOP_ACTION, action_msg(teleop))
+
+    t0 = time.monotonic()
+    probe.wait_for(lambda: False, 0.6, operator_step)
+    v = twist_linear(twists[-1][1])
+    assert v[0] == pytest.approx(0.0) and v[1] == pytest.approx(-0.4 * SCALE * RATE)
+    recent = [applied_action(m) for t, m in applied if t > t0 + 0.2]
+    assert recent and all(flag for _, flag in recent)
+    assert recent[-1][0] == pytest.approx(teleop, abs=1e-5)
+
+    t_release = time.monotonic()                                   # operator lets go: policy back after hold-off
+    assert probe.wait_for(lambda: twist_linear(twists[-1][1])[0] > 0, 3.0, feeder.step)
+    back = next(t for t, m in twists if t > t_release and twist_linear(m)[0] > 0)
+    assert back - t_release >= 0.4                                 # takeover_hold_s = 0.5, minus one period
+    probe.wait_for(lambda: False, 0.3, feeder.step)
+    assert not applied_action(applied[-1][1])[1]
+
+    probe.publish(c.CONTROL_MODE, String(data='policy'))          # operator locked out
+    probe.spin_for(0.2)
+    t_locked = time.monotonic()
+    probe.wait_for(lambda: False, 0.6, operator_step)
+    assert all(twist_linear(m)[0] > 0 for t, m in twists if t > t_locked + 0.1)

@@ -1,8 +1,10 @@
 """safety node: every arm command passes through here (see lamp_ros.core.safety for the rules).
 
-policy/action -> [SafetyFilter] -> robot/ee_twist_cmd (m/s) and safety/gripper_action.
-A command is published as soon as an action arrives (low latency); a watchdog timer publishes
-zero velocity while any stop condition holds (stale inputs, e-stop, rejected action).
+policy/action or teleop/action -> [ActionArbiter] -> [SafetyFilter] -> robot/ee_twist_cmd (m/s) and
+safety/gripper_action; control/applied_action reports what was commanded, in action units, with the
+intervention flag (1 = the operator's action). A command is published as soon as an action arrives (low
+latency); a watchdog timer publishes zero velocity while any stop condition holds (stale inputs, e-stop,
+rejected action).
 """
 from __future__ import annotations
 
@@ -12,12 +14,13 @@ import numpy as np
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.duration import Duration
 from rclpy.node import Node
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, Float32, Float32MultiArray, String
 
 from lamp_ros import contract as c
+from lamp_ros.core.arbiter import ActionArbiter, ArbiterConfig
 from lamp_ros.core.safety import Command, InterventionLog, SafetyConfig, SafetyFilter
-from lamp_ros.ros.convert import action_array, pose_arrays, twist_msg
+from lamp_ros.ros.convert import action_array, applied_action_msg, pose_arrays, twist_msg
 from lamp_ros.ros.node_process import declare, run_node
 from lamp_ros.ros.interfaces import profile
 
@@ -46,11 +49,21 @@ class SafetyNode(Node):
         watchdog_hz = declare(self, 'watchdog_rate_hz', 50.0, 'How often stale inputs are checked, Hz.')
         self.filter = SafetyFilter(cfg, start_t=self._now())
         self.log = InterventionLog()
+        self.arbiter = ActionArbiter(ArbiterConfig(
+            takeover_hold_s=declare(self, 'takeover_hold_s', ArbiterConfig().takeover_hold_s,
+                                    "Control returns to the policy this long after the operator's last action.")),
+            mode=declare(self, 'control_mode', 'auto', "'auto' (operator takes over while teleop sends), "
+                                                       "'policy' or 'teleop'; also settable on control/mode."))
 
         self.twist_pub = self.create_publisher(TwistStamped, c.EE_TWIST_CMD.name, profile(c.EE_TWIST_CMD))
         self.gripper_pub = self.create_publisher(Float32, c.SAFE_GRIPPER_ACTION.name, profile(c.SAFE_GRIPPER_ACTION))
         self.status_pub = self.create_publisher(String, c.SAFETY_STATUS.name, profile(c.SAFETY_STATUS))
-        self.create_subscription(Float32MultiArray, c.POLICY_ACTION.name, self._on_action, profile(c.POLICY_ACTION))
+        self.applied_pub = self.create_publisher(JointState, c.APPLIED_ACTION.name, profile(c.APPLIED_ACTION))
+        self.create_subscription(Float32MultiArray, c.POLICY_ACTION.name,
+                                 lambda msg: self._on_action(msg, 'policy'), profile(c.POLICY_ACTION))
+        self.create_subscription(Float32MultiArray, c.TELEOP_ACTION.name,
+                                 lambda msg: self._on_action(msg, 'teleop'), profile(c.TELEOP_ACTION))
+        self.create_subscription(String, c.CONTROL_MODE.name, self._on_mode, profile(c.CONTROL_MODE))
         self.create_subscription(Image, c.CAMERA_IMAGE.name, self._on_image, profile(c.CAMERA_IMAGE))
         self.create_subscription(PoseStamped, c.EE_POSE.name, self._on_pose, profile(c.EE_POSE))
         self.create_subscription(Bool, c.ESTOP.name, self._on_estop, profile(c.ESTOP))
@@ -72,10 +85,25 @@ class SafetyNode(Node):
             return
         self.filter.on_ee_pose(self._now(), pose_arrays(msg)[0])
 
-    def _on_action(self, msg: Float32MultiArray) -> None:
+    def _on_action(self, msg: Float32MultiArray, source: str) -> None:
         t = self._now()
+        if not self.arbiter.accept(source, t):
+            return
         self.filter.on_action(t, action_array(msg))
-        self._publish(self.filter.command(t))
+        cmd = self.filter.command(t)
+        self._publish(cmd)
+        if not cmd.stopped:
+            self.applied_pub.publish(applied_action_msg(
+                cmd.velocity / (self.filter.config.action_scale_m * self.filter.config.control_rate_hz),
+                cmd.gripper, source == 'teleop', self.get_clock().now().to_msg()))
+
+    def _on_mode(self, msg: String) -> None:
+        try:
+            self.arbiter.set_mode(msg.data)
+        except ValueError as e:
+            self.get_logger().error(f'control/mode ignored: {e}')
+            return
+        self.get_logger().info(f'control mode: {msg.data}')
 
     def _on_estop(self, msg: Bool) -> None:
         self.filter.on_estop(msg.data)
@@ -114,7 +142,9 @@ class SafetyNode(Node):
             'reasons': [str(r) for r in self.log.active],
             'interventions': self.log.count,
             'last_reason': str(last) if last else '',
-            'estop': self.filter.estop_engaged})))
+            'estop': self.filter.estop_engaged,
+            'control_mode': self.arbiter.mode,
+            'operator': self.arbiter.operator_engaged(self._now())})))
 
     def on_shutdown(self) -> None:
         """Leave the arm commanded to zero velocity."""

@@ -6,17 +6,20 @@ rate) it applies the latest safe twist from robot/ee_twist_cmd (zero if none arr
 cmd_timeout_s: a driver-side watchdog, independent of the safety node's) through
 LampScene.apply_velocity, the one motion function the gym env's step uses too, for one period;
 then it renders the front camera and publishes camera/image_raw, robot/ee_pose and
-robot/gripper_state. episode/reset starts a new randomized episode with the arm at home.
+robot/gripper_state, plus what only a simulator knows: sim/success (the task's success test) and, with
+publish_task_reward, the task's shaped reward on `reward` (stamped with the image it belongs to), so
+finetuning in sim can use the task reward where a real robot uses the reward model.
+robot/reset starts a new randomized episode with the arm at home.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
-from geometry_msgs.msg import PoseStamped, TwistStamped
+from geometry_msgs.msg import PoseStamped, TwistStamped, Vector3Stamped
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Float64, String
+from std_msgs.msg import Bool, Float64
 from std_srvs.srv import Trigger
 
 from lamp_ros import contract as c
@@ -40,6 +43,8 @@ class SimArmNode(Node):
         task = declare(self, 'task', 'push_button', 'Simulated task scene: push_button, turn_tap, close_microwave, '
                        'pick_up_cup, take_lid_off_saucepan or pretrain.')
         randomize = declare(self, 'randomize', True, 'Visual domain randomization per episode (textures, lights, ...).')
+        self.publish_task_reward = declare(self, 'publish_task_reward', False,
+                                           "Publish the task's shaped reward on 'reward' (sim finetuning).")
         declare(self, 'camera_enabled', True,
                 'Publish camera images (set false at run time to simulate a camera dropout).')
         self.period = 1.0 / rate
@@ -54,10 +59,12 @@ class SimArmNode(Node):
         self.image_pub = self.create_publisher(Image, c.CAMERA_IMAGE.name, profile(c.CAMERA_IMAGE))
         self.pose_pub = self.create_publisher(PoseStamped, c.EE_POSE.name, profile(c.EE_POSE))
         self.gripper_pub = self.create_publisher(JointState, c.GRIPPER_STATE.name, profile(c.GRIPPER_STATE))
-        self.event_pub = self.create_publisher(String, c.EPISODE_EVENT.name, profile(c.EPISODE_EVENT))
+        self.success_pub = self.create_publisher(Bool, c.SIM_SUCCESS.name, profile(c.SIM_SUCCESS))
+        self.reward_pub = self.create_publisher(Vector3Stamped, c.REWARD.name, profile(c.REWARD))
+        self.step = 0
         self.create_subscription(TwistStamped, c.EE_TWIST_CMD.name, self._on_twist, profile(c.EE_TWIST_CMD))
         self.create_subscription(Float64, c.GRIPPER_CMD.name, self._on_gripper, profile(c.GRIPPER_CMD))
-        self.create_service(Trigger, c.RESET_SERVICE, self._on_reset)
+        self.create_service(Trigger, c.ROBOT_RESET_SERVICE, self._on_reset)
         self.create_timer(self.period, self._tick)
         self.get_logger().info(f'simulated arm up: task {task}, {rate} Hz, images {size[1]}x{size[0]}, '
                                f'instruction "{self.scene.instruction}"')
@@ -88,9 +95,9 @@ class SimArmNode(Node):
         self.scene.reset()                       # the next episode of the seeded sequence
         self.velocity, self.velocity_t = np.zeros(3), -math.inf
         self.gripper_open = True
+        self.step = 0
         response.success, response.message = True, f'episode {self.episode}: arm at home, "{self.scene.instruction}"'
         self.get_logger().info(response.message)
-        self.event_pub.publish(String(data='start'))
         return response
 
     def _tick(self) -> None:
@@ -101,6 +108,14 @@ class SimArmNode(Node):
             self.image_pub.publish(image_msg(self.scene.render('front'), stamp, self.camera_frame_id))
         self.pose_pub.publish(pose_msg(self.scene.ee_position(), self.scene.ee_quaternion(), stamp, self.frame_id))
         self.gripper_pub.publish(gripper_state_msg(self.scene.gripper_opening(), stamp))
+        self.success_pub.publish(Bool(data=bool(self.scene.success())))
+        if self.publish_task_reward:
+            reward = Vector3Stamped()
+            reward.header.stamp, reward.header.frame_id = stamp, self.camera_frame_id
+            reward.vector.x = reward.vector.y = float(self.scene.reward())
+            reward.vector.z = float(self.step)
+            self.reward_pub.publish(reward)
+        self.step += 1
 
     def on_shutdown(self) -> None:
         self.scene.close()

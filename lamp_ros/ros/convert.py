@@ -87,3 +87,23 @@ def action_msg(action: np.ndarray) -> Float32MultiArray:
 
 def action_array(msg: Float32MultiArray) -> np.ndarray:
     return np.asarray(msg.data, dtype=np.float64)
+
+
+APPLIED_ACTION_NAMES = ['dx', 'dy', 'dz', 'gripper', 'intervention']
+
+
+def applied_action_msg(motion: np.ndarray, gripper: float, intervention: bool, stamp: Time) -> JointState:
+    """What the safety layer commanded, in action units (motion = velocity / (scale * rate))."""
+    msg = JointState()
+    msg.header.stamp = stamp
+    msg.name = list(APPLIED_ACTION_NAMES)
+    msg.position = [float(v) for v in motion] + [float(gripper), 1.0 if intervention else 0.0]
+    return msg
+
+
+def applied_action(msg: JointState) -> tuple[np.ndarray, bool]:
+    """(action [4], intervention) from a control/applied_action message; ValueError if malformed."""
+    if list(msg.name) != APPLIED_ACTION_NAMES or len(msg.position) != len(APPLIED_ACTION_NAMES):
+        raise ValueError(f'applied action with names {list(msg.name)}, expected {APPLIED_ACTION_NAMES}')
+    values = np.asarray(msg.position, dtype=np.float32)
+    return values[:4], bool(values[4] > 0.5)

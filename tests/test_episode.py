@@ -1,0 +1,77 @@
+"""Episodes: the ROS-free tracker, and the episode node with the simulated arm over real services and topics."""
+import json
+
+import pytest
+from std_msgs.msg import Bool, String
+from std_srvs.srv import Trigger
+
+from lamp_ros import contract as c
+from lamp_ros.core.episode import EpisodeConfig, EpisodeTracker
+from lamp_ros.ros.convert import applied_action_msg
+
+
+def test_tracker_steps_success_and_labels():
+    t = EpisodeTracker(EpisodeConfig(max_steps=3, success_sources=('sim', 'label')))
+    t.start('push button')
+    for _ in range(2):
+        t.on_step()
+    assert t.state == 'running'
+    t.on_step(intervention=True)
+    assert (t.state, t.stop_reason, t.interventions) == ('stopped', 'max_steps', 1)
+    t.start('push button')
+    t.on_sim_success(True)
+    assert t.success and t.success_source == 'sim' and t.stop_reason == 'success'
+    t.start('push button')
+    t.on_label('failure')
+    assert t.label == 'failure' and not t.success and t.state == 'stopped'
+    assert t.take_events() == ['start', 'stop', 'start', 'stop', 'start', 'stop']
+    t.on_reward(100.0)                                   # 'reward' not a source here
+    assert not t.success
+    with pytest.raises(ValueError, match='label'):
+        t.on_label('meh')
+    with pytest.raises(ValueError, match='success sources'):
+        EpisodeConfig(success_sources=('vibes',))
+
+
+def test_reward_threshold_success():
+    t = EpisodeTracker(EpisodeConfig(success_sources=('reward',), reward_threshold=0.8))
+    t.start('x')
+    t.on_reward(0.5)
+    assert not t.success
+    t.on_reward(0.9)
+    assert t.success and t.state == 'stopped'
+
+
+def test_episode_node_resets_the_sim_and_counts_steps(nodes, probe):
+    nodes.start('sim_arm', {'image_size': [32, 32], 'randomize': False})
+    nodes.start('episode', {'max_steps': 5, 'success_sources': ['label']})
+    events = probe.record(c.EPISODE_EVENT)
+    statuses = probe.record(c.EPISODE_STATUS)
+    images = probe.record(c.CAMERA_IMAGE)
+    probe.publish(c.INSTRUCTION, String(data='push button'))
+    assert probe.wait_for(lambda: images, 30), nodes.log('sim_arm')         # the simulator is up
+    result = probe.call(Trigger, c.EPISODE_RESET_SERVICE, Trigger.Request(), timeout=30)
+    assert result.success and 'arm at home' in result.message, (result.message, nodes.log('episode'))
+    assert probe.call(Trigger, c.EPISODE_START_SERVICE, Trigger.Request()).success
+    assert probe.wait_for(lambda: events and events[-1][1].data == 'start', 5)
+    status = lambda: json.loads(statuses[-1][1].data)  # noqa: E731
+    assert status()['state'] == 'running' and status()['instruction'] == 'push button'
+    stamp = probe.node.get_clock().now().to_msg()
+    for i in range(5):
+        probe.publish(c.APPLIED_ACTION, applied_action_msg([0.0, 0.0, 0.0], 1.0, i == 2, stamp))
+    assert probe.wait_for(lambda: status()['state'] == 'stopped', 5), status()
+    assert status()['stop_reason'] == 'max_steps' and status()['step'] == 5 and status()['interventions'] == 1
+    assert events[-1][1].data == 'stop'
+    assert probe.call(Trigger, c.EPISODE_START_SERVICE, Trigger.Request()).success
+    probe.publish(c.EPISODE_LABEL, String(data='success'))
+    assert probe.wait_for(lambda: status()['label'] == 'success', 5)
+    assert status()['success'] and status()['success_source'] == 'label' and status()['episode'] == 2
+    probe.publish(c.EPISODE_LABEL, String(data='great'))
+    probe.spin_for(0.3)
+    assert 'episode label ignored' in nodes.log('episode') and nodes.alive('episode')
+
+
+def test_episode_reset_without_an_arm_driver_says_so(nodes, probe):
+    nodes.start('episode', {})
+    result = probe.call(Trigger, c.EPISODE_RESET_SERVICE, Trigger.Request(), timeout=20)
+    assert not result.success and 'robot/reset is not available' in result.message
