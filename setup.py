@@ -30,7 +30,7 @@ setup(
     install_requires=['numpy', 'opencv-python-headless', 'onnxruntime', 'tokenizers', 'PyYAML', 'pyzmq'],
     extras_require={
         'sim': ['mujoco>=4.0', 'gymnasium>=1.0', 'tqdm'],
-        'train': ['torch>=2.2,<=2.14.1', 'transformers', 'onnx', 'safetensors', 'tqdm'],
+        'train': ['torch>=2.2,<=2.14.1', 'transformers', 'onnx', 'safetensors', 'tqdm', 'tensorboard', 'matplotlib'],
         'test': ['pytest', 'pytest-timeout'],
     },
     zip_safe=False,
@@ -40,6 +40,7 @@ setup(
             'lamp-export = models.export:main',
             'lamp-models = models.cli:main',
             'lamp-sim = sim.cli:main',
+            'lamp-train = sim.train.cli:main',
         ],
     },
 )

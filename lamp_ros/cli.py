@@ -5,6 +5,9 @@
   lamp-ros run NODE [--ros-args ...]      one node, like `ros2 run lamp_ros NODE`
   lamp-ros graph [--mode M] [--robot R]   print the nodes and parameter files a mode would start
   lamp-ros env                            shell lines that make `ros2 launch lamp_ros ...` find this install
+  lamp-ros learner [--run DIR] [--init RUN] [--bind tcp://0.0.0.0:5555] [--keys DIR]   the online learner
+  lamp-ros keys DIR                       CurveZMQ keys for the robot <-> learner link
+  lamp-ros console | teleop | record ...  operator tools beside a running graph (docs/operator.md; each has --help)
 """
 from __future__ import annotations
 
@@ -15,7 +18,15 @@ import sys
 from pathlib import Path
 
 from lamp_ros import graph
+from lamp_ros.learner.cli import add_learner_parser
 from lamp_ros.paths import share_dir
+
+# operator tools: each parses its own arguments (`lamp-ros console --help`), so main() hands them the rest
+OPERATOR_TOOLS = {
+    'console': ('lamp_ros.console.app', 'operator console: instructions, episodes, labels, e-stop, live status'),
+    'teleop': ('lamp_ros.teleop.cli', 'teleop node: keyboard (this terminal), spacemouse or gamepad'),
+    'record': ('lamp_ros.record', 'save every episode to disk (--out DIR [--mcap])'),
+}
 
 
 def _add_graph_arguments(p: argparse.ArgumentParser) -> None:
@@ -96,7 +107,7 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest='command', required=True)
     for mode, what in (('deploy', 'run a policy bundle on the (simulated or real) arm'),
-                       ('finetune', 'deploy graph plus online finetuning (learner: not available yet)')):
+                       ('finetune', 'deploy graph plus online finetuning: reward, actor bridge, learner')):
         sp = sub.add_parser(mode, help=what, description=what)
         _add_graph_arguments(sp)
         sp.set_defaults(func=lambda a, m=mode: _run_graph(m, a))
@@ -111,10 +122,16 @@ def parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=_print_graph)
     sp = sub.add_parser('env', help='print shell lines that let `ros2 launch` find a pip install of lamp_ros')
     sp.set_defaults(func=_print_env)
+    add_learner_parser(sub)
+    for tool, (_, what) in OPERATOR_TOOLS.items():
+        sub.add_parser(tool, help=what, add_help=False)      # listed here; main() runs the tool itself
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in OPERATOR_TOOLS:
+        return importlib.import_module(OPERATOR_TOOLS[argv[0]][0]).main(argv[1:])
     args = parser().parse_args(argv)
     return args.func(args)
 

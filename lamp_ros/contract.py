@@ -77,7 +77,8 @@ REWARD = Topic('reward', 'geometry_msgs/Vector3Stamped', Qos.RELIABLE,
 TELEOP_ACTION = Topic('teleop/action', 'std_msgs/Float32MultiArray', Qos.RELIABLE,
                       "Operator's 4-D action (same units as policy/action), sent while the device is engaged.")
 CONTROL_MODE = Topic('control/mode', 'std_msgs/String', Qos.LATCHED,
-                     "Who may command the arm: 'auto' (teleop takes over while engaged), 'policy' or 'teleop'.")
+                     "Who may command the arm: 'auto' (teleop takes over while engaged), 'policy', 'teleop' or "
+                     "'hold' (nobody: the arm stands still).")
 APPLIED_ACTION = Topic('control/applied_action', 'sensor_msgs/JointState', Qos.RELIABLE,
                        "What the safety layer commanded, in action units: names dx dy dz gripper intervention "
                        "(1 = the operator's action); one per control step.")
@@ -85,11 +86,18 @@ POLICY_BUNDLE = Topic('policy/bundle', 'std_msgs/String', Qos.LATCHED,
                       'JSON {"path", "version"}: a new policy bundle on disk for the policy node to swap in.')
 LEARNER_STATUS = Topic('learner/status', 'std_msgs/String', Qos.LATCHED,
                        'JSON: link state, transitions sent/stored, backlog, updates, bundle version.')
+LEARNER_PROGRESS = Topic('learner/progress', 'std_msgs/String', Qos.LATCHED,
+                         'JSON from the learner: updates, bundle_version, transitions_stored, episodes, robots, '
+                         'train/* losses (1 Hz).')
+REWARD_STATUS = Topic('reward/status', 'std_msgs/String', Qos.LATCHED,
+                      'JSON from the reward node: state (loading/waiting/running/no_weights/refused), model, name, '
+                      'checkpoint, rate_hz, standardize, instruction, reason.')
 
 TOPICS: tuple[Topic, ...] = (CAMERA_IMAGE, EE_POSE, GRIPPER_STATE, INSTRUCTION, POLICY_ACTION,
                              POLICY_STATUS, EE_TWIST_CMD, SAFE_GRIPPER_ACTION, GRIPPER_CMD,
                              SAFETY_STATUS, ESTOP, EPISODE_EVENT, EPISODE_STATUS, EPISODE_LABEL, SIM_SUCCESS,
-                             REWARD, TELEOP_ACTION, CONTROL_MODE, APPLIED_ACTION, POLICY_BUNDLE, LEARNER_STATUS)
+                             REWARD, TELEOP_ACTION, CONTROL_MODE, APPLIED_ACTION, POLICY_BUNDLE, LEARNER_STATUS,
+                             LEARNER_PROGRESS, REWARD_STATUS)
 
 ROBOT_RESET_SERVICE = 'robot/reset'  # std_srvs/Trigger, served by the arm driver: arm to home (sim: next episode)
 EPISODE_START_SERVICE = 'episode/start'     # std_srvs/Trigger, served by the episode node

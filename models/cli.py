@@ -3,6 +3,8 @@
     lamp-models score --first A.png --frame B.png --instruction "push the button"   # sanity-check a reward model
     lamp-models fetch r3m --size 50 [--dest DIR]                                     # official R3M weights
     lamp-models export-onnx [--checkpoint DIR] [--out DIR]                           # R3M for the robot (no torch)
+    lamp-models record-demos --tasks all --episodes 30 --out demos/                 # scripted expert videos (sim)
+    lamp-models finetune-reward --size 18 --episodes demos/ --out DIR                # in-domain R3M reward
 
 Each command that needs weights says exactly which file to place where when they are missing (exit code 2).
 Commands import torch only when they run, so `--help` is instant.
@@ -100,9 +102,162 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     return 0
 
 
+def record_demos(tasks: Sequence[str], episodes: int, out: Path, image_size: int, seed: int, after_success: int,
+                 max_steps: int, paraphrase: bool, progress: bool = True) -> dict[str, int]:
+    """Scripted expert episodes (sim.experts) as episode files out/<task>_<seed>.npz; existing files are kept.
+
+    An episode ends `after_success` steps after its first success (the video shows the task being done, not
+    a long still ending), or after `max_steps`. Paraphrased task phrases (pretraining: templates and synonyms)
+    give the instructions variety; `task` labels the paraphrases of one task.
+    """
+    import sim
+    from tqdm import tqdm
+
+    from models.episodes import save_episode
+    from sim.experts import make_expert
+
+    out.mkdir(parents=True, exist_ok=True)
+    counts = {'recorded': 0, 'kept': 0, 'successes': 0}
+    with tqdm(total=len(tasks) * episodes, desc='record demos', unit='episode', disable=not progress) as bar:
+        for task in tasks:
+            env = sim.make(task, image_size=image_size, paraphrase_instructions=paraphrase)
+            expert = make_expert(task)
+            for episode_seed in range(seed, seed + episodes):
+                path = out / f'{task}_{episode_seed:05d}.npz'
+                if path.exists():
+                    counts['kept'] += 1
+                else:
+                    episode = _expert_episode(env, expert, task, episode_seed, after_success, max_steps)
+                    save_episode(path, episode)
+                    counts['recorded'] += 1
+                    counts['successes'] += int(episode.success)
+                bar.update()
+            env.close()
+    return counts
+
+
+def _expert_episode(env, expert, task: str, seed: int, after_success: int, max_steps: int):
+    from models.episodes import Episode
+
+    observation, info = env.reset(seed=seed)
+    expert.reset()
+    scene = env.unwrapped.scene
+    front, wrist, state = [observation['image_front']], [observation['image_wrist']], [observation['state']]
+    rewards, actions = [scene.reward()], []
+    first_success = None
+    for step in range(1, max_steps + 1):
+        action = expert.act(scene)
+        observation, reward, terminated, truncated, info = env.step(action)
+        actions.append(action)
+        front.append(observation['image_front'])
+        wrist.append(observation['image_wrist'])
+        state.append(observation['state'])
+        rewards.append(reward)
+        if info['success'] and first_success is None:
+            first_success = step
+        if terminated or truncated or (first_success is not None and step - first_success >= after_success):
+            break
+    return Episode(image_front=np.stack(front), instruction=info['instruction'], success=first_success is not None,
+                   task=task, image_wrist=np.stack(wrist), state=np.stack(state).astype(np.float32),
+                   action=np.stack(actions).astype(np.float32), reward=np.array(rewards, np.float32))
+
+
+def cmd_record_demos(args: argparse.Namespace) -> int:
+    import sim
+    tasks = list(dict.fromkeys(t for name in args.tasks
+                               for t in (sim.DOWNSTREAM_TASK_NAMES if name == 'all' else (name,))))
+    for task in tasks:
+        if task not in sim.ENV_IDS:
+            print(f'error: unknown task {task!r}; choose from {", ".join(sim.ENV_IDS)} or all', file=sys.stderr)
+            return 1
+    for name in ('episodes', 'image_size', 'max_steps'):
+        if getattr(args, name) < 1:
+            print(f'error: --{name.replace("_", "-")} must be >= 1', file=sys.stderr)
+            return 1
+    counts = record_demos(tasks, args.episodes, args.out, args.image_size, args.seed, args.after_success,
+                          args.max_steps, not args.no_paraphrase, progress=not args.quiet)
+    print(f'{args.out}: recorded {counts["recorded"]} episodes ({counts["successes"]} successful), '
+          f'kept {counts["kept"]} already there; tasks {", ".join(tasks)}, seeds {args.seed}..'
+          f'{args.seed + args.episodes - 1}, {args.image_size}x{args.image_size}')
+    return 0
+
+
+def cmd_finetune_reward(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from lamp_ros.fileio import atomic_write_text
+    from models.episodes import iter_episodes
+    from models.r3m.checkpoint import save_checkpoint
+    from models.r3m.finetune import (RANKING_NAMES, FinetuneConfig, Vocabulary, check_one_size, evaluate, finetune,
+                                     videos_from_episodes)
+    from models.r3m.model import R3MNet
+    from models.r3m.onnx_export import export_onnx
+    from models.r3m.reward import R3MReward
+    from models.r3m.runtime import OnnxR3MReward
+    from models.text_encoder import default_vocab_path
+
+    try:
+        config = FinetuneConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, holdout=args.holdout,
+                                train_last_stage=args.train_last_stage, reset_head=args.reset_head,
+                                language_negatives=args.language_negatives, max_frames=args.max_frames,
+                                include_failures=args.include_failures, seed=args.seed)
+    except ValueError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    out, onnx_out = args.out.expanduser(), args.out.expanduser().with_name(args.out.name + '_onnx')
+    for path in (out, onnx_out):
+        if path.exists() and (not path.is_dir() or any(path.iterdir())) and not args.overwrite:
+            print(f'error: {path} exists; pass --overwrite to replace it', file=sys.stderr)
+            return 1
+    torch.set_num_threads(args.threads)
+    try:
+        videos, left_out = videos_from_episodes(iter_episodes(args.episodes), config)   # streamed: one in memory
+        vocab = Vocabulary(videos)
+        check_one_size(videos)
+    except (FileNotFoundError, ValueError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    if args.checkpoint is not None:
+        reward = R3MReward.load(args.checkpoint, device=args.device)
+        start = f'checkpoint {args.checkpoint} ({reward.name})'
+    else:
+        net = R3MNet.random(size=args.size, hidden_dim=args.hidden_dim, seed=args.seed)
+        reward = R3MReward(net, default_vocab_path(), device=args.device, name=f'r3m-resnet{args.size}-random')
+        start = (f'random ResNet-{args.size} and random DistilBERT (no pretrained or ImageNet weights), '
+                 f'head hidden {args.hidden_dim}')
+    labels = sorted({v.label for v in videos})
+    print(f'{len(videos)} episodes ({left_out} left out) of {len(labels)} tasks: {", ".join(labels)}; '
+          f'start: {start}; training the head{" and layer4" if config.train_last_stage else ""}')
+    result = finetune(reward.net, reward.embed_instructions, videos, config, calibrate=args.checkpoint is None,
+                      progress=not args.quiet)
+    save_checkpoint(result.net, out, reward.vocab_path, extra={'global_step': config.steps})
+    loaded = R3MReward.load(out, device=args.device)               # what every loader will see
+    held = [v for v in videos if v.episode_id in set(result.holdout_ids)]
+    shipped = evaluate(loaded, held, vocab, config.alpha) if held else None
+    size = int(videos[0].frames.shape[1])
+    export_onnx(loaded, onnx_out, verify_sizes=(size,), overwrite=args.overwrite)
+    onnx_ranking = evaluate(OnnxR3MReward.load(onnx_out), held, vocab, config.alpha) if held else None
+    report = {**result.summary(), 'start': start, 'episodes_dir': str(args.episodes), 'left_out': left_out,
+              'tasks': labels, 'holdout_ids': result.holdout_ids, 'checkpoint': str(out), 'onnx': str(onnx_out),
+              'holdout_saved_checkpoint': shipped.__dict__ if shipped else None,
+              'holdout_onnx': onnx_ranking.__dict__ if onnx_ranking else None}
+    atomic_write_text(out / 'finetune_report.json', json.dumps(report, indent=2) + '\n')
+    print(f'saved {out} (R3M checkpoint layout) and {onnx_out} (ONNX, for the reward node)')
+    if shipped is not None:
+        print(f'held-out ranking, {len(held)} episodes: before finetuning -> the saved checkpoint')
+        for name, line in zip(RANKING_NAMES, shipped.lines()):
+            print(f'  {getattr(result.before, name):6.1%} -> {line}')
+    else:
+        print('no held-out episodes (--holdout 0): no held-out ranking')
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='lamp-models', description='Reward model tools: score frames, fetch '
-                                     'weights, export the R3M reward for the robot.')
+                                     'weights, export the R3M reward for the robot, record demos, '
+                                     'finetune the reward in-domain.')
     sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
 
     score = sub.add_parser('score', help='score frames against an instruction with a reward model',
@@ -145,6 +300,56 @@ def build_parser() -> argparse.ArgumentParser:
                         help='square image sizes to check torch vs onnxruntime at (default 128)')
     export.add_argument('--overwrite', action='store_true', help='replace an existing export at --out')
     export.set_defaults(run=cmd_export_onnx)
+
+    record = sub.add_parser('record-demos', help='record scripted expert episodes in the sim (labeled videos)',
+                            description='Play the scripted experts (sim.experts) and save each episode as an '
+                                        'episode file (models/episodes.py) with its instruction: the in-domain '
+                                        'labeled videos for finetune-reward. Files already there are kept.')
+    record.add_argument('--tasks', nargs='+', default=['all'],
+                        help='task names (push_button, ..., pretrain) or all = the five downstream tasks')
+    record.add_argument('--episodes', type=int, required=True, help='episodes per task (seeds --seed, --seed+1, ...)')
+    record.add_argument('--out', type=Path, required=True, help='directory of episode files')
+    record.add_argument('--image-size', type=int, default=128, help='camera images, square (default 128, as LAMP)')
+    record.add_argument('--seed', type=int, default=0, help='first seed (default 0)')
+    record.add_argument('--after-success', type=int, default=10,
+                        help='steps recorded after the first success (default 10)')
+    record.add_argument('--max-steps', type=int, default=150, help='longest episode, steps (default 150)')
+    record.add_argument('--no-paraphrase', action='store_true',
+                        help="LAMP's fixed task phrase instead of a random paraphrase per episode")
+    record.add_argument('--quiet', action='store_true', help='no progress bar')
+    record.set_defaults(run=cmd_record_demos)
+
+    tune = sub.add_parser('finetune-reward', help='finetune the R3M language reward on labeled videos',
+                          description="Train R3M's language-reward head (optionally the last ResNet stage) on "
+                                      "episode files with R3M's language objective: the score of (first frame, "
+                                      'later frame, instruction) rises with progress and beats other videos and '
+                                      "other tasks' instructions. Writes an R3M checkpoint (official layout) at "
+                                      '--out and its ONNX export at <out>_onnx, and reports held-out ranking '
+                                      'accuracy.')
+    start = tune.add_mutually_exclusive_group(required=True)
+    start.add_argument('--checkpoint', type=Path, help='start from this R3M checkpoint directory')
+    start.add_argument('--size', type=int, choices=SIZES,
+                       help='start from random weights of this ResNet depth (no pretrained weights needed)')
+    tune.add_argument('--episodes', type=Path, required=True, help='directory of episode files (*.npz)')
+    tune.add_argument('--out', type=Path, required=True, help='output checkpoint directory')
+    tune.add_argument('--train-last-stage', action='store_true', help='also train ResNet layer4')
+    tune.add_argument('--steps', type=int, default=2000, help='optimizer steps (default 2000)')
+    tune.add_argument('--holdout', type=float, default=0.2,
+                      help="fraction of each task's episodes held out for the report (default 0.2)")
+    tune.add_argument('--batch-size', type=int, default=16, help='videos per step (default 16, as R3M)')
+    tune.add_argument('--lr', type=float, default=1e-4, help='Adam learning rate (default 1e-4, as R3M)')
+    tune.add_argument('--language-negatives', type=int, default=3,
+                      help="other tasks' instructions per positive (default 3)")
+    tune.add_argument('--max-frames', type=int, default=64, help='frames kept per episode, evenly spaced (default 64)')
+    tune.add_argument('--hidden-dim', type=int, default=1024, help='head width for --size (default 1024, as R3M)')
+    tune.add_argument('--reset-head', action='store_true', help='re-initialize the head first (with --checkpoint)')
+    tune.add_argument('--include-failures', action='store_true', help='train on unsuccessful episodes too')
+    tune.add_argument('--seed', type=int, default=0, help='seed of the split, sampling and random weights')
+    tune.add_argument('--device', default='cpu', help='torch device (default cpu)')
+    tune.add_argument('--threads', type=int, default=2, help='torch CPU threads (default 2)')
+    tune.add_argument('--overwrite', action='store_true', help='replace an existing --out (and <out>_onnx)')
+    tune.add_argument('--quiet', action='store_true', help='no progress bars')
+    tune.set_defaults(run=cmd_finetune_reward)
     return parser
 
 

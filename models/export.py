@@ -15,6 +15,7 @@ import contextlib
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 import warnings
@@ -116,6 +117,24 @@ def export_random_bundle(out_dir: str | Path, *, image_size: int = 64, text_laye
         policy = PolicyNet(config)
     return export_bundle(policy, text, vocab, out_dir, model_version=f'random-seed{seed}', state_keys=state_keys,
                          image_size=image_size, control_rate_hz=control_rate_hz, overwrite=overwrite)
+
+
+def export_run(run_dir: str | Path, out_dir: str | Path, *, step: int | None = None,
+               overwrite: bool = False) -> Manifest:
+    """The policy of a training run (`lamp-train`, sim/train) at its newest checkpoint (or `step`) as a bundle,
+    with the text encoder the run was trained with; model_version names the run, step and text encoder."""
+    from sim import STATE_KEYS
+    from sim.train.runs import load_agent
+    from sim.train.text import load as load_text_encoder
+
+    agent, config, info, at_step = load_agent(Path(run_dir), step)
+    policy = agent.exportable_policy()
+    text_encoder, vocab = load_text_encoder(info.text_encoder)
+    version = (f'lamp-drq:{Path(run_dir).resolve().name}:{info.mode}-{info.task}:step{at_step}:'
+               f'text-{info.text_encoder.describe()}')
+    return export_bundle(policy, text_encoder, vocab, out_dir, model_version=version, state_keys=STATE_KEYS,
+                         image_size=config.env.image_size, max_text_length=config.text.max_tokens,
+                         control_rate_hz=DEFAULT_CONTROL_RATE_HZ, overwrite=overwrite)
 
 
 # --- ONNX export -----------------------------------------------------------------------------------
@@ -267,7 +286,11 @@ def _positive(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='lamp-export', description='Export a policy bundle for the robot '
-                                     '(ONNX policy + text encoder + tokenizer, checked against torch).')
+                                     '(ONNX policy + text encoder + tokenizer, checked against torch).',
+                                     usage='lamp-export RUN --out BUNDLE [--step N] [--overwrite]\n'
+                                           '       lamp-export random --out BUNDLE [options]',
+                                     epilog='lamp-export RUN --out BUNDLE exports a training run (lamp-train); '
+                                            'lamp-export RUN --help lists its options.')
     sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
     rnd = sub.add_parser('random', help='a bundle with random weights (demo, smoke tests of the robot side)',
                          description='Export a policy bundle with random weights.')
@@ -282,13 +305,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def build_run_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='lamp-export', description='Export the policy of a training run '
+                                     '(lamp-train) at its newest checkpoint, with the text encoder it was trained '
+                                     'with, as a verified policy bundle.')
+    parser.add_argument('run_dir', type=Path, metavar='RUN', help='run directory (lamp-train --run-dir)')
+    parser.add_argument('--out', type=Path, required=True, help='bundle directory to create')
+    parser.add_argument('--step', type=int, default=None, help='checkpoint step (default: the newest)')
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing bundle at --out')
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and not argv[0].startswith('-') and argv[0] not in ('random',):
+        return _main_run(argv)
     args = build_parser().parse_args(argv)
     if args.command == 'random':
         start = time.perf_counter()
         manifest = export_random_bundle(args.out, image_size=args.image_size, text_layers=args.text_layers,
                                         seed=args.seed, control_rate_hz=args.control_rate, overwrite=args.overwrite)
         print(_summary(args.out, manifest, time.perf_counter() - start))
+    return 0
+
+
+def _main_run(argv: list[str]) -> int:
+    args = build_run_parser().parse_args(argv)
+    if not (args.run_dir / 'run.json').is_file():
+        print(f'error: {args.run_dir} is not a training run directory (no run.json); '
+              'lamp-export takes RUN or `random`', file=sys.stderr)
+        return 1
+    from sim.train.run import RunError
+    start = time.perf_counter()
+    try:
+        manifest = export_run(args.run_dir, args.out, step=args.step, overwrite=args.overwrite)
+    except (RunError, FileExistsError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    print(_summary(args.out, manifest, time.perf_counter() - start))
     return 0
 
 

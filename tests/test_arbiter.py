@@ -19,6 +19,8 @@ def test_fixed_modes():
     assert not a.accept('teleop', 0.0) and a.accept('policy', 0.1)
     a.set_mode('teleop')
     assert not a.accept('policy', 0.2) and a.accept('teleop', 0.3) and a.operator_engaged(5.0)
+    a.set_mode('hold')
+    assert not a.accept('policy', 0.4) and not a.accept('teleop', 0.5)
     with pytest.raises(ValueError, match='control mode'):
         a.set_mode('chaos')
     with pytest.raises(ValueError, match='source'):

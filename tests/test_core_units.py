@@ -48,6 +48,19 @@ def test_pacer_decimates_fast_camera():
         ImagePacer(0.0)
 
 
+def test_pacer_keeps_the_average_rate_under_jitter():
+    rng = np.random.default_rng(0)
+    p = ImagePacer(10.0)
+    arrivals = np.arange(300) / 30 + rng.uniform(0, 0.02, 300)      # 30 Hz camera, up to 20 ms late, 10 s
+    acted = []
+    for t in arrivals:
+        if p.due(t):
+            p.acted(t)
+            acted.append(t)
+    assert 99 <= len(acted) <= 101                                  # 10 Hz on average, not 13
+    assert np.min(np.diff(acted)) >= 0.075 - 1e-9
+
+
 class TestImages:
     def test_decode_rgb8_with_row_padding(self):
         h, w, step = 2, 3, 12

@@ -2,7 +2,7 @@
 import json
 
 import pytest
-from std_msgs.msg import Bool, String
+from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from lamp_ros import contract as c

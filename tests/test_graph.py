@@ -90,12 +90,22 @@ def test_deploy_graph_runs_moves_the_arm_and_stops_cleanly(deploy, probe):
     assert 'commanded zero velocity' in text and '[lamp-ros] stopped' in text
 
 
-def test_finetune_says_learner_is_not_available(probe, make_bundle, tmp_path):
-    out = subprocess.run([sys.executable, '-m', 'lamp_ros.cli', 'finetune', '--instruction', 'push button',
-                          '--bundle', str(make_bundle(128)), '--duration', '3'], capture_output=True, text=True,
-                         timeout=60)
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert 'learner not available' in out.stdout
+def test_finetune_graph_reward_and_learner_arguments():
+    sim = graph.build('finetune', robot='sim', bundle='/b', init='/runs/pt')
+    assert [n.spec.name for n in sim.nodes] == ['sim_arm', 'prompt', 'episode', 'policy', 'actor', 'learner',
+                                                'safety', 'gripper']
+    params = {n.spec.name: n.overrides for n in sim.nodes}
+    assert params['sim_arm'] == {'publish_task_reward': True} and params['learner'] == {'init_run': '/runs/pt'}
+    assert params['policy']['require_episode'] is True
+    real = graph.build('finetune', robot='real', bundle='/b', learner='tcp://gpu:5555')
+    assert [n.spec.name for n in real.nodes] == ['camera', 'prompt', 'episode', 'policy', 'reward', 'actor',
+                                                 'safety', 'gripper']
+    params = {n.spec.name: n.overrides for n in real.nodes}
+    assert params['reward'] == {'model': 'r3m-onnx'} and params['actor'] == {'learner': 'tcp://gpu:5555'}
+    with pytest.raises(ValueError, match='simulation only'):
+        graph.build('finetune', robot='real', reward='task')
+    with pytest.raises(ValueError, match='learner'):
+        graph.build('finetune', learner='gpu:5555')
 
 
 def test_graph_description_is_shared_by_launch_and_cli():

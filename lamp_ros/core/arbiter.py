@@ -3,14 +3,14 @@
 In 'auto' mode the operator takes over as soon as the device sends an action and keeps control while it
 keeps sending; control returns to the policy `takeover_hold_s` after the operator's last action (the arm
 holds still in between: the safety watchdog sees no fresh action). 'policy' ignores the device, 'teleop'
-ignores the policy. Every action that is used is labelled with its source, so the learner can treat the
+ignores the policy, 'hold' ignores both (the arm stands still; e.g. while the learner is unreachable). Every action that is used is labelled with its source, so the learner can treat the
 operator's actions as interventions (demonstrations).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-MODES = ('auto', 'policy', 'teleop')
+MODES = ('auto', 'policy', 'teleop', 'hold')
 SOURCES = ('policy', 'teleop')
 
 
@@ -42,6 +42,8 @@ class ActionArbiter:
         """Should an action from `source` arriving at time t command the arm?"""
         if source not in SOURCES:
             raise ValueError(f'unknown action source {source!r}')
+        if self.mode == 'hold':
+            return False
         if source == 'teleop':
             if self.mode == 'policy':
                 return False

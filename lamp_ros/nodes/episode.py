@@ -38,7 +38,8 @@ class EpisodeNode(Node):
             stop_on_success=declare(self, 'stop_on_success', d.stop_on_success, 'Stop an episode when it succeeds.')))
         self.auto_start = declare(self, 'auto_start', False, 'Start an episode when the node starts.')
         self.auto_reset = declare(self, 'auto_reset', False,
-                                  'After an episode stops: reset the arm and start the next one.')
+                                  'After an episode stops (step limit, success, label; not an operator stop): '
+                                  'reset the arm and start the next one.')
         self.instruction = ''
         self.event_pub = self.create_publisher(String, c.EPISODE_EVENT.name, profile(c.EPISODE_EVENT))
         self.status_pub = self.create_publisher(String, c.EPISODE_STATUS.name, profile(c.EPISODE_STATUS))
@@ -136,7 +137,8 @@ class EpisodeNode(Node):
         if self._pending_auto_start and self.robot_reset.service_is_ready():
             self._pending_auto_start = False
             await self._reset()
-        elif self.auto_reset and self.tracker.state == 'stopped' and not self._resetting:
+        elif (self.auto_reset and self.tracker.state == 'stopped' and self.tracker.stop_reason != 'operator'
+              and not self._resetting):                   # an operator's stop stands until start or reset
             await self._reset()
 
     def _publish(self) -> None:

@@ -6,6 +6,10 @@ on each fresh image, no faster than the control rate (trigger:=image), which kee
 latency at the compute time; trigger:=timer acts on a fixed timer with the latest image instead.
 Whatever is wrong (bundle, image, missing input) is logged with the reason; the node stays up and
 publishes no action, so the safety layer's watchdog holds the arm still.
+
+New bundles offered on policy/bundle (by the learner link) are loaded and validated in a background thread
+and swapped in only between episodes (or at once when no episode runs); policy/status reports the model
+version in use. With require_episode, it acts only while an episode runs (episode/event start..stop).
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32MultiArray, String
 
 from lamp_ros import contract as c
+from lamp_ros.core.bundle_swap import BundleSwapper, load_checked
 from lamp_ros.core.images import ImageRejected, fit_to_size
 from lamp_ros.core.observation import RobotState, state_vector
 from lamp_ros.core.pacing import ImagePacer
@@ -45,6 +50,8 @@ class PolicyNode(Node):
         self.threads = declare(self, 'threads', 1, 'onnxruntime threads (1 keeps the control loop predictable).')
         self.resize_images = declare(self, 'resize_images', True,
                                      "Downscale images of the bundle's aspect ratio to its image size.")
+        self.require_episode = declare(self, 'require_episode', False,
+                                       'Act only while an episode runs (between episode/event start and stop).')
         stale_periods = declare(self, 'stale_timeout_periods', 1.5,
                                 'Images and robot state older than this many control periods are not used.')
         self.stale_s = stale_periods / self.control_rate_hz
@@ -52,7 +59,10 @@ class PolicyNode(Node):
         self.action_pub = self.create_publisher(Float32MultiArray, c.POLICY_ACTION.name, profile(c.POLICY_ACTION))
         self.status_pub = self.create_publisher(String, c.POLICY_STATUS.name, profile(c.POLICY_STATUS))
         self.runtime: PolicyRuntime | None = None
-        self.status = {'state': 'loading', 'bundle': self.bundle_path, 'model_version': '', 'reason': ''}
+        self.status = {'state': 'loading', 'bundle': self.bundle_path, 'model_version': '', 'reason': '',
+                       'swaps': 0, 'update': ''}
+        self.swapper = BundleSwapper(self._load, self.get_logger().error)
+        self.episode_running = False
         self._load_bundle()
 
         self.robot = RobotState()
@@ -70,6 +80,9 @@ class PolicyNode(Node):
         self.create_subscription(PoseStamped, c.EE_POSE.name, self._on_pose, profile(c.EE_POSE))
         self.create_subscription(JointState, c.GRIPPER_STATE.name, self._on_gripper, profile(c.GRIPPER_STATE))
         self.create_subscription(String, c.INSTRUCTION.name, self._on_instruction, profile(c.INSTRUCTION))
+        self.create_subscription(String, c.EPISODE_EVENT.name, self._on_episode_event, profile(c.EPISODE_EVENT))
+        self.create_subscription(String, c.POLICY_BUNDLE.name, self._on_bundle_offer, profile(c.POLICY_BUNDLE))
+        self.create_timer(0.1, self._maybe_swap)
         if self.trigger == 'timer':
             self.create_timer(1.0 / self.control_rate_hz, self._on_timer)
         elif self.trigger != 'image':
@@ -77,29 +90,71 @@ class PolicyNode(Node):
             self.trigger = 'image'
 
     # --- bundle --------------------------------------------------------------------------------------
+    def _load(self, path: Path) -> PolicyRuntime:
+        return load_checked(path, self.threads, self.control_rate_hz, self.action_scale_m)
+
     def _load_bundle(self) -> None:
         if not self.bundle_path:
             self._set_status('refused', 'no bundle_path given: the policy will not act')
             return
         try:
-            runtime = PolicyRuntime.load(Path(self.bundle_path).expanduser(), threads=self.threads)
-            m = runtime.manifest
-            if abs(m.control_rate_hz - self.control_rate_hz) > 1e-6:
-                raise BundleError(f'bundle {self.bundle_path} was made for {m.control_rate_hz} Hz control but '
-                                  f'control_rate_hz is {self.control_rate_hz}: each action would move the arm for the '
-                                  f'wrong time; set control_rate_hz to {m.control_rate_hz} or re-export the policy')
-            if abs(m.action_scale_m - self.action_scale_m) > 1e-9:
-                raise BundleError(f'bundle {self.bundle_path} has action scale {m.action_scale_m} m/step but '
-                                  f'action_scale_m is {self.action_scale_m}: set them equal')
+            runtime = self._load(Path(self.bundle_path))
         except BundleError as e:
             self._set_status('refused', str(e))
             return
-        self.runtime = runtime
-        self.status['model_version'] = runtime.manifest.model_version
+        self._use(runtime, Path(self.bundle_path))
         self._set_status('waiting', 'waiting for inputs')
+
+    def _use(self, runtime: PolicyRuntime, path: Path) -> None:
+        self.runtime = runtime
         m = runtime.manifest
-        self.get_logger().info(f'loaded bundle {self.bundle_path} (model {m.model_version}, image {m.image_size}, '
+        self.status.update(bundle=str(path), model_version=m.model_version)
+        self.get_logger().info(f'using bundle {path} (model {m.model_version}, image {m.image_size}, '
                                f'state {list(m.state_keys)}, {m.control_rate_hz} Hz)')
+
+    def _on_bundle_offer(self, msg: String) -> None:
+        try:
+            offer = json.loads(msg.data)
+            path, version = Path(offer['path']), str(offer['version'])
+        except (ValueError, KeyError, TypeError) as e:
+            self.get_logger().error(f'policy/bundle offer ignored: {e} in {msg.data!r}')
+            return
+        if version == self.status['model_version']:
+            return
+        self.status['update'] = f'loading {version}'
+        self.swapper.offer(path, version, self.instruction)
+
+    def _maybe_swap(self) -> None:
+        """Between episodes (or with none running), take a bundle the loader finished."""
+        if self.episode_running:
+            return
+        ready = self.swapper.take()
+        if ready is None:
+            if self.swapper.last_error and self.status['update'] != self.swapper.last_error:
+                self.status['update'] = self.swapper.last_error
+                self.status_pub.publish(String(data=json.dumps(self.status)))
+            return
+        self._use(ready.runtime, ready.path)
+        self.image = self.image_t = None              # the new bundle may take another image size
+        self._embeddings.clear()
+        if self.instruction:
+            embedding = ready.embedding if ready.instruction == self.instruction else \
+                ready.runtime.embed_instruction(self.instruction)
+            self._embeddings[self.instruction] = self.embedding = embedding
+        self.status['swaps'] += 1
+        self.status['update'] = f'swapped to {ready.version}'
+        self.get_logger().info(f'policy swapped to bundle version {ready.version}')
+        self.status_pub.publish(String(data=json.dumps(self.status)))
+
+    def _on_episode_event(self, msg: String) -> None:
+        if msg.data == 'start':
+            self.episode_running = False          # a waiting bundle goes in before the first step
+            self._maybe_swap()
+            self.episode_running = True
+            if self.runtime is not None:
+                self.runtime.reset()
+        elif msg.data == 'stop':
+            self.episode_running = False
 
     def _set_status(self, state: str, reason: str) -> None:
         if (state, reason) == (self.status['state'], self.status['reason']):
@@ -170,6 +225,9 @@ class PolicyNode(Node):
 
     # --- acting --------------------------------------------------------------------------------------
     def _act(self, t: float) -> None:
+        if self.require_episode and not self.episode_running:
+            self._set_status('waiting', 'waiting for an episode to start')
+            return
         keys = self.runtime.manifest.state_keys
         waiting = self.robot.missing(keys, t, self.stale_s)
         if self.image_t is None or t - self.image_t > self.stale_s:

@@ -1,0 +1,157 @@
+"""Pushing a ~10 MB policy bundle from the learner to the robot while the robot keeps its control rate.
+
+One process holds both sides (harsher than the real split: the learner link, the robot link, the bundle
+loader and the control loop all share one GIL here):
+  learner   LinkServer.push_bundle (bytes of every bundle file, one message, loopback)
+  robot     LinkClient stores it on disk (temporary dir + rename) -> BundleSwapper loads and validates it off
+            the control thread (onnxruntime sessions, control rate, action scale, instruction embedding)
+  control   a 10 Hz loop running the policy (PolicyRuntime.act); at each tick it takes a ready bundle
+            (a pointer swap), as the policy node does between episodes
+
+Rows: push -> on disk, push -> validated, push -> swapped in (median, p99 over --pushes), and the control
+loop's tick lateness and missed ticks (a tick more than one period late) in a quiet phase (baseline, same run)
+and while bundles arrive.
+
+  .venv/bin/python bench/bundle_swap.py [--pushes 20] [--embedding-dim 84]
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lamp_ros.contract import ACTION_SCALE_M, DEFAULT_CONTROL_RATE_HZ
+from lamp_ros.core.bundle_swap import BundleSwapper, load_checked
+from lamp_ros.link.learner_server import LinkServer, ServerConfig
+from lamp_ros.link.robot_client import ClientConfig, LinkClient
+from models.export import export_random_bundle
+from models.runtime import PolicyRuntime
+
+PERIOD = 1.0 / DEFAULT_CONTROL_RATE_HZ
+INSTRUCTION = 'push the button'
+
+
+class ControlLoop:
+    """10 Hz policy steps on their own thread; records how late each tick starts and which bundle ran."""
+
+    def __init__(self, runtime: PolicyRuntime, swapper: BundleSwapper) -> None:
+        self.runtime, self.swapper = runtime, swapper
+        self.embedding = runtime.embed_instruction(INSTRUCTION)
+        size = runtime.manifest.image_size
+        self.image = np.random.default_rng(0).integers(0, 255, (size[0], size[1], 3), dtype=np.uint8)
+        self.state = np.zeros(len(runtime.manifest.state_keys), np.float32)
+        self.lateness: list[float] = []
+        self.swapped_at: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def mark(self) -> int:
+        return len(self.lateness)
+
+    def _run(self) -> None:
+        next_t = time.perf_counter()
+        while not self._stop.is_set():
+            now = time.perf_counter()
+            if now < next_t:
+                time.sleep(next_t - now)
+                continue
+            self.lateness.append(now - next_t)
+            ready = self.swapper.take()
+            if ready is not None:                          # the swap itself: a reference assignment
+                self.runtime, self.embedding = ready.runtime, ready.embedding
+                self.swapped_at[ready.version] = time.perf_counter()
+            self.runtime.act(self.image, self.state, self.embedding)
+            next_t += PERIOD
+            if time.perf_counter() - next_t > PERIOD:      # more than a period behind: a missed tick, resync
+                next_t = time.perf_counter()
+
+
+def stats(values: list[float]) -> tuple[float, float]:
+    a = np.asarray(values) * 1000
+    return float(np.median(a)), float(np.percentile(a, 99))
+
+
+def missed(lateness: list[float]) -> int:
+    return int(sum(x > PERIOD for x in lateness))
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--pushes', type=int, default=20)
+    p.add_argument('--embedding-dim', type=int, default=84, help='text encoder width: sets the bundle size')
+    p.add_argument('--quiet-s', type=float, default=10.0, help='baseline phase without pushes, seconds')
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        bundle = tmp / 'bundle'
+        export_random_bundle(bundle, image_size=64, text_layers=2, embedding_dim=args.embedding_dim)
+        size_mb = sum(f.stat().st_size for f in bundle.rglob('*') if f.is_file()) / 1e6
+        load = lambda path: load_checked(path, 1, DEFAULT_CONTROL_RATE_HZ, ACTION_SCALE_M)   # noqa: E731
+        swapper = BundleSwapper(load, print)
+        validated: dict[str, float] = {}
+        stored: dict[str, float] = {}
+
+        def on_bundle(version: str, path: Path) -> None:
+            stored[version] = time.perf_counter()
+            swapper.offer(path, version, INSTRUCTION)
+
+        server = LinkServer(ServerConfig(endpoint='tcp://127.0.0.1:*'), lambda *a: None, lambda _: False)
+        client = LinkClient(ClientConfig(endpoint=server.endpoint, robot_id='bench', outbox_dir=tmp / 'outbox',
+                                         bundle_dir=tmp / 'robot_bundles'), on_bundle=on_bundle)
+        while not client.connected:
+            time.sleep(0.05)
+        loop = ControlLoop(load(bundle), swapper)
+        loop.start()
+        time.sleep(args.quiet_s)
+        quiet = loop.lateness[:loop.mark()]
+        start_mark = loop.mark()
+        pushed: dict[str, float] = {}
+        for k in range(args.pushes):
+            version = f'v{k:04d}'
+            pushed[version] = time.perf_counter()
+            server.push_bundle(bundle, version)
+            deadline = time.perf_counter() + 10
+            while version not in loop.swapped_at and time.perf_counter() < deadline:
+                time.sleep(0.005)
+                if version in stored and version not in validated and not swapper.busy:
+                    validated[version] = time.perf_counter()
+            validated.setdefault(version, loop.swapped_at.get(version, float('nan')))
+            time.sleep(0.3)
+        busy = loop.lateness[start_mark:]
+        loop.stop()
+        client.close()
+        server.close()
+    done = [v for v in pushed if v in loop.swapped_at]
+    rows = [('push -> on disk (robot)', [stored[v] - pushed[v] for v in done]),
+            ('push -> validated, ready', [validated[v] - pushed[v] for v in done]),
+            ('push -> swapped in', [loop.swapped_at[v] - pushed[v] for v in done])]
+    print(f'\nbundle {size_mb:.1f} MB (ONNX policy 64x64 + text encoder {args.embedding_dim}-d + tokenizer), '
+          f'{len(done)}/{args.pushes} pushes swapped in, loopback, control at {DEFAULT_CONTROL_RATE_HZ:g} Hz')
+    print(f'{"":<30} {"median ms":>10} {"p99 ms":>10}')
+    for label, values in rows:
+        med, p99 = stats(values)
+        print(f'{label:<30} {med:>10.1f} {p99:>10.1f}')
+    q_med, q_p99 = stats(quiet)
+    b_med, b_p99 = stats(busy)
+    print(f'\n{"control tick lateness":<30} {"median ms":>10} {"p99 ms":>10} {"max ms":>8} {"ticks":>7} {"missed":>7}')
+    print(f'{"quiet (baseline)":<30} {q_med:>10.2f} {q_p99:>10.2f} {max(quiet) * 1000:>8.1f} {len(quiet):>7} '
+          f'{missed(quiet):>7}')
+    print(f'{"while bundles arrive":<30} {b_med:>10.2f} {b_p99:>10.2f} {max(busy) * 1000:>8.1f} {len(busy):>7} '
+          f'{missed(busy):>7}')
+    print(f'p99 lateness ratio busy/quiet: {b_p99 / max(q_p99, 1e-6):.1f}x')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,138 @@
+"""Turning the robot's control steps into transitions for the learner, in chunks.
+
+A step is (image o_t the policy saw, robot state, the action the safety layer applied, intervention flag).
+Its reward is the reward of the NEXT frame o_{t+1} (what the action led to), which the reward node (or the
+simulator) publishes stamped with that frame's stamp, a little later. A step leaves in a chunk once that
+reward arrived, or with NaN once `reward_timeout_s` passed (counted, never silently dropped). The episode's
+last chunk carries the final frame o_T, success and the operator's label. ROS-free.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Step:
+    image: np.ndarray
+    image_stamp: float
+    state: np.ndarray
+    action: np.ndarray
+    intervention: bool
+    t: float                                  # when the step was recorded (for the reward timeout)
+    reward: float = math.nan
+
+
+@dataclass
+class EpisodeBuffer:
+    key: str
+    instruction: str
+    steps: list[Step] = field(default_factory=list)
+    sent: int = 0                             # steps already sent
+
+
+class TransitionAssembler:
+    def __init__(self, robot_id: str, chunk_steps: int = 10, reward_timeout_s: float = 2.0,
+                 reward_history: int = 256) -> None:
+        if chunk_steps < 1:
+            raise ValueError(f'chunk_steps must be >= 1, got {chunk_steps}')
+        self.robot_id, self.chunk_steps, self.reward_timeout_s = robot_id, chunk_steps, reward_timeout_s
+        self.reward_history = reward_history
+        self.rewards: dict[float, float] = {}              # image stamp -> reward
+        self.episode: EpisodeBuffer | None = None
+        self.steps_recorded = 0
+        self.rewards_missing = 0
+        self._session = f'{np.random.default_rng().integers(1 << 48):012x}'
+        self._episodes = 0
+
+    # --- inputs --------------------------------------------------------------------------------------
+    def start(self, instruction: str) -> None:
+        self._episodes += 1
+        self.episode = EpisodeBuffer(f'{self.robot_id}-{self._session}-{self._episodes:05d}', instruction)
+
+    def on_reward(self, image_stamp: float, reward: float) -> None:
+        self.rewards[image_stamp] = reward
+        if len(self.rewards) > self.reward_history:
+            for stamp in sorted(self.rewards)[:len(self.rewards) - self.reward_history]:
+                del self.rewards[stamp]
+
+    def on_step(self, t: float, image: np.ndarray, image_stamp: float, state: np.ndarray, action: np.ndarray,
+                intervention: bool) -> None:
+        if self.episode is None:
+            return
+        self.episode.steps.append(Step(image, image_stamp, np.asarray(state, np.float32),
+                                       np.asarray(action, np.float32), intervention, t))
+        self.steps_recorded += 1
+
+    # --- output --------------------------------------------------------------------------------------
+    def ready_chunks(self, now: float) -> list[tuple[dict[str, Any], dict[str, np.ndarray]]]:
+        """Chunks of steps whose rewards are known (or timed out), while the episode runs."""
+        ep = self.episode
+        if ep is None:
+            return []
+        self._fill_rewards(ep, now)
+        chunks = []
+        while True:
+            done = ep.sent
+            while done < len(ep.steps) and not math.isnan(ep.steps[done].reward):
+                done += 1
+            if done - ep.sent < self.chunk_steps:
+                return chunks
+            chunks.append(self._chunk(ep, ep.sent, ep.sent + self.chunk_steps, last=None))
+            ep.sent += self.chunk_steps
+
+    def stop(self, now: float, final_image: np.ndarray | None, final_stamp: float, final_state: np.ndarray | None,
+             success: bool, label: str) -> list[tuple[dict[str, Any], dict[str, np.ndarray]]]:
+        """Everything left of the episode, the last chunk carrying o_T, success and label."""
+        ep, self.episode = self.episode, None
+        if ep is None or not ep.steps:
+            return []
+        if final_image is not None:
+            ep.steps.append(Step(final_image, final_stamp, np.asarray(final_state, np.float32),
+                                 np.zeros(4, np.float32), False, now))      # o_T: only its image/state/reward count
+        self._fill_rewards(ep, now + self.reward_timeout_s + 1)            # whatever has not come now won't
+        final = ep.steps.pop() if final_image is not None else None
+        chunks = []
+        while len(ep.steps) - ep.sent > self.chunk_steps:
+            chunks.append(self._chunk(ep, ep.sent, ep.sent + self.chunk_steps, last=None))
+            ep.sent += self.chunk_steps
+        last = {'success': bool(success), 'label': label, 'steps': len(ep.steps)}
+        meta, arrays = self._chunk(ep, ep.sent, len(ep.steps), last=last)
+        if final is not None:
+            arrays['final_image'] = final.image[None]
+            arrays['final_state'] = final.state[None]
+        chunks.append((meta, arrays))
+        return chunks
+
+    # --- helpers -------------------------------------------------------------------------------------
+    def _fill_rewards(self, ep: EpisodeBuffer, now: float) -> None:
+        for i in range(ep.sent, len(ep.steps)):
+            step = ep.steps[i]
+            if not math.isnan(step.reward):
+                continue
+            nxt = ep.steps[i + 1] if i + 1 < len(ep.steps) else None
+            if nxt is not None and nxt.image_stamp in self.rewards:
+                step.reward = self.rewards[nxt.image_stamp]
+            elif now - step.t > self.reward_timeout_s and nxt is not None:
+                step.reward = math.inf                                      # marker: timed out
+
+    def _chunk(self, ep: EpisodeBuffer, start: int, end: int, last: dict | None
+               ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        steps = ep.steps[start:end]
+        like = ep.steps[0]                                   # shapes for an empty last chunk
+        rewards = np.array([s.reward for s in steps], np.float32)
+        missing = ~np.isfinite(rewards)
+        self.rewards_missing += int(missing.sum())
+        rewards[missing] = np.nan
+        meta = {'episode': ep.key, 'instruction': ep.instruction, 'first_step': start, 'last': last,
+                'rewards_missing': int(missing.sum())}
+        arrays = {'image_front': np.stack([s.image for s in steps]) if steps else like.image[None][:0],
+                  'image_stamp': np.array([s.image_stamp for s in steps], np.float64),
+                  'state': np.stack([s.state for s in steps]) if steps else like.state[None][:0],
+                  'action': np.stack([s.action for s in steps]) if steps else np.zeros((0, 4), np.float32),
+                  'reward': rewards,
+                  'intervention': np.array([s.intervention for s in steps], bool)}
+        return meta, arrays

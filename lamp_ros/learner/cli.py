@@ -1,0 +1,85 @@
+"""`lamp-ros learner` (the online learner as a plain process, e.g. on a GPU host) and `lamp-ros keys`."""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from lamp_ros.paths import data_dir
+
+
+def add_learner_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser('learner', help='run the online learner (robots connect to it over pyzmq)',
+                       description='Receive transitions from robots (lamp-ros finetune ... --learner tcp://HOST:PORT), '
+                                   'store them on disk, train the agent and push new policy bundles. The run '
+                                   'directory is resumed if it exists (after a crash or kill -9 too).')
+    p.add_argument('--run', type=Path, default=data_dir() / 'learner' / 'run', metavar='DIR',
+                   help='learner run directory (default: %(default)s)')
+    p.add_argument('--init', type=Path, default=None, metavar='RUN',
+                   help='a lamp-train run (pretrain or finetune) to start from; default: from scratch')
+    p.add_argument('--preset', default='cpu', choices=('debug', 'cpu', 'paper'),
+                   help='training preset when starting from scratch (default: cpu)')
+    p.add_argument('--bind', default='tcp://127.0.0.1:5555',
+                   help='endpoint robots connect to; tcp://0.0.0.0:5555 accepts other hosts (default: %(default)s)')
+    p.add_argument('--keys', type=Path, default=None, metavar='DIR',
+                   help='CurveZMQ key directory from `lamp-ros keys DIR`: encrypt, and refuse unknown robots')
+    p.add_argument('--bundle-every', type=int, default=200, help='agent updates between bundles (default 200)')
+    p.add_argument('--checkpoint-every', type=int, default=500, help='agent updates between checkpoints')
+    p.add_argument('--updates-per-transition', type=float, default=1.0, help='update-to-data ratio cap (default 1)')
+    p.add_argument('--device', default='cpu', help='torch device, e.g. cuda (default cpu)')
+    p.add_argument('--threads', type=int, default=1, help='torch threads (default 1)')
+    p.add_argument('--duration', type=float, default=None, metavar='S', help='stop after S seconds')
+    p.set_defaults(func=run_learner)
+
+    k = sub.add_parser('keys', help='create CurveZMQ keys for the robot <-> learner link',
+                       description='Write learner.key(_secret), robot.key(_secret) and authorized/robot.key into DIR. '
+                                   'Copy robot.key_secret and learner.key to the robot (actor node parameters '
+                                   'robot_key, learner_public_key); start the learner with --keys DIR.')
+    k.add_argument('dir', type=Path, help='directory to create the keys in (existing keys are never overwritten)')
+    k.set_defaults(func=make_keys)
+
+
+def run_learner(args: argparse.Namespace) -> int:
+    from lamp_ros.learner.learner import Learner, LearnerError, LearnerOptions
+    logging.basicConfig(level=logging.INFO, format='[learner] %(message)s')
+    options = LearnerOptions(run_dir=args.run, init_run=args.init, preset=args.preset, bind=args.bind,
+                             keys_dir=args.keys, bundle_every=args.bundle_every,
+                             checkpoint_every=args.checkpoint_every,
+                             updates_per_transition=args.updates_per_transition, device=args.device,
+                             threads=args.threads)
+    try:
+        learner = Learner(options)
+    except (LearnerError, FileNotFoundError) as e:
+        print(f'lamp-ros learner: {e}', file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, lambda *_: stop.set())
+    if args.duration is not None:
+        threading.Timer(args.duration, stop.set).start()
+    print(f'[learner] run {args.run.resolve()}; robots connect to {args.bind}; Ctrl-C checkpoints and stops',
+          flush=True)
+    try:
+        learner.run(stop)
+    finally:
+        learner.checkpoint()
+        learner.close()
+    print(f'[learner] stopped: {learner.status()}', flush=True)
+    return 0
+
+
+def make_keys(args: argparse.Namespace) -> int:
+    from lamp_ros.link import keys
+    try:
+        made = keys.generate(args.dir)
+    except FileExistsError as e:
+        print(f'lamp-ros keys: {e}', file=sys.stderr)
+        return 1
+    for what, path in made.items():
+        print(f'{what:<15} {path}')
+    print('robot: actor parameters robot_key:=<robot.key_secret> learner_public_key:=<learner.key>; '
+          f'learner: lamp-ros learner --keys {args.dir}')
+    return 0

@@ -1,0 +1,190 @@
+"""actor node: the robot side of online finetuning. It records each control step of a running episode
+(the image the policy saw, robot state, the action the safety layer applied, intervention flag), pairs it
+with the reward of the next frame, and sends chunks of transitions to the learner over the pyzmq link
+(lamp_ros.link). Nothing is lost: chunks are on disk before they are sent and until the learner
+acknowledges them; a learner that is down gets the backlog when it returns. Bundles the learner pushes are
+offered to the policy node on policy/bundle. learner/status reports the link.
+
+With hold_without_learner the arm holds still (control/mode 'hold') while the learner is unreachable;
+otherwise the robot keeps acting with its current policy and buffers.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped, Vector3Stamped
+from rclpy.node import Node
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import String
+
+from lamp_ros import contract as c
+from lamp_ros.core.images import ImageRejected
+from lamp_ros.core.observation import RobotState, state_vector
+from lamp_ros.core.transitions import TransitionAssembler
+from lamp_ros.link import keys as curve_keys
+from lamp_ros.link.robot_client import ClientConfig, LinkClient
+from lamp_ros.paths import data_dir
+from lamp_ros.ros.convert import applied_action, gripper_opening, image_array, pose_arrays, to_sec
+from lamp_ros.ros.interfaces import profile
+from lamp_ros.ros.node_process import declare, run_node
+
+
+class ActorNode(Node):
+    def __init__(self) -> None:
+        super().__init__('actor')
+        robot_id = declare(self, 'robot_id', 'robot', 'Name of this robot at the learner.')
+        endpoint = declare(self, 'learner', 'tcp://127.0.0.1:5555', 'The learner to send transitions to.')
+        home = data_dir() / 'actor' / robot_id
+        outbox = declare(self, 'outbox_dir', str(home / 'outbox'), 'Unacknowledged transitions wait here.')
+        bundles = declare(self, 'bundle_dir', str(home / 'bundles'), 'Bundles pushed by the learner land here.')
+        robot_key = declare(self, 'robot_key', '', 'CurveZMQ: this robot\'s secret key file (empty: no encryption).')
+        learner_key = declare(self, 'learner_public_key', '', "CurveZMQ: the learner's public key file.")
+        chunk_steps = declare(self, 'chunk_steps', 10, 'Control steps per chunk sent to the learner.')
+        reward_timeout = declare(self, 'reward_timeout_s', 2.0,
+                                 'A step whose reward has not arrived after this long is sent with NaN (counted).')
+        self.hold_without_learner = declare(self, 'hold_without_learner', False,
+                                            "Hold the arm (control/mode 'hold') while the learner is unreachable.")
+        self.fsync = declare(self, 'fsync', False, 'Outbox survives power cuts too (slower).')
+
+        self.assembler = TransitionAssembler(robot_id, chunk_steps, reward_timeout)
+        self.robot = RobotState()
+        self.image: np.ndarray | None = None
+        self.image_stamp = float('nan')
+        self.instruction = ''
+        self.episode_status: dict = {}
+        self._finished: dict[int, tuple[str, str]] = {}      # episode number -> (episode key, label sent)
+        self.bundle_version = ''
+        self.steps_sent = 0
+
+        keys = curve_keys.load(Path(robot_key)) if robot_key else None
+        server_key = curve_keys.load(Path(learner_key)).public if learner_key else None
+        self.link = LinkClient(ClientConfig(endpoint=endpoint, robot_id=robot_id, outbox_dir=Path(outbox),
+                                            bundle_dir=Path(bundles), keys=keys, server_public_key=server_key,
+                                            fsync=self.fsync), on_bundle=self._on_bundle)
+        self.bundle_pub = self.create_publisher(String, c.POLICY_BUNDLE.name, profile(c.POLICY_BUNDLE))
+        self.status_pub = self.create_publisher(String, c.LEARNER_STATUS.name, profile(c.LEARNER_STATUS))
+        self.mode_pub = self.create_publisher(String, c.CONTROL_MODE.name, profile(c.CONTROL_MODE))
+        self.create_subscription(Image, c.CAMERA_IMAGE.name, self._on_image, profile(c.CAMERA_IMAGE))
+        self.create_subscription(PoseStamped, c.EE_POSE.name, self._on_pose, profile(c.EE_POSE))
+        self.create_subscription(JointState, c.GRIPPER_STATE.name, self._on_gripper, profile(c.GRIPPER_STATE))
+        self.create_subscription(JointState, c.APPLIED_ACTION.name, self._on_applied, profile(c.APPLIED_ACTION))
+        self.create_subscription(Vector3Stamped, c.REWARD.name, self._on_reward, profile(c.REWARD))
+        self.create_subscription(String, c.EPISODE_STATUS.name, self._on_episode_status, profile(c.EPISODE_STATUS))
+        self.create_timer(0.1, self._tick)
+        self._holding = False
+        self.get_logger().info(f'actor: sending transitions to {endpoint} as {robot_id!r}'
+                               f'{" (CurveZMQ)" if keys else ""}; outbox {outbox}')
+
+    # --- inputs --------------------------------------------------------------------------------------
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_image(self, msg: Image) -> None:
+        try:
+            self.image = np.array(image_array(msg), copy=True)
+        except ImageRejected as e:
+            self.get_logger().error(f'camera image not recorded: {e}', throttle_duration_sec=5.0)
+            return
+        self.image_stamp = to_sec(msg.header.stamp)
+
+    def _on_pose(self, msg: PoseStamped) -> None:
+        self.robot.pose_t = self._now()
+        self.robot.position, self.robot.quaternion = pose_arrays(msg)
+
+    def _on_gripper(self, msg: JointState) -> None:
+        try:
+            self.robot.gripper_opening, self.robot.gripper_t = gripper_opening(msg), self._now()
+        except ValueError as e:
+            self.get_logger().error(f'gripper state ignored: {e}', throttle_duration_sec=5.0)
+
+    def _on_reward(self, msg: Vector3Stamped) -> None:
+        self.assembler.on_reward(to_sec(msg.header.stamp), float(msg.vector.x))
+
+    def _on_applied(self, msg: JointState) -> None:
+        try:
+            action, intervention = applied_action(msg)
+        except ValueError as e:
+            self.get_logger().error(f'applied action not recorded: {e}', throttle_duration_sec=5.0)
+            return
+        if self.image is None or self.robot.position is None or self.robot.gripper_opening is None:
+            return
+        self.assembler.on_step(self._now(), self.image, self.image_stamp, self._state(), action, intervention)
+
+    def _state(self) -> np.ndarray:
+        return state_vector(c.STATE_KEYS, self.robot)
+
+    def _on_episode_status(self, msg: String) -> None:
+        status = json.loads(msg.data)
+        before, self.episode_status = self.episode_status, status
+        started = status['state'] == 'running' and (before.get('state') != 'running'
+                                                   or before.get('episode') != status['episode'])
+        stopped = before.get('state') == 'running' and (status['state'] != 'running'
+                                                       or before.get('episode') != status['episode'])
+        if stopped:
+            self._finish(before if before.get('episode') != status['episode'] else status)
+        if started:
+            self.assembler.start(status.get('instruction', ''))
+        if status['state'] == 'stopped' and status.get('label'):
+            self._label_update(status)
+
+    def _finish(self, status: dict) -> None:
+        key = self.assembler.episode.key if self.assembler.episode else ''
+        state = self._state() if self.robot.position is not None and self.robot.gripper_opening is not None else None
+        chunks = self.assembler.stop(self._now(), self.image if state is not None else None, self.image_stamp,
+                                     state, bool(status.get('success')), str(status.get('label', '')))
+        for meta, arrays in chunks:
+            self._send(meta, arrays)
+        if key:
+            self._finished[int(status['episode'])] = (key, str(status.get('label', '')))
+
+    def _label_update(self, status: dict) -> None:
+        """An operator label that came after the episode's last chunk went out."""
+        entry = self._finished.get(int(status['episode']))
+        if entry is None or entry[1] == status['label']:
+            return
+        key, _ = entry
+        self._finished[int(status['episode'])] = (key, status['label'])
+        self._send({'episode': key, 'label_update': {'label': status['label'],
+                                                        'success': bool(status.get('success'))}}, {})
+
+    def _send(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+        self.link.send(meta, arrays)                     # on disk in the outbox when this returns
+        self.steps_sent += len(arrays.get('action', ()))
+
+    def _on_bundle(self, version: str, path: Path) -> None:
+        """From the link's worker thread: offer it to the policy node (it validates and swaps)."""
+        self.bundle_version = version
+        self.bundle_pub.publish(String(data=json.dumps({'path': str(path), 'version': version})))
+        self.get_logger().info(f'new policy bundle {version} from the learner: {path}')
+
+    # --- periodic ------------------------------------------------------------------------------------
+    def _tick(self) -> None:
+        for meta, arrays in self.assembler.ready_chunks(self._now()):
+            self._send(meta, arrays)
+        if self.hold_without_learner and self.link.connected == self._holding:
+            self._holding = not self.link.connected
+            self.mode_pub.publish(String(data='hold' if self._holding else 'auto'))
+            if self._holding:
+                self.get_logger().warning('learner unreachable: holding the arm still')
+            else:
+                self.get_logger().info('learner back: policy control resumed')
+        self.status_pub.publish(String(data=json.dumps({
+            'connected': self.link.connected, 'backlog': self.link.backlog, 'chunks_sent': self.link.chunks_sent,
+            'chunks_acked': self.link.chunks_acked, 'steps_sent': self.steps_sent, 'steps_recorded': self.assembler.steps_recorded,
+            'rewards_missing': self.assembler.rewards_missing, 'bundles_received': self.link.bundles_received,
+            'bundle_version': self.bundle_version})))
+
+    def on_shutdown(self) -> None:
+        if self.assembler.episode is not None and self.episode_status:
+            self._finish({**self.episode_status, 'success': False, 'label': ''})   # keep what was recorded
+        self.link.close()
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(ActorNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,284 @@
+"""`lamp-ros record`: save every episode the graph runs (teleoperated or the policy's) to disk.
+
+  lamp-ros record --out demos/                 one episode file (.npz) per episode
+  lamp-ros record --out demos/ --mcap          and a ROS 2 bag (.mcap) of the episode's topics beside it
+
+An episode is what the episode node runs: from episode/status 'running' until it stops (step limit, success,
+the operator's label, episode/stop or reset; the console starts and stops them). The files are
+models.episodes files (images, states, actions, intervention flags, rewards, instruction, success, and a
+JSON `meta`), which `lamp-models finetune-reward --episodes DIR` and the learner read; docs/recording.md
+documents the layout. A label given after an episode stopped rewrites its file. Ctrl-C saves the episode
+in progress, marked incomplete.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from rclpy.node import Node
+from rclpy.serialization import deserialize_message
+
+from lamp_ros import contract as c
+from lamp_ros.core.images import ImageRejected
+from lamp_ros.core.recording import EpisodeRecording
+from lamp_ros.paths import config_file
+from lamp_ros.ros.convert import applied_action, gripper_opening, image_array, pose_arrays, to_sec
+from lamp_ros.ros.interfaces import message_class, profile
+from lamp_ros.ros.mcap_bag import BagMessage, write_bag
+from lamp_ros.ros.node_process import declare, run_node
+from lamp_ros.teleop import TELEOP_STATUS
+from models.episodes import Episode, save_episode
+
+FORMAT = 'lamp_ros.recording'
+FORMAT_VERSION = 1
+ACTION_KEYS = ('dx', 'dy', 'dz', 'gripper')
+# recorded into the episode file (and the bag) ...
+EPISODE_TOPICS = (c.CAMERA_IMAGE, c.EE_POSE, c.GRIPPER_STATE, c.APPLIED_ACTION, c.REWARD, c.EPISODE_STATUS,
+                  c.INSTRUCTION, c.POLICY_STATUS)
+# ... and these into the bag only
+BAG_ONLY_TOPICS = (c.POLICY_ACTION, c.TELEOP_ACTION, c.EE_TWIST_CMD, c.EPISODE_EVENT, c.EPISODE_LABEL,
+                   c.SAFETY_STATUS, c.ESTOP, c.CONTROL_MODE, c.LEARNER_STATUS, TELEOP_STATUS)
+NO_EPISODE_WARNING_S = 5.0
+
+
+class RecorderNode(Node):
+    def __init__(self, out_dir: Path, mcap: bool) -> None:
+        super().__init__('recorder')
+        self.out_dir, self.mcap = Path(out_dir), mcap
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.control_rate_hz = declare(self, 'control_rate_hz', c.DEFAULT_CONTROL_RATE_HZ, 'Control rate, Hz (meta).')
+        self.action_scale_m = declare(self, 'action_scale_m', c.ACTION_SCALE_M,
+                                      'Metres per control step for |action| = 1 (meta).')
+        self.session = time.strftime('%Y%m%d-%H%M%S')
+        self.current: EpisodeRecording | None = None
+        self.last_finished: tuple[str, EpisodeRecording, dict[str, Any]] | None = None   # (id, data, status)
+        self.status_seen = False
+        self.instruction = ''
+        self.policy_status: dict[str, Any] = {}
+        self._count = 0
+        self._to_save: list[tuple[EpisodeRecording, dict[str, Any], bool]] = []
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix='recorder-save')
+        self._handlers: dict[str, Callable[[Any], None]] = {
+            c.CAMERA_IMAGE.name: self._on_image, c.EE_POSE.name: self._on_pose,
+            c.GRIPPER_STATE.name: self._on_gripper, c.APPLIED_ACTION.name: self._on_applied,
+            c.REWARD.name: self._on_reward, c.EPISODE_STATUS.name: self._on_episode_status,
+            c.INSTRUCTION.name: self._on_instruction, c.POLICY_STATUS.name: self._on_policy_status}
+        topics = EPISODE_TOPICS + (BAG_ONLY_TOPICS if mcap else ())
+        self._classes = {topic.name: message_class(topic) for topic in topics}
+        for topic in topics:
+            self.create_subscription(self._classes[topic.name], topic.name,
+                                     lambda data, t=topic: self._on_raw(t, data), profile(topic), raw=True)
+        self.create_timer(NO_EPISODE_WARNING_S, self._warn_without_episodes)
+        self.get_logger().info(f'recording episodes to {self.out_dir}' + (' (+ MCAP bags)' if mcap else '') +
+                               ': start and stop them with `lamp-ros console` or the episode/* services')
+
+    def _full_name(self, topic: str) -> str:
+        return self.get_namespace().rstrip('/') + '/' + topic
+
+    # --- messages ------------------------------------------------------------------------------------
+    def _on_raw(self, topic: c.Topic, data: bytes) -> None:
+        received_ns = self.get_clock().now().nanoseconds
+        msg_type = self._classes[topic.name]
+        msg = deserialize_message(data, msg_type)
+        before = self.current
+        handler = self._handlers.get(topic.name)
+        if handler is not None:
+            handler(msg)
+        if self.mcap:
+            header = getattr(msg, 'header', None)
+            stamp_ns = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec if header is not None else received_ns
+            bag_message = BagMessage(self._full_name(topic.name), msg_type, bytes(data), received_ns,
+                                     stamp_ns or received_ns)
+            for rec in {id(r): r for r in (before, self.current) if r is not None}.values():
+                rec.bag.append(bag_message)
+        self._save_finished()
+
+    def _on_image(self, msg: Any) -> None:
+        if self.current is None:
+            return
+        try:
+            rgb = image_array(msg)
+        except ImageRejected as e:
+            self.get_logger().error(f'camera frame not recorded: {e}', throttle_duration_sec=5.0)
+            return
+        problem = self.current.add_frame(to_sec(msg.header.stamp), rgb)
+        if problem:
+            self.get_logger().error(f'episode {self.current.number}: {problem}', throttle_duration_sec=5.0)
+
+    def _on_pose(self, msg: Any) -> None:
+        if self.current is not None:
+            self.current.add_pose(to_sec(msg.header.stamp), *pose_arrays(msg))
+
+    def _on_gripper(self, msg: Any) -> None:
+        if self.current is None:
+            return
+        try:
+            self.current.add_gripper(to_sec(msg.header.stamp), gripper_opening(msg))
+        except ValueError as e:
+            self.get_logger().error(f'gripper state not recorded: {e}', throttle_duration_sec=5.0)
+
+    def _on_applied(self, msg: Any) -> None:
+        if self.current is None:
+            return
+        try:
+            action, intervention = applied_action(msg)
+        except ValueError as e:
+            self.get_logger().error(f'applied action not recorded: {e}', throttle_duration_sec=5.0)
+            return
+        self.current.add_action(to_sec(msg.header.stamp), action, intervention)
+
+    def _on_reward(self, msg: Any) -> None:
+        if self.current is not None:
+            self.current.add_reward(to_sec(msg.header.stamp), msg.vector.x)
+
+    def _on_instruction(self, msg: Any) -> None:
+        self.instruction = msg.data.strip()
+
+    def _on_policy_status(self, msg: Any) -> None:
+        self.policy_status = self._json_status(c.POLICY_STATUS, msg.data)
+
+    def _json_status(self, topic: c.Topic, text: str) -> dict[str, Any]:
+        """A malformed status is logged and read as empty (one bad message must not stop the recording)."""
+        try:
+            return _json_object(text)
+        except ValueError as e:
+            self.get_logger().error(f'{topic.name} ignored: {e}', throttle_duration_sec=5.0)
+            return {}
+
+    def _on_episode_status(self, msg: Any) -> None:
+        status = self._json_status(c.EPISODE_STATUS, msg.data)
+        if not status:
+            return                                  # malformed (logged): the episode goes on as it was
+        number, state = status.get('episode'), status.get('state')
+        first, self.status_seen = not self.status_seen, True
+        rec = self.current
+        if rec is not None and (state != 'running' or number != rec.number):
+            self._finish(rec, status if number == rec.number else {'stop_reason': 'restarted'}, complete=True)
+        if state == 'running' and (rec is None or number != rec.number):
+            if first:
+                self.get_logger().warning(f'episode {number} was already running when the recorder started: '
+                                          f'recording begins with the next episode')
+            else:
+                self.current = EpisodeRecording(int(number), status.get('instruction') or self.instruction, time.time())
+                self.get_logger().info(f"recording episode {number}: '{self.current.instruction}'")
+        self._maybe_relabel(status)
+
+    def _maybe_relabel(self, status: dict[str, Any]) -> None:
+        """A label given after the episode stopped: write its file again with the new verdict."""
+        if self.last_finished is None or status.get('state') != 'stopped':
+            return
+        episode_id, rec, before = self.last_finished
+        if status.get('episode') != rec.number or \
+                (status.get('success'), status.get('label')) == (before.get('success'), before.get('label')):
+            return
+        self.last_finished = (episode_id, rec, status)
+        self._writer.submit(self._write, episode_id, rec, status, True, False).add_done_callback(self._check_saved)
+        self.get_logger().info(f"episode {rec.number} relabelled ({status.get('label')}): rewriting {episode_id}.npz")
+
+    def _finish(self, rec: EpisodeRecording, status: dict[str, Any], complete: bool) -> None:
+        self.current = None
+        self._to_save.append((rec, status, complete))
+
+    def _save_finished(self) -> None:
+        while self._to_save:
+            rec, status, complete = self._to_save.pop(0)
+            if not rec.frames:
+                self.get_logger().error(f'episode {rec.number} has no camera frames: nothing to save '
+                                        f'(is camera/image_raw published?)')
+                continue
+            self._count += 1
+            episode_id = f'rec-{self.session}-{self._count:05d}'
+            self.last_finished = (episode_id, rec, status)
+            self._writer.submit(self._write, episode_id, rec, status, complete, self.mcap).add_done_callback(
+                self._check_saved)
+
+    def _check_saved(self, future: Future) -> None:
+        error = future.exception()
+        if error is not None:
+            self.get_logger().error(f'saving an episode failed: {error!r}')
+
+    # --- writing (in the writer thread) --------------------------------------------------------------
+    def _write(self, episode_id: str, rec: EpisodeRecording, status: dict[str, Any], complete: bool,
+               write_bag_now: bool) -> None:
+        instruction = rec.instruction or status.get('instruction') or self.instruction
+        if not instruction:
+            self.get_logger().error(f'episode {rec.number} not saved: it has no instruction (publish one, e.g. with '
+                                    f'the console)')
+            return
+        action, intervention, held = rec.aligned_actions()
+        bag_file = f'{episode_id}.mcap' if self.mcap and rec.bag else ''
+        meta = {
+            'format': FORMAT, 'version': FORMAT_VERSION, 'episode': rec.number, 'session': self.session,
+            'complete': complete, 'label': status.get('label', ''), 'success_source': status.get('success_source', ''),
+            'stop_reason': status.get('stop_reason', '' if complete else 'recorder stopped'),
+            'steps': status.get('step'), 'interventions': int(intervention.sum()),
+            'steps_without_action': held, 'frames_rejected': rec.frames_rejected,
+            'state_keys': list(c.STATE_KEYS), 'action_keys': list(ACTION_KEYS),
+            'control_rate_hz': self.control_rate_hz, 'action_scale_m': self.action_scale_m,
+            'model_version': self.policy_status.get('model_version', ''),
+            'started': _iso(rec.started_wall), 'first_stamp': rec.frame_stamps[0], 'last_stamp': rec.frame_stamps[-1],
+            'mcap': bag_file}
+        episode = Episode(image_front=np.stack(rec.frames), instruction=instruction,
+                          success=bool(status.get('success', False)), state=rec.states(), action=action,
+                          reward=rec.reward_per_frame(), intervention=intervention, meta=json.dumps(meta))
+        path = save_episode(self.out_dir / f'{episode_id}.npz', episode)
+        if bag_file and write_bag_now:
+            write_bag(self.out_dir / bag_file, rec.bag)
+        self.get_logger().info(f'saved {path.name}: episode {rec.number}, {len(rec.frames)} frames, '
+                               f'{int(intervention.sum())} intervention steps, success={episode.success}'
+                               + (f", label {meta['label']}" if meta['label'] else '') + (f' + {bag_file}' if bag_file else '')
+                               + ('' if complete else ' (incomplete)'))
+
+    def _warn_without_episodes(self) -> None:
+        if not self.status_seen:
+            self.get_logger().warning('no episode/status yet: is the episode node running? Episodes are recorded '
+                                      'from episode start to stop only', throttle_duration_sec=60.0)
+
+    def on_shutdown(self) -> None:
+        """Save the episode in progress (marked incomplete) and wait for the files."""
+        if self.current is not None:
+            self._finish(self.current, {}, complete=False)
+            self._save_finished()
+        self._writer.shutdown(wait=True)
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """A status message's JSON object; ValueError saying what is wrong otherwise."""
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError(f'not a JSON object: {text[:60]!r}')
+    return value
+
+
+def _iso(wall: float) -> str:
+    return time.strftime('%Y-%m-%dT%H:%M:%S%z', time.localtime(wall))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog='lamp-ros record', description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--out', type=Path, required=True, help='directory for the episode files (created if missing)')
+    p.add_argument('--mcap', action='store_true', help='also write each episode as a ROS 2 bag (<id>.mcap)')
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    split = argv.index('--ros-args') if '--ros-args' in argv else len(argv)
+    args = parser().parse_args(argv[:split])
+    out = args.out.expanduser()
+    if out.exists() and not out.is_dir():
+        raise SystemExit(f'--out {out} is a file, not a directory')
+    extra = argv[split + 1:]
+    ros = ['lamp-ros-record', '--ros-args', '--params-file', str(config_file('common.yaml')), *extra]
+    return run_node(lambda: RecorderNode(out, args.mcap), ros)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,77 @@
+"""The agent's hyperparameters, one frozen dataclass (saved in every run's config.yaml)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lamp_ros.contract import ACTION_DIM
+
+CAMERAS = ('front', 'wrist')
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    # --- observation -------------------------------------------------------------------------------
+    image_size: int = 64                          # square camera images, pixels
+    cameras: tuple[str, ...] = ('front',)         # 'front' and optionally 'wrist' (a bundle carries 'front' only)
+    state_dim: int = 4                            # sim.STATE_KEYS
+    embedding_dim: int = 768                      # instruction embedding width (DistilBERT: 768)
+    action_dim: int = ACTION_DIM
+
+    # --- networks (DrQ-v2 shapes, sized down for a CPU) ----------------------------------------------
+    channels: tuple[int, ...] = (16, 32, 32, 32)  # one 3x3 conv per entry (a 16-wide first conv: half the CPU time)
+    strides: tuple[int, ...] = (2, 2, 2, 1)
+    feature_dim: int = 50                         # trunk: Linear -> LayerNorm -> tanh (DrQ-v2's 50)
+    hidden_dim: int = 256                         # actor and critic MLPs: two hidden layers
+    augment_pad: int = 4                          # random shift of up to this many pixels (DrQ-v2: 4 at 84x84)
+
+    # --- learning ----------------------------------------------------------------------------------
+    lr: float = 1e-4                              # actor, critic + encoder (DrQ-v2)
+    gamma: float = 0.99
+    n_step: int = 3
+    critic_tau: float = 0.01                      # target critic Polyak rate
+    std_init: float = 1.0                         # exploration noise: linear from std_init to std_final
+    std_final: float = 0.1
+    std_decay_updates: int = 50_000               # ... over this many updates
+    std_clip: float = 0.3                         # noise clip in the actor loss and the target action
+
+    # --- Plan2Explore-style novelty: ensemble of one-step latent predictors --------------------------
+    ensemble_size: int = 10                       # LAMP's disag_models
+    ensemble_hidden: int = 256
+    ensemble_lr: float = 3e-4                     # LAMP's expl_opt lr
+    intr_scale: float = 0.0                       # reward = extr_scale * r_extrinsic + intr_scale * disagreement
+    extr_scale: float = 1.0                       # (pretraining: 0.9 / 0.1 as LAMP; finetuning: 0 / 1)
+
+    def __post_init__(self) -> None:
+        problems = []
+        cameras = self.cameras
+        if not cameras or any(c not in CAMERAS for c in cameras) or len(set(cameras)) != len(cameras):
+            problems.append(f'cameras {self.cameras!r} must be distinct names from {CAMERAS}')
+        if len(self.channels) != len(self.strides) or not self.channels:
+            problems.append(f'channels {self.channels} and strides {self.strides} must be non-empty and equally long')
+        if self.conv_output_size() < 1:
+            problems.append(f'image_size {self.image_size} is too small for {len(self.channels)} convs '
+                            f'with strides {self.strides}')
+        for name in ('image_size', 'state_dim', 'embedding_dim', 'feature_dim', 'hidden_dim', 'n_step',
+                     'ensemble_size', 'ensemble_hidden', 'std_decay_updates'):
+            if getattr(self, name) < 1:
+                problems.append(f'{name} must be >= 1, got {getattr(self, name)}')
+        if self.ensemble_size < 2:
+            problems.append(f'ensemble_size {self.ensemble_size}: disagreement needs at least 2 heads')
+        if not 0 < self.gamma <= 1:
+            problems.append(f'gamma {self.gamma} must be in (0, 1]')
+        if self.augment_pad < 0:
+            problems.append(f'augment_pad must be >= 0, got {self.augment_pad}')
+        if problems:
+            raise ValueError('AgentConfig: ' + '; '.join(problems))
+
+    def conv_output_size(self) -> int:
+        """Side of the last conv feature map (3x3 kernels, no padding)."""
+        size = self.image_size
+        for stride in self.strides:
+            size = (size - 3) // stride + 1
+        return size
+
+    def std(self, updates: int) -> float:
+        """Exploration noise after `updates` updates (DrQ-v2's linear schedule)."""
+        mix = min(max(updates / self.std_decay_updates, 0.0), 1.0)
+        return (1.0 - mix) * self.std_init + mix * self.std_final

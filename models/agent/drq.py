@@ -1,0 +1,224 @@
+"""DrQ-v2 (Yarats et al. 2021) with a Plan2Explore-style novelty ensemble: LAMP's agent, model-free.
+
+Why model-free: LAMP's DreamerV2 + MAE world model does not learn on a 2-core CPU in hours; DrQ-v2 does
+(docs/training.md has the measurements). What carries over from LAMP: the instruction embedding appended to
+the agent's state, the reward r = extr_scale * r_extrinsic + intr_scale * disagreement (pretraining 0.1 / 0.9,
+finetuning 1 / 0), 10 one-step latent predictors for the disagreement, the critic linear probe.
+
+update(batch) takes windows of n_step transitions from replay; batch arrays (numpy):
+
+    image_<camera>  uint8 [B, n+1, H, W, 3]   frames t .. t+n
+    state           float32 [B, n+1, S]
+    action          float32 [B, n, 4]          actions t .. t+n-1
+    reward          float32 [B, n]             extrinsic rewards of those transitions
+    instruction     float32 [B, E]             the episode's instruction embedding
+
+Episodes end by time limit only (no terminal states), so every window bootstraps.
+"""
+from __future__ import annotations
+
+import copy
+import importlib
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from models.agent.config import AgentConfig
+from models.agent.networks import Actor, Critic, Encoder, images_to_input, random_shift
+from models.agent.novelty import DisagreementEnsemble
+
+# torch imports torch._dynamo (and with it triton) lazily, at the first optimizer a process builds. Importing
+# triton after MuJoCo has created its EGL context segfaults (measured: mujoco 4.0, torch 2.14.1, Mesa EGL), so
+# it is imported here, before any scene can exist in a process that trains.
+importlib.import_module('torch._dynamo')
+
+
+def clipped_sample(mean: torch.Tensor, std: float, clip: float) -> torch.Tensor:
+    """mean + clipped Gaussian noise, kept in [-1, 1] with a straight-through gradient (DrQ-v2)."""
+    noise = (torch.randn_like(mean) * std).clamp(-clip, clip)
+    action = mean + noise
+    return action - action.detach() + action.detach().clamp(-1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class ExportedPolicyConfig:
+    """What models.export.export_bundle reads off a policy."""
+    image_size: int
+    state_dim: int
+    embedding_dim: int
+    recurrent_dim: int = 0
+
+
+class ExportablePolicy(nn.Module):
+    """The deterministic policy (encoder + actor, mean action) in the bundle's calling convention:
+    image uint8 [B, H, W, 3], state f32 [B, S], instruction f32 [B, E] -> action f32 [B, 4]."""
+
+    recurrent = False
+
+    def __init__(self, encoder: Encoder, actor: Actor, config: AgentConfig) -> None:
+        super().__init__()
+        self.encoder = copy.deepcopy(encoder).cpu().eval()
+        self.actor = copy.deepcopy(actor).cpu().eval()
+        self.config = ExportedPolicyConfig(config.image_size, config.state_dim, config.embedding_dim)
+
+    def initial_state(self, batch: int = 1) -> torch.Tensor:
+        return torch.zeros(batch, 0)
+
+    def forward(self, image: torch.Tensor, state: torch.Tensor, instruction: torch.Tensor) -> torch.Tensor:
+        return self.actor(self.encoder(images_to_input([image])), state, instruction)
+
+
+class DrQAgent:
+    """act(obs, instruction_embedding, state=None, explore) -> (action, state); update(batch) -> metrics."""
+
+    def __init__(self, config: AgentConfig, seed: int = 0, device: str | torch.device = 'cpu') -> None:
+        """Networks initialized from `seed` (the caller's RNG is untouched), on `device` ('cpu', 'cuda', ...)."""
+        self.config = config
+        self.device = torch.device(device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.encoder = Encoder(config)
+            self.actor = Actor(config, self.encoder.output_dim)
+            self.critic = Critic(config, self.encoder.output_dim)
+            self.ensemble = DisagreementEnsemble(config.feature_dim + config.action_dim, config.feature_dim,
+                                                 config.ensemble_hidden, config.ensemble_size)
+        for module in (self.encoder, self.actor, self.critic, self.ensemble):
+            module.to(self.device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.critic_opt = torch.optim.Adam([*self.encoder.parameters(), *self.critic.parameters()], lr=config.lr)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.lr)
+        self.ensemble_opt = torch.optim.Adam(self.ensemble.parameters(), lr=config.ensemble_lr)
+        self.updates = 0
+        self.critic_linear_probe = False
+
+    # --- the interface ---------------------------------------------------------------------------
+    @torch.inference_mode()
+    def act(self, obs: Mapping[str, np.ndarray], instruction_embedding: np.ndarray, state: Any = None,
+            explore: bool = False) -> tuple[np.ndarray, Any]:
+        """One observation (image_<camera> uint8 [H, W, 3], state float32 [S]) -> action float32 [4] in [-1, 1].
+
+        explore: add the scheduled Gaussian noise (training); otherwise the mean action (evaluation, export).
+        The policy is not recurrent: `state` comes back unchanged (None)."""
+        images = [self._tensor(np.ascontiguousarray(obs[f'image_{c}']))[None] for c in self.config.cameras]
+        features = self.encoder(images_to_input(images))
+        robot_state = self._tensor(np.asarray(obs['state'], np.float32))[None]
+        instruction = self._tensor(np.asarray(instruction_embedding, np.float32))[None]
+        mean = self.actor(features, robot_state, instruction)
+        if explore:
+            mean = (mean + torch.randn_like(mean) * self.config.std(self.updates)).clamp(-1.0, 1.0)
+        return mean[0].cpu().numpy().astype(np.float32), state
+
+    def update(self, batch: Mapping[str, np.ndarray]) -> dict[str, float]:
+        cfg = self.config
+        n = cfg.n_step
+        novelty = cfg.intr_scale > 0
+        b, frames = batch['state'].shape[:2]
+        if frames != n + 1:
+            raise ValueError(f'batch holds windows of {frames} frames; n_step {n} needs {n + 1}')
+        # Frames t and t+n feed the critic; the ones between only the novelty ensemble: encode them only then.
+        used = list(range(n + 1)) if novelty else [0, n]
+        x = images_to_input([self._tensor(self._augment(batch[f'image_{c}'][:, used])) for c in cfg.cameras])
+        x = x.view(b, len(used), *x.shape[1:])
+        state, action = self._tensor(batch['state']), self._tensor(batch['action'])
+        instruction, extrinsic = self._tensor(batch['instruction']), self._tensor(batch['reward'])
+        std = cfg.std(self.updates)
+
+        features = self.encoder(x[:, 0])
+        with torch.no_grad():
+            later = self.encoder(x[:, 1:].flatten(0, 1)).view(b, len(used) - 1, -1)
+        metrics: dict[str, float] = {'extrinsic_reward': float(extrinsic.mean()), 'std': std}
+
+        reward = cfg.extr_scale * extrinsic
+        if novelty:
+            intrinsic = self._update_ensemble(features.detach(), later, action, metrics)
+            reward = reward + cfg.intr_scale * intrinsic
+        discounts = cfg.gamma ** torch.arange(n, dtype=torch.float32, device=self.device)
+        returns = (reward * discounts).sum(dim=1)
+
+        with torch.no_grad():
+            next_action = clipped_sample(self.actor(later[:, -1], state[:, n], instruction), std, cfg.std_clip)
+            target_q1, target_q2 = self.critic_target(later[:, -1], state[:, n], instruction, next_action)
+            target = returns + cfg.gamma ** n * torch.min(target_q1, target_q2)
+        q1, q2 = self.critic(features, state[:, 0], instruction, action[:, 0])
+        critic_loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+
+        policy_action = clipped_sample(self.actor(features.detach(), state[:, 0], instruction), std, cfg.std_clip)
+        pq1, pq2 = self.critic(features.detach(), state[:, 0], instruction, policy_action)
+        actor_loss = -torch.min(pq1, pq2).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+
+        with torch.no_grad():
+            for target_p, p in zip(self.critic_target.parameters(), self.critic.parameters()):
+                target_p.lerp_(p, cfg.critic_tau)
+        self.updates += 1
+        metrics.update(critic_loss=critic_loss.item(), actor_loss=actor_loss.item(), q=q1.mean().item(),
+                       target_q=target.mean().item(), reward=reward.mean().item())
+        return metrics
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(array).to(self.device, non_blocking=True)
+
+    def _augment(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 [B, k, H, W, 3] -> uint8 [B * k, H, W, 3], each frame randomly shifted (offsets from torch's RNG)."""
+        flat = frames.reshape(-1, *frames.shape[2:])
+        pad = self.config.augment_pad
+        offsets = torch.randint(0, 2 * pad + 1, (len(flat), 2)).numpy()
+        return random_shift(flat, pad, offsets)
+
+    def exportable_policy(self) -> ExportablePolicy:
+        """A copy of the deterministic policy for models.export.export_bundle (front camera only)."""
+        if self.config.cameras != ('front',):
+            raise ValueError(f'a policy bundle carries the front camera only; this agent uses {self.config.cameras}')
+        return ExportablePolicy(self.encoder, self.actor, self.config)
+
+    # --- novelty ---------------------------------------------------------------------------------
+    def _update_ensemble(self, first: torch.Tensor, later: torch.Tensor, action: torch.Tensor,
+                         metrics: dict[str, float]) -> torch.Tensor:
+        """Train the heads on (z_t, a_t) -> z_{t+1}; return the disagreement [B, n] of the windows'
+        transitions (before this step) as their intrinsic reward."""
+        b, n = action.shape[:2]
+        with torch.no_grad():
+            latent = self.critic.trunk(torch.cat([first[:, None], later], dim=1))         # [B, n+1, F]
+        inputs = torch.cat([latent[:, :-1], action], dim=-1)                            # [B, n, F+A]
+        intrinsic = self.ensemble.disagreement(inputs.flatten(0, 1)).view(b, n)
+        # The heads learn from the first transition of each window: the others are other windows' first.
+        loss = self.ensemble.loss(inputs[:, 0], latent[:, 1])
+        self.ensemble_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.ensemble_opt.step()
+        metrics.update(ensemble_loss=loss.item(), intrinsic_reward=intrinsic.mean().item())
+        return intrinsic
+
+    # --- critic linear probe (LAMP's critic_linear_probe) ------------------------------------------
+    def reset_critic_output(self, seed: int) -> None:
+        """Fresh last layers of both Q heads (LAMP's probe trains a new output layer), copied to the target."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for layer in self.critic.output_layers():
+                layer.reset_parameters()
+        self.critic_target.load_state_dict(self.critic.state_dict())
+
+    def set_critic_linear_probe(self, on: bool) -> None:
+        """Freeze the critic's trunk and hidden layers (only the output layers learn), or unfreeze them.
+        The encoder keeps learning through the critic loss, as LAMP's world model keeps learning."""
+        self.critic.requires_grad_(not on)
+        for layer in self.critic.output_layers():
+            layer.requires_grad_(True)
+        self.critic_linear_probe = on
+
+    # --- checkpointing -------------------------------------------------------------------------------
+    def modules(self) -> dict[str, nn.Module]:
+        return {'encoder': self.encoder, 'actor': self.actor, 'critic': self.critic,
+                'critic_target': self.critic_target, 'ensemble': self.ensemble}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {'critic_opt': self.critic_opt, 'actor_opt': self.actor_opt, 'ensemble_opt': self.ensemble_opt}

@@ -1,0 +1,245 @@
+"""Typed training configuration: one frozen dataclass tree, presets, YAML round trip, dotted overrides.
+
+Presets:
+    debug   tiny networks, 32x32 images, short episodes, a few hundred steps: tests, smoke runs (seconds)
+    cpu     small networks (DrQ-v2 sized down), 64x64 front camera: learns push_button on a 2-core CPU
+    paper   LAMP-sized budgets (1M env steps, 128x128 images, front + wrist) and DrQ-v2's full network: a GPU
+
+Every run saves its resolved config as RUN/config.yaml; `load_yaml(dump_yaml(c)) == c` for every config.
+Names follow LAMP's configs.yaml where a setting has a LAMP counterpart (noted beside it).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import types
+import typing
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+import yaml
+
+from models.agent.config import AgentConfig
+
+
+@dataclass(frozen=True)
+class EnvSettings:
+    image_size: int = 64
+    randomize: bool = True                 # visual domain randomization (LAMP: randomize)
+    episode_steps: int = 150               # LAMP's time_limit; shorter only for tests
+
+
+@dataclass(frozen=True)
+class ReplaySettings:
+    capacity: int = 100_000                # transitions kept on disk; the oldest episodes are deleted beyond it
+    memory_episodes: int = 1_000           # LRU of episodes held in RAM (bounded memory)
+
+
+@dataclass(frozen=True)
+class PretrainRewardSettings:
+    """r = alpha * vlm_scale * r_VLM + (1 - alpha) * novelty_scale * r_novelty (LAMP: expl_extr_scale 0.1 and
+    expl_intr_scale 0.9; its reward normalizers have momentum 1.0, i.e. unit scales)."""
+    alpha: float = 0.1
+    vlm_scale: float = 1.0
+    novelty_scale: float = 1.0
+    standardize_rewards: bool = False      # LAMP: standardize_rewards (per-instruction running mean/std of r_VLM)
+    image_size: int = 0                    # frames are resized to this for the reward model (0: as rendered)
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    tune_instruction: bool = False         # LAMP: tune_instruction
+    num_tune_instructions: int = 10        # LAMP: num_tune_instructions (task phrases + pretraining instructions)
+    tune_episodes: int = 1                 # episodes per candidate (LAMP: 1)
+    critic_linear_probe: bool = False      # LAMP: critic_linear_probe (its finetuning command sets it)
+    linear_probe_steps: int = 0            # 0: the probe lasts the whole run, as LAMP; K > 0: unfreeze after K steps
+
+
+@dataclass(frozen=True)
+class TextSettings:
+    """The instruction encoder when no R3M checkpoint provides one: a random DistilBERT saved with the run."""
+    max_tokens: int = 32                   # tokens per instruction, [CLS] and [SEP] included (= the bundle's)
+    random_layers: int = 2
+    random_dim: int = 768
+    random_heads: int = 12
+    random_hidden: int = 3072
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    preset: str = 'cpu'
+    seed: int = 0
+    steps: int = 100_000                   # env steps of the run (LAMP: steps)
+    prefill_steps: int = 4_000             # random actions before learning (DrQ-v2: num_seed_frames)
+    update_every: int = 2                  # env steps per agent update (LAMP: train_every 2)
+    batch_size: int = 128
+    eval_every: int = 10_000               # env steps (LAMP: eval_every)
+    eval_episodes: int = 10                # (LAMP: eval_eps)
+    checkpoint_every: int = 10_000         # env steps; taken at the end of the episode that crosses it
+    keep_checkpoints: int = 2
+    log_every: int = 1_000                 # env steps between TensorBoard rows of the update metrics
+    video: bool = True                     # an mp4 of the first episode of each evaluation
+    threads: int = 1                       # torch threads
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    env: EnvSettings = field(default_factory=EnvSettings)
+    replay: ReplaySettings = field(default_factory=ReplaySettings)
+    reward: PretrainRewardSettings = field(default_factory=PretrainRewardSettings)
+    finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
+    text: TextSettings = field(default_factory=TextSettings)
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ('steps', 'update_every', 'batch_size', 'eval_every', 'eval_episodes', 'checkpoint_every',
+                     'keep_checkpoints', 'log_every', 'threads'):
+            if getattr(self, name) < 1:
+                problems.append(f'{name} must be >= 1, got {getattr(self, name)}')
+        if self.prefill_steps < 0:
+            problems.append(f'prefill_steps must be >= 0, got {self.prefill_steps}')
+        if self.agent.image_size != self.env.image_size:
+            problems.append(f'agent.image_size {self.agent.image_size} != env.image_size {self.env.image_size}')
+        if not 0.0 <= self.reward.alpha <= 1.0:
+            problems.append(f'reward.alpha {self.reward.alpha} must be in [0, 1]')
+        if self.env.episode_steps <= self.agent.n_step:
+            problems.append(f'env.episode_steps {self.env.episode_steps} must exceed agent.n_step {self.agent.n_step}')
+        if self.replay.capacity < self.env.episode_steps:
+            problems.append(f'replay.capacity {self.replay.capacity} holds less than one episode')
+        if problems:
+            raise ValueError('TrainConfig: ' + '; '.join(problems))
+
+
+def _debug() -> TrainConfig:
+    agent = AgentConfig(image_size=32, channels=(8, 8), strides=(2, 2), feature_dim=16, hidden_dim=32,
+                        embedding_dim=32, augment_pad=2, n_step=2, ensemble_hidden=16, std_decay_updates=200)
+    return TrainConfig(preset='debug', steps=240, prefill_steps=60, update_every=2, batch_size=8, eval_every=120,
+                       eval_episodes=1, checkpoint_every=60, log_every=20, agent=agent,
+                       env=EnvSettings(image_size=32, episode_steps=30),
+                       replay=ReplaySettings(capacity=600, memory_episodes=8),
+                       text=TextSettings(max_tokens=16, random_layers=1, random_dim=32, random_heads=2,
+                                         random_hidden=64))
+
+
+def _cpu() -> TrainConfig:
+    agent = AgentConfig(ensemble_hidden=128, std_decay_updates=10_000)
+    return TrainConfig(preset='cpu', prefill_steps=2_000, update_every=1, batch_size=64, agent=agent)
+
+
+def _paper() -> TrainConfig:
+    agent = AgentConfig(image_size=128, cameras=('front', 'wrist'), channels=(32, 32, 32, 32), strides=(2, 1, 1, 1),
+                        augment_pad=8, hidden_dim=1024, ensemble_hidden=512, std_decay_updates=500_000)
+    return TrainConfig(preset='paper', steps=1_002_000, prefill_steps=4_000, batch_size=256, eval_every=10_000,
+                       eval_episodes=10, checkpoint_every=20_000, threads=8, agent=agent,
+                       env=EnvSettings(image_size=128),
+                       replay=ReplaySettings(capacity=1_000_000, memory_episodes=7_000),
+                       text=TextSettings(random_layers=6))
+
+
+PRESETS = {'debug': _debug, 'cpu': _cpu, 'paper': _paper}
+
+
+def preset(name: str) -> TrainConfig:
+    if name not in PRESETS:
+        raise ValueError(f'unknown preset {name!r}; choose one of {sorted(PRESETS)}')
+    return PRESETS[name]()
+
+
+# --- YAML ----------------------------------------------------------------------------------------------------
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A config dataclass -> plain dict (tuples as lists), for YAML."""
+    def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return {f.name: plain(getattr(value, f.name)) for f in fields(value)}
+        if isinstance(value, (tuple, list)):
+            return [plain(v) for v in value]
+        return value
+    return plain(config)
+
+
+def from_dict(cls: type, data: Any, where: str = 'config') -> Any:
+    """A plain dict -> the dataclass `cls`, checking every key and type (ValueError names the field)."""
+    if not isinstance(data, dict):
+        raise ValueError(f'{where}: expected a mapping, got {type(data).__name__}')
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f'{where}: unknown keys {unknown} (known: {sorted(known)})')
+    values = {name: _coerce(hints[name], value, f'{where}.{name}') for name, value in data.items()}
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f'{where}: expected a list, got {value!r}')
+        item = typing.get_args(hint)[0]
+        return tuple(_coerce(item, v, f'{where}[{i}]') for i, v in enumerate(value))
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(hint):
+            return None
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _coerce(options[0], value, where)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is float and isinstance(value, str):      # YAML 1.1 reads 3e-4 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f'{where}: expected a number, got {value!r}') from None
+    is_bool_as_int = hint is int and isinstance(value, bool)
+    if hint in (int, float, str, bool) and (not isinstance(value, hint) or is_bool_as_int):
+        raise ValueError(f'{where}: expected {hint.__name__}, got {value!r}')
+    return value
+
+
+def dump_yaml(config: TrainConfig) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
+def load_yaml(text: str, where: str = 'config.yaml') -> TrainConfig:
+    return from_dict(TrainConfig, yaml.safe_load(text), where)
+
+
+def config_hash(config: TrainConfig) -> str:
+    return hashlib.sha256(dump_yaml(config).encode()).hexdigest()[:16]
+
+
+def override(config: TrainConfig, assignments: list[str]) -> TrainConfig:
+    """Apply 'dotted.key=value' assignments (value parsed as YAML), e.g. 'agent.lr=3e-4', 'env.randomize=false'."""
+    data = to_dict(config)
+    for assignment in assignments:
+        key, sep, text = assignment.partition('=')
+        if not sep or not key:
+            raise ValueError(f'override {assignment!r}: write key=value, e.g. agent.lr=3e-4')
+        node = data
+        parts = key.split('.')
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                raise ValueError(f'override {assignment!r}: {part!r} is not a section of the config')
+            node = node[part]
+        if parts[-1] not in node:
+            raise ValueError(f'override {assignment!r}: no setting {key!r}')
+        node[parts[-1]] = yaml.safe_load(text)
+    return from_dict(TrainConfig, data, 'config (after overrides)')
+
+
+def differences(a: TrainConfig, b: TrainConfig) -> list[str]:
+    """Dotted keys whose values differ between two configs."""
+    out: list[str] = []
+
+    def walk(x: Any, y: Any, prefix: str) -> None:
+        if isinstance(x, dict) and isinstance(y, dict):
+            for key in x:
+                walk(x[key], y.get(key), f'{prefix}{key}.')
+        elif x != y:
+            out.append(f'{prefix[:-1]}: {x!r} -> {y!r}')
+    walk(to_dict(a), to_dict(b), '')
+    return out
+
+
+__all__ = ['AgentConfig', 'EnvSettings', 'FinetuneSettings', 'PRESETS', 'PretrainRewardSettings', 'ReplaySettings',
+           'TextSettings', 'TrainConfig', 'config_hash', 'differences', 'dump_yaml', 'from_dict', 'load_yaml',
+           'override', 'preset', 'replace', 'to_dict']

@@ -1,0 +1,173 @@
+"""Replay on disk: one .npz per finished episode, written atomically; an index rebuilt from the directory.
+
+    REPLAY/<episode:06d>-<end env step:09d>.npz
+        image_<camera>  uint8 [T+1, H, W, 3]      frames o_0 .. o_T
+        state           float32 [T+1, S]
+        action          float32 [T, A]            a_t leads from o_t to o_{t+1}
+        reward          float32 [T]               the environment's (shaped) reward
+        vlm_reward      float32 [T]               pretraining: r_VLM of o_{t+1} (standardized if configured)
+        success         bool [T]
+        instruction     str                       the episode's instruction
+        instruction_embedding  float32 [E]
+
+Why this shape: a crash (kill -9) can only lose the episode being collected; a file is either complete or
+absent (lamp_ros.fileio writes a hidden temporary and renames it); a torn or foreign file found at start is
+skipped with a warning and never stops the run. Memory is bounded: episodes are loaded on demand into an LRU
+of `memory_episodes`; disk is bounded by `capacity` transitions (the oldest episode files are deleted).
+"""
+from __future__ import annotations
+
+import io
+import re
+import warnings
+import zipfile
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from lamp_ros.fileio import atomic_write_bytes
+
+_NAME = re.compile(r'(\d{6})-(\d{9})\.npz')
+REQUIRED = ('state', 'action', 'reward', 'success', 'instruction', 'instruction_embedding')
+
+
+class ReplayWarning(UserWarning):
+    """A file in the replay directory was skipped (torn, truncated or not an episode)."""
+
+
+@dataclass(frozen=True)
+class EpisodeRecord:
+    path: Path
+    index: int          # episode number in the run
+    end_step: int       # the run's env step counter when the episode ended
+    length: int         # transitions
+
+
+def episode_name(index: int, end_step: int) -> str:
+    return f'{index:06d}-{end_step:09d}.npz'
+
+
+class EpisodeReplay:
+    def __init__(self, directory: Path, capacity: int, memory_episodes: int, cameras: tuple[str, ...],
+                 n_step: int) -> None:
+        if capacity < 1 or memory_episodes < 1 or n_step < 1:
+            raise ValueError(f'capacity {capacity}, memory_episodes {memory_episodes} and n_step {n_step} must be >= 1')
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.capacity = capacity
+        self.memory_episodes = memory_episodes
+        self.cameras = cameras
+        self.n_step = n_step
+        self.episodes: list[EpisodeRecord] = []
+        self._memory: OrderedDict[Path, dict[str, np.ndarray]] = OrderedDict()
+        self.loads = 0                       # episode files read from disk (LRU misses)
+        self._scan()
+
+    # --- index ---------------------------------------------------------------------------------------
+    def _scan(self) -> None:
+        for leftover in self.directory.glob('.*.npz.*'):      # a temporary of a write killed midway
+            leftover.unlink()
+        for path in sorted(self.directory.iterdir()):
+            match = _NAME.fullmatch(path.name)
+            if not match:
+                warnings.warn(f'replay: skipping {path} (not an episode file name)', ReplayWarning, stacklevel=3)
+                continue
+            length = self._check(path)
+            if length is not None:
+                self.episodes.append(EpisodeRecord(path, int(match[1]), int(match[2]), length))
+
+    def _check(self, path: Path) -> int | None:
+        """The episode's length if the file is a complete episode with the fields we need, else None (warned)."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                missing = [k for k in (*REQUIRED, *(f'image_{c}' for c in self.cameras)) if k not in data.files]
+                if missing:
+                    raise ValueError(f'missing arrays {missing}')
+                length = len(data['action'])
+                if len(data['state']) != length + 1 or length <= self.n_step:
+                    raise ValueError(f'{length} actions but {len(data["state"])} states (n_step {self.n_step})')
+                return length
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            warnings.warn(f'replay: skipping {path}: not a complete episode ({type(e).__name__}: {e})',
+                          ReplayWarning, stacklevel=4)
+            return None
+
+    @property
+    def transitions(self) -> int:
+        return sum(e.length for e in self.episodes)
+
+    @property
+    def next_index(self) -> int:
+        return self.episodes[-1].index + 1 if self.episodes else 0
+
+    # --- writing -------------------------------------------------------------------------------------
+    def add(self, episode: Mapping[str, np.ndarray], end_step: int) -> EpisodeRecord:
+        """Store a finished episode (arrays as in the module docstring); evict the oldest beyond capacity."""
+        length = len(episode['action'])
+        if length <= self.n_step:
+            raise ValueError(f'episode of {length} steps is too short for {self.n_step}-step windows')
+        for key in (f'image_{c}' for c in self.cameras):
+            if key not in episode or episode[key].dtype != np.uint8 or len(episode[key]) != length + 1:
+                raise ValueError(f'episode needs {key} as uint8 [{length + 1}, H, W, 3]')
+        buffer = io.BytesIO()
+        np.savez(buffer, **episode)
+        path = self.directory / episode_name(self.next_index, end_step)
+        atomic_write_bytes(path, buffer.getvalue())
+        record = EpisodeRecord(path, self.next_index, end_step, length)
+        self.episodes.append(record)
+        while self.transitions > self.capacity and len(self.episodes) > 1:
+            self._remove(self.episodes.pop(0))
+        return record
+
+    def truncate_after(self, step: int) -> int:
+        """Delete episodes that ended after env step `step` (collected after the checkpoint being resumed)."""
+        later = [e for e in self.episodes if e.end_step > step]
+        for record in later:
+            self._remove(record)
+        self.episodes = [e for e in self.episodes if e.end_step <= step]
+        return len(later)
+
+    def _remove(self, record: EpisodeRecord) -> None:
+        self._memory.pop(record.path, None)
+        record.path.unlink(missing_ok=True)
+
+    # --- reading -------------------------------------------------------------------------------------
+    def load(self, record: EpisodeRecord) -> dict[str, np.ndarray]:
+        hit = self._memory.get(record.path)
+        if hit is not None:
+            self._memory.move_to_end(record.path)
+            return hit
+        with np.load(record.path, allow_pickle=False) as data:
+            episode = {k: data[k] for k in data.files}
+        self.loads += 1
+        self._memory[record.path] = episode
+        while len(self._memory) > self.memory_episodes:
+            self._memory.popitem(last=False)
+        return episode
+
+    def sample(self, batch_size: int, rng: np.random.Generator, reward_key: str = 'reward') -> dict[str, np.ndarray]:
+        """Windows of n_step transitions, uniform over all windows of all stored episodes (agent.update's batch)."""
+        if not self.episodes:
+            raise ValueError('replay is empty')
+        n = self.n_step
+        windows = np.array([e.length - n + 1 for e in self.episodes])
+        ends = np.cumsum(windows)
+        picks = rng.integers(0, ends[-1], size=batch_size)
+        episode_ids = np.searchsorted(ends, picks, side='right')
+        starts = picks - (ends[episode_ids] - windows[episode_ids])
+        out: dict[str, np.ndarray] = {}
+        for row, order in enumerate(np.argsort(episode_ids, kind='stable')):   # episode by episode: fewer loads
+            record = self.episodes[episode_ids[order]]
+            episode = self.load(record)
+            t = int(starts[order])
+            parts = {f'image_{c}': episode[f'image_{c}'][t:t + n + 1] for c in self.cameras}
+            parts.update(state=episode['state'][t:t + n + 1], action=episode['action'][t:t + n],
+                         reward=episode[reward_key][t:t + n], instruction=episode['instruction_embedding'])
+            for key, value in parts.items():
+                if key not in out:
+                    out[key] = np.empty((batch_size, *value.shape), value.dtype)
+                out[key][row] = value
+        return out

@@ -1,0 +1,110 @@
+"""actor node over real topics, sending to a real LinkServer on loopback (the learner's transport; its store
+is in memory here): transitions arrive complete and in order, a learner outage is buffered on disk and
+delivered after, a pushed bundle is offered to the policy node."""
+import json
+import threading
+
+import numpy as np
+from std_msgs.msg import String
+from geometry_msgs.msg import Vector3Stamped
+
+from lamp_ros import contract as c
+from lamp_ros.link.learner_server import LinkServer, ServerConfig
+from lamp_ros.ros.convert import applied_action_msg, gripper_state_msg, image_msg, pose_msg
+
+
+class Store:
+    def __init__(self):
+        self.chunks, self.lock = {}, threading.Lock()
+
+    def store(self, chunk_id, meta, arrays):
+        with self.lock:
+            self.chunks[chunk_id] = (meta, {k: v.copy() for k, v in arrays.items()})
+
+    def is_stored(self, chunk_id):
+        with self.lock:
+            return chunk_id in self.chunks
+
+    def steps(self):
+        with self.lock:
+            return sum(len(a.get('action', [])) for _, a in self.chunks.values())
+
+    def ordered(self):
+        with self.lock:
+            return sorted(self.chunks.values(), key=lambda c: c[0].get('first_step', -1))
+
+
+class Robot:
+    """Plays camera, arm, safety, reward and episode node for the actor."""
+
+    def __init__(self, probe):
+        self.probe, self.step = probe, 0
+
+    def status(self, episode, state, **extra):
+        self.probe.publish(c.EPISODE_STATUS, String(data=json.dumps(
+            {'episode': episode, 'state': state, 'instruction': 'push button', 'success': False, 'label': '',
+             **extra})))
+
+    def tick(self):
+        stamp = self.probe.node.get_clock().now().to_msg()
+        image = np.full((16, 16, 3), self.step % 256, np.uint8)
+        self.probe.publish(c.CAMERA_IMAGE, image_msg(image, stamp, 'camera_front'))
+        self.probe.publish(c.EE_POSE, pose_msg(np.array([0.4, 0, 0.3]), np.array([1.0, 0, 0, 0]), stamp, 'base'))
+        self.probe.publish(c.GRIPPER_STATE, gripper_state_msg(1.0, stamp))
+        reward = Vector3Stamped()
+        reward.header.stamp, reward.vector.x = stamp, float(self.step)
+        self.probe.publish(c.REWARD, reward)
+        self.probe.spin_for(0.02)                       # the actor has this image before the action comes
+        self.probe.publish(c.APPLIED_ACTION, applied_action_msg(np.array([0.1, 0, 0]), 1.0, self.step % 5 == 0,
+                                                                stamp))
+        self.step += 1
+
+
+def test_actor_delivers_every_step_through_a_learner_outage(nodes, probe, tmp_path):
+    store = Store()
+    server = LinkServer(ServerConfig(endpoint='tcp://127.0.0.1:*'), store.store, store.is_stored)
+    endpoint = server.endpoint
+    nodes.start('actor', {'learner': endpoint, 'chunk_steps': 5, 'outbox_dir': str(tmp_path / 'outbox'),
+                          'bundle_dir': str(tmp_path / 'bundles')})
+    link = probe.record(c.LEARNER_STATUS)
+    offers = probe.record(c.POLICY_BUNDLE)
+    robot = Robot(probe)
+    learner = lambda: json.loads(link[-1][1].data) if link else {}   # noqa: E731
+    try:
+        assert probe.wait_for(lambda: learner().get('connected'), 30), nodes.log('actor')
+        robot.status(1, 'running')
+        probe.spin_for(0.3)
+        for _ in range(12):
+            robot.tick()
+            probe.spin_for(0.08)
+        assert probe.wait_for(lambda: store.steps() >= 10, 10), (store.steps(), nodes.log('actor'))
+        server.close()                                              # the learner goes away
+        assert probe.wait_for(lambda: not learner().get('connected', True), 10)
+        for _ in range(8):
+            robot.tick()
+            probe.spin_for(0.08)
+        robot.status(1, 'stopped', success=True, label='success')
+        assert probe.wait_for(lambda: learner().get('backlog', 0) >= 1, 10)
+        assert list((tmp_path / 'outbox').glob('*.chunk')), 'backlog must be on disk'
+        server = LinkServer(ServerConfig(endpoint=endpoint), store.store, store.is_stored)   # and comes back
+        assert probe.wait_for(lambda: learner().get('backlog', 1) == 0 and learner().get('connected'), 20)
+        chunks = store.ordered()
+        steps = store.steps()
+        assert steps == learner()['steps_recorded'] == 20
+        rewards = np.concatenate([a['reward'] for _, a in chunks])
+        assert rewards[:-1].tolist() == list(map(float, range(1, 20)))       # r_t = reward of the next frame
+        last_meta, last_arrays = chunks[-1]
+        assert last_meta['last'] == {'success': True, 'label': 'success', 'steps': 20}
+        assert 'final_image' in last_arrays
+        assert np.concatenate([a['intervention'] for _, a in chunks]).sum() == 4
+        assert {m['instruction'] for m, _ in chunks} == {'push button'}
+
+        bundle = tmp_path / 'b'
+        bundle.mkdir()
+        (bundle / 'manifest.json').write_text('{}')
+        server.push_bundle(bundle, 'v3')
+        assert probe.wait_for(lambda: offers, 10)
+        offer = json.loads(offers[-1][1].data)
+        assert offer['version'] == 'v3' and (tmp_path / 'bundles' / 'v3' / 'manifest.json').is_file()
+    finally:
+        server.close()

@@ -1,0 +1,181 @@
+"""The agent (models/agent): act/update interface, novelty ensemble, reward mixing, linear probe, export form.
+Real networks at tiny sizes; batches are random arrays of the real shapes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from models.agent import AgentConfig, DrQAgent
+from models.agent.networks import random_shift
+from models.agent.novelty import DisagreementEnsemble
+
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny networks on a shared 2-core machine: a second intra-op thread only adds contention (10x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+TINY = AgentConfig(image_size=32, channels=(8, 8), strides=(2, 2), feature_dim=16, hidden_dim=32, embedding_dim=24,
+                   augment_pad=2, n_step=2, ensemble_hidden=32, std_decay_updates=10)
+
+
+def random_batch(config: AgentConfig, batch: int = 8, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    n = config.n_step
+    out = {f'image_{c}': rng.integers(0, 256, (batch, n + 1, config.image_size, config.image_size, 3), dtype=np.uint8)
+           for c in config.cameras}
+    out.update(state=rng.normal(size=(batch, n + 1, config.state_dim)).astype(np.float32),
+               action=rng.uniform(-1, 1, (batch, n, config.action_dim)).astype(np.float32),
+               reward=rng.normal(size=(batch, n)).astype(np.float32),
+               instruction=rng.normal(size=(batch, config.embedding_dim)).astype(np.float32))
+    return out
+
+
+def observation(config: AgentConfig, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    obs = {f'image_{c}': rng.integers(0, 256, (config.image_size, config.image_size, 3), dtype=np.uint8)
+           for c in ('front', 'wrist')}
+    obs['state'] = rng.normal(size=config.state_dim).astype(np.float32)
+    return obs
+
+
+def test_act_and_update() -> None:
+    agent = DrQAgent(TINY, seed=0)
+    instruction = np.ones(TINY.embedding_dim, np.float32)
+    action, state = agent.act(observation(TINY), instruction, explore=False)
+    assert action.shape == (4,) and action.dtype == np.float32 and np.all(np.abs(action) <= 1) and state is None
+    again, _ = agent.act(observation(TINY), instruction, explore=False)
+    np.testing.assert_array_equal(action, again)                       # evaluation is deterministic
+    noisy, _ = agent.act(observation(TINY), instruction, explore=True)
+    assert not np.allclose(noisy, action) and np.all(np.abs(noisy) <= 1)
+    metrics = agent.update(random_batch(TINY))
+    assert {'critic_loss', 'actor_loss', 'q', 'target_q', 'reward', 'std'} <= set(metrics)
+    assert all(np.isfinite(v) for v in metrics.values()) and agent.updates == 1
+    with pytest.raises(ValueError, match='windows of 4 frames; n_step 2 needs 3'):
+        agent.update(random_batch(AgentConfig(**{**TINY.__dict__, 'n_step': 3})))
+
+
+def test_instruction_changes_the_action() -> None:
+    agent = DrQAgent(TINY, seed=0)
+    obs = observation(TINY)
+    a, _ = agent.act(obs, np.zeros(TINY.embedding_dim, np.float32) + np.arange(TINY.embedding_dim, dtype=np.float32))
+    b, _ = agent.act(obs, np.zeros(TINY.embedding_dim, np.float32) - np.arange(TINY.embedding_dim, dtype=np.float32))
+    assert not np.allclose(a, b)
+
+
+def test_updates_learn_a_fixed_batch() -> None:
+    """Critic loss on one repeated batch falls: gradients reach encoder and critic."""
+    torch.manual_seed(0)
+    agent = DrQAgent(AgentConfig(**{**TINY.__dict__, 'augment_pad': 0, 'lr': 1e-3}), seed=0)
+    batch = random_batch(agent.config, batch=16)
+    first = agent.update(batch)['critic_loss']
+    for _ in range(150):
+        last = agent.update(batch)['critic_loss']
+    assert last < 0.5 * first
+
+
+def test_novelty_is_higher_on_unseen_transitions() -> None:
+    torch.manual_seed(0)
+    ensemble = DisagreementEnsemble(in_dim=8, out_dim=6, hidden=64, heads=10)
+    optimizer = torch.optim.Adam(ensemble.parameters(), lr=3e-3)
+    seen = torch.rand(64, 8) * 0.5                                    # a small region of the input space
+    targets = torch.sin(seen @ torch.randn(8, 6))
+    before = ensemble.disagreement(seen).mean()
+    for _ in range(400):
+        optimizer.zero_grad()
+        ensemble.loss(seen, targets).backward()
+        optimizer.step()
+    unseen = 2.0 + torch.rand(64, 8) * 0.5                            # far from anything trained on
+    on_seen, on_unseen = ensemble.disagreement(seen).mean(), ensemble.disagreement(unseen).mean()
+    assert on_seen < 0.5 * before
+    assert on_unseen > 5 * on_seen
+
+
+def test_reward_mixing_and_intrinsic_reward_decay() -> None:
+    """reward = extr_scale * extrinsic + intr_scale * disagreement; a repeated batch becomes less novel."""
+    torch.manual_seed(0)
+    # n_step 1: the heads learn each window's first transition (in replay, the others are other windows' first)
+    config = AgentConfig(**{**TINY.__dict__, 'augment_pad': 0, 'n_step': 1, 'ensemble_lr': 3e-3,
+                            'extr_scale': 0.1, 'intr_scale': 0.9})
+    agent = DrQAgent(config, seed=0)
+    batch = random_batch(config, batch=16)
+    first = agent.update(batch)
+    assert first['reward'] == pytest.approx(0.1 * first['extrinsic_reward'] + 0.9 * first['intrinsic_reward'],
+                                            rel=1e-4, abs=1e-6)
+    for _ in range(60):
+        last = agent.update(batch)
+    assert last['intrinsic_reward'] < 0.5 * first['intrinsic_reward']
+
+    task_only = DrQAgent(AgentConfig(**{**TINY.__dict__, 'extr_scale': 1.0, 'intr_scale': 0.0}), seed=0)
+    heads = [p.clone() for p in task_only.ensemble.parameters()]
+    metrics = task_only.update(random_batch(task_only.config, batch=16))
+    assert metrics['reward'] == pytest.approx(metrics['extrinsic_reward'], rel=1e-5)
+    assert 'intrinsic_reward' not in metrics                          # no novelty term: the ensemble is left alone
+    assert all(torch.equal(a, b) for a, b in zip(heads, task_only.ensemble.parameters()))
+
+
+def test_critic_linear_probe_trains_only_the_output_layers() -> None:
+    agent = DrQAgent(TINY, seed=0)
+    agent.reset_critic_output(seed=1)
+    for layer, target in zip(agent.critic.output_layers(), agent.critic_target.output_layers()):
+        assert torch.equal(layer.weight, target.weight)
+    agent.set_critic_linear_probe(True)
+    before = {name: p.clone() for name, p in agent.critic.named_parameters()}
+    encoder_before = [p.clone() for p in agent.encoder.parameters()]
+    for seed in range(3):
+        agent.update(random_batch(TINY, seed=seed))
+    changed = {name for name, p in agent.critic.named_parameters() if not torch.equal(p, before[name])}
+    assert changed == {'q1.4.weight', 'q1.4.bias', 'q2.4.weight', 'q2.4.bias'}
+    assert any(not torch.equal(a, b) for a, b in zip(encoder_before, agent.encoder.parameters()))
+    agent.set_critic_linear_probe(False)
+    agent.update(random_batch(TINY, seed=4))
+    assert not torch.equal(agent.critic.trunk[0].weight, before['trunk.0.weight'])
+
+
+def test_exportable_policy_is_the_deterministic_policy() -> None:
+    agent = DrQAgent(TINY, seed=0)
+    agent.update(random_batch(TINY))
+    policy = agent.exportable_policy()
+    assert policy.config.image_size == 32 and policy.config.embedding_dim == 24 and not policy.recurrent
+    obs, instruction = observation(TINY, seed=3), np.linspace(-1, 1, TINY.embedding_dim).astype(np.float32)
+    with torch.no_grad():
+        exported = policy(torch.from_numpy(obs['image_front'])[None], torch.from_numpy(obs['state'])[None],
+                          torch.from_numpy(instruction)[None])[0].numpy()
+    np.testing.assert_allclose(exported, agent.act(obs, instruction)[0], atol=1e-6)
+    agent.update(random_batch(TINY, seed=1))                          # the export is a copy, not a view
+    with torch.no_grad():
+        assert torch.equal(policy(torch.from_numpy(obs['image_front'])[None], torch.from_numpy(obs['state'])[None],
+                                  torch.from_numpy(instruction)[None])[0], torch.from_numpy(exported))
+
+
+def test_wrist_camera_agent_trains_but_cannot_be_bundled() -> None:
+    config = AgentConfig(**{**TINY.__dict__, 'cameras': ('front', 'wrist')})
+    agent = DrQAgent(config, seed=0)
+    agent.update(random_batch(config))
+    assert agent.act(observation(config), np.zeros(24, np.float32))[0].shape == (4,)
+    with pytest.raises(ValueError, match='front camera only'):
+        agent.exportable_policy()
+
+
+def test_random_shift_moves_content_with_edge_padding() -> None:
+    image = np.arange(5 * 5 * 1, dtype=np.uint8).reshape(1, 5, 5, 1)
+    np.testing.assert_array_equal(random_shift(image, 2, np.array([[2, 2]])), image)     # centre offset: identity
+    shifted = random_shift(image, 2, np.array([[0, 4]]))                                # 2 up, 2 right
+    np.testing.assert_array_equal(shifted[0, 2:, :3, 0], image[0, :3, 2:, 0])
+    np.testing.assert_array_equal(shifted[0, 0, :3, 0], image[0, 0, 2:, 0])             # replicated top row
+
+
+def test_config_rejects_bad_values() -> None:
+    with pytest.raises(ValueError, match='cameras'):
+        AgentConfig(cameras=('side',))
+    with pytest.raises(ValueError, match='too small'):
+        AgentConfig(image_size=8)
+    with pytest.raises(ValueError, match='at least 2 heads'):
+        AgentConfig(ensemble_size=1)
+    assert AgentConfig().std(0) == 1.0 and AgentConfig().std(10**9) == pytest.approx(0.1)
