@@ -31,7 +31,8 @@ setup(
     extras_require={
         'sim': ['mujoco>=4.0', 'gymnasium>=1.0', 'tqdm'],
         'train': ['torch>=2.2,<=2.14.1', 'transformers', 'onnx', 'safetensors', 'tqdm', 'tensorboard', 'matplotlib'],
-        'test': ['pytest', 'pytest-timeout'],
+        'operator': ['prompt_toolkit', 'mcap', 'mcap-ros2-support', 'pygame', 'pyspacemouse'],
+        'test': ['pytest', 'pytest-timeout', 'pexpect', 'pyte'],
     },
     zip_safe=False,
     entry_points={

@@ -89,6 +89,8 @@ LEARNER_STATUS = Topic('learner/status', 'std_msgs/String', Qos.LATCHED,
 LEARNER_PROGRESS = Topic('learner/progress', 'std_msgs/String', Qos.LATCHED,
                          'JSON from the learner: updates, bundle_version, transitions_stored, episodes, robots, '
                          'train/* losses (1 Hz).')
+TELEOP_STATUS = Topic('teleop/status', 'std_msgs/String', Qos.LATCHED,
+                      "JSON from the teleop node: device, state ('missing'/'ready'/'engaged'), message, speed.")
 REWARD_STATUS = Topic('reward/status', 'std_msgs/String', Qos.LATCHED,
                       'JSON from the reward node: state (loading/waiting/running/no_weights/refused), model, name, '
                       'checkpoint, rate_hz, standardize, instruction, reason.')
@@ -97,7 +99,7 @@ TOPICS: tuple[Topic, ...] = (CAMERA_IMAGE, EE_POSE, GRIPPER_STATE, INSTRUCTION, 
                              POLICY_STATUS, EE_TWIST_CMD, SAFE_GRIPPER_ACTION, GRIPPER_CMD,
                              SAFETY_STATUS, ESTOP, EPISODE_EVENT, EPISODE_STATUS, EPISODE_LABEL, SIM_SUCCESS,
                              REWARD, TELEOP_ACTION, CONTROL_MODE, APPLIED_ACTION, POLICY_BUNDLE, LEARNER_STATUS,
-                             LEARNER_PROGRESS, REWARD_STATUS)
+                             LEARNER_PROGRESS, REWARD_STATUS, TELEOP_STATUS)
 
 ROBOT_RESET_SERVICE = 'robot/reset'  # std_srvs/Trigger, served by the arm driver: arm to home (sim: next episode)
 EPISODE_START_SERVICE = 'episode/start'     # std_srvs/Trigger, served by the episode node

@@ -32,7 +32,6 @@ from lamp_ros.ros.convert import applied_action, gripper_opening, image_array, p
 from lamp_ros.ros.interfaces import message_class, profile
 from lamp_ros.ros.mcap_bag import BagMessage, write_bag
 from lamp_ros.ros.node_process import declare, run_node
-from lamp_ros.teleop import TELEOP_STATUS
 from models.episodes import Episode, save_episode
 
 FORMAT = 'lamp_ros.recording'
@@ -43,7 +42,7 @@ EPISODE_TOPICS = (c.CAMERA_IMAGE, c.EE_POSE, c.GRIPPER_STATE, c.APPLIED_ACTION, 
                   c.INSTRUCTION, c.POLICY_STATUS)
 # ... and these into the bag only
 BAG_ONLY_TOPICS = (c.POLICY_ACTION, c.TELEOP_ACTION, c.EE_TWIST_CMD, c.EPISODE_EVENT, c.EPISODE_LABEL,
-                   c.SAFETY_STATUS, c.ESTOP, c.CONTROL_MODE, c.LEARNER_STATUS, TELEOP_STATUS)
+                   c.SAFETY_STATUS, c.ESTOP, c.CONTROL_MODE, c.LEARNER_STATUS, c.TELEOP_STATUS)
 NO_EPISODE_WARNING_S = 5.0
 
 

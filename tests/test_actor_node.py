@@ -2,7 +2,6 @@
 is in memory here): transitions arrive complete and in order, a learner outage is buffered on disk and
 delivered after, a pushed bundle is offered to the policy node."""
 import json
-import threading
 
 import numpy as np
 from std_msgs.msg import String
@@ -11,27 +10,7 @@ from geometry_msgs.msg import Vector3Stamped
 from lamp_ros import contract as c
 from lamp_ros.link.learner_server import LinkServer, ServerConfig
 from lamp_ros.ros.convert import applied_action_msg, gripper_state_msg, image_msg, pose_msg
-
-
-class Store:
-    def __init__(self):
-        self.chunks, self.lock = {}, threading.Lock()
-
-    def store(self, chunk_id, meta, arrays):
-        with self.lock:
-            self.chunks[chunk_id] = (meta, {k: v.copy() for k, v in arrays.items()})
-
-    def is_stored(self, chunk_id):
-        with self.lock:
-            return chunk_id in self.chunks
-
-    def steps(self):
-        with self.lock:
-            return sum(len(a.get('action', [])) for _, a in self.chunks.values())
-
-    def ordered(self):
-        with self.lock:
-            return sorted(self.chunks.values(), key=lambda c: c[0].get('first_step', -1))
+from tests.test_link import MemoryStore
 
 
 class Robot:
@@ -61,7 +40,7 @@ class Robot:
 
 
 def test_actor_delivers_every_step_through_a_learner_outage(nodes, probe, tmp_path):
-    store = Store()
+    store = MemoryStore()
     server = LinkServer(ServerConfig(endpoint='tcp://127.0.0.1:*'), store.store, store.is_stored)
     endpoint = server.endpoint
     nodes.start('actor', {'learner': endpoint, 'chunk_steps': 5, 'outbox_dir': str(tmp_path / 'outbox'),
@@ -77,7 +56,7 @@ def test_actor_delivers_every_step_through_a_learner_outage(nodes, probe, tmp_pa
         for _ in range(12):
             robot.tick()
             probe.spin_for(0.08)
-        assert probe.wait_for(lambda: store.steps() >= 10, 10), (store.steps(), nodes.log('actor'))
+        assert probe.wait_for(lambda: store.transitions() >= 10, 10), (store.transitions(), nodes.log('actor'))
         server.close()                                              # the learner goes away
         assert probe.wait_for(lambda: not learner().get('connected', True), 10)
         for _ in range(8):
@@ -89,7 +68,7 @@ def test_actor_delivers_every_step_through_a_learner_outage(nodes, probe, tmp_pa
         server = LinkServer(ServerConfig(endpoint=endpoint), store.store, store.is_stored)   # and comes back
         assert probe.wait_for(lambda: learner().get('backlog', 1) == 0 and learner().get('connected'), 20)
         chunks = store.ordered()
-        steps = store.steps()
+        steps = store.transitions()
         assert steps == learner()['steps_recorded'] == 20
         rewards = np.concatenate([a['reward'] for _, a in chunks])
         assert rewards[:-1].tolist() == list(map(float, range(1, 20)))       # r_t = reward of the next frame

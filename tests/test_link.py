@@ -15,7 +15,7 @@ from lamp_ros.link.wire import Message, WireError, decode, encode, pack, unpack
 
 
 class MemoryStore:
-    """What a learner's replay does, in memory: idempotent on chunk ids."""
+    """What a learner's replay does, in memory: idempotent on chunk ids (also used by test_actor_node)."""
 
     def __init__(self):
         self.chunks: dict[str, tuple[dict, dict]] = {}
@@ -31,7 +31,11 @@ class MemoryStore:
 
     def transitions(self):
         with self.lock:
-            return sum(len(a['action']) for _, a in self.chunks.values())
+            return sum(len(a.get('action', ())) for _, a in self.chunks.values())
+
+    def ordered(self):
+        with self.lock:
+            return sorted(self.chunks.values(), key=lambda c: c[0].get('first_step', -1))
 
 
 def chunk(i: int, n: int = 5):

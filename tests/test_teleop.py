@@ -16,7 +16,6 @@ import yaml
 from lamp_ros import contract as c
 from lamp_ros.paths import config_file
 from lamp_ros.ros.convert import pose_arrays
-from lamp_ros.teleop import TELEOP_STATUS
 from lamp_ros.teleop.device import DeviceInput, DeviceUnavailable, deadzone, open_device
 from lamp_ros.teleop.gamepad import GamepadConfig, GamepadMapper
 from lamp_ros.teleop.keyboard import KeyboardConfig, KeyboardMapper, KeyTokenizer
@@ -124,7 +123,7 @@ def start_teleop(nodes, tmp_path, params: dict) -> None:
 
 
 def test_teleop_node_without_its_device_stays_up_and_says_why(nodes, probe, tmp_path):
-    statuses = probe.record(TELEOP_STATUS)
+    statuses = probe.record(c.TELEOP_STATUS)
     start_teleop(nodes, tmp_path, {'device': 'gamepad', 'retry_s': 0.5})
     assert probe.wait_for(lambda: statuses, 30), nodes.log('teleop')
     status = json.loads(statuses[-1][1].data)
@@ -161,7 +160,7 @@ def test_keyboard_teleop_moves_the_simulated_end_effector(nodes, probe, tmp_path
     nodes.start('sim_arm', {'image_size': [32, 32], 'randomize': False})
     nodes.start('safety', {'startup_hold_s': 0.2})
     poses, actions = probe.record(c.EE_POSE), probe.record(c.TELEOP_ACTION)
-    statuses, teleop = probe.record(c.SAFETY_STATUS), probe.record(TELEOP_STATUS)
+    statuses, teleop = probe.record(c.SAFETY_STATUS), probe.record(c.TELEOP_STATUS)
     assert probe.wait_for(lambda: poses and statuses, 30), nodes.log('sim_arm') + nodes.log('safety')
     terminal = spawn_keyboard_teleop(tmp_path)
     try:

@@ -26,7 +26,6 @@ from lamp_ros.core.arbiter import MODES
 from lamp_ros.core.episode import LABELS
 from lamp_ros.ros.convert import applied_action, twist_linear
 from lamp_ros.ros.interfaces import message_class, profile
-from lamp_ros.teleop import TELEOP_STATUS
 
 EPISODE_SERVICES = {'start': c.EPISODE_START_SERVICE, 'stop': c.EPISODE_STOP_SERVICE,
                     'reset': c.EPISODE_RESET_SERVICE}
@@ -62,7 +61,7 @@ class ConsoleLink:
         node.create_subscription(message_class(c.REWARD), c.REWARD.name,
                                  lambda m: board.on_reward(m.vector.x, int(m.vector.z)), profile(c.REWARD))
         for source, topic in (('policy', c.POLICY_STATUS), ('safety', c.SAFETY_STATUS),
-                              ('episode', c.EPISODE_STATUS), ('learner', c.LEARNER_STATUS), ('teleop', TELEOP_STATUS)):
+                              ('episode', c.EPISODE_STATUS), ('learner', c.LEARNER_STATUS), ('teleop', c.TELEOP_STATUS)):
             node.create_subscription(String, topic.name, lambda m, s=source: board.on_status(s, m.data, now()),
                                      profile(topic))
         node.create_subscription(String, c.INSTRUCTION.name, lambda m: board.on_instruction(m.data),

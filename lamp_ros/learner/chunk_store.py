@@ -98,23 +98,31 @@ class ChunkStore:
     def _episode(self, parts: list[tuple[dict, dict]], last: dict) -> dict[str, np.ndarray]:
         cat = lambda key: np.concatenate([a[key] for _, a in parts])   # noqa: E731
         final = parts[-1][1]
-        frames = np.concatenate([cat('image_front'), final['final_image']])
-        states = np.concatenate([cat('state'), final['final_state']])[:, self.state_index].astype(np.float32)
-        rewards = cat('reward').astype(np.float32)
+        episode, missing = self.format(
+            frames=np.concatenate([cat('image_front'), final['final_image']]),
+            states=np.concatenate([cat('state'), final['final_state']]), actions=cat('action'),
+            rewards=cat('reward'), success=bool(last.get('success')), interventions=cat('intervention'),
+            instruction=str(parts[0][0].get('instruction', '')))
+        if missing:
+            self.rewards_missing += missing
+            log.warning('episode %s: %d of %d rewards missing, stored as 0', parts[0][0]['episode'], missing,
+                        len(episode['reward']))
+        return episode
+
+    def format(self, frames: np.ndarray, states: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
+               success: bool, interventions: np.ndarray, instruction: str) -> tuple[dict[str, np.ndarray], int]:
+        """An episode in the training replay's format (sim/train/replay.py) from robot-side arrays: frames and
+        contract states [T+1], actions, rewards (of o_{t+1}; NaN = missing, stored as 0) and flags [T].
+        Returns it and the count of missing rewards."""
+        rewards = np.asarray(rewards, np.float32).copy()
         missing = ~np.isfinite(rewards)
-        if missing.any():
-            self.rewards_missing += int(missing.sum())
-            log.warning('episode %s: %d of %d rewards missing, stored as 0', parts[0][0]['episode'],
-                        int(missing.sum()), len(rewards))
-            rewards[missing] = 0.0
-        success = np.zeros(len(rewards), bool)
-        if last.get('success'):
-            success[-1] = True
-        instruction = str(parts[0][0].get('instruction', ''))
-        return {'image_front': self._resize(frames), 'state': states,
-                'action': cat('action').astype(np.float32), 'reward': rewards, 'success': success,
-                'intervention': cat('intervention').astype(bool), 'instruction': np.array(instruction),
-                'instruction_embedding': np.asarray(self.embed(instruction), np.float32)}
+        rewards[missing] = 0.0
+        flags = np.zeros(len(rewards), bool)
+        flags[-1] = success
+        return {'image_front': self._resize(frames), 'state': states[:, self.state_index].astype(np.float32),
+                'action': np.asarray(actions, np.float32), 'reward': rewards, 'success': flags,
+                'intervention': np.asarray(interventions, bool), 'instruction': np.array(instruction),
+                'instruction_embedding': np.asarray(self.embed(instruction), np.float32)}, int(missing.sum())
 
     def _resize(self, frames: np.ndarray) -> np.ndarray:
         if frames.shape[1:3] == (self.image_size, self.image_size):

@@ -26,6 +26,8 @@ def add_learner_parser(sub: argparse._SubParsersAction) -> None:
                    help='endpoint robots connect to; tcp://0.0.0.0:5555 accepts other hosts (default: %(default)s)')
     p.add_argument('--keys', type=Path, default=None, metavar='DIR',
                    help='CurveZMQ key directory from `lamp-ros keys DIR`: encrypt, and refuse unknown robots')
+    p.add_argument('--demos', type=Path, default=None, metavar='DIR',
+                   help='recorded episodes (lamp-ros record) to add to the replay, each once per run')
     p.add_argument('--bundle-every', type=int, default=200, help='agent updates between bundles (default 200)')
     p.add_argument('--checkpoint-every', type=int, default=500, help='agent updates between checkpoints')
     p.add_argument('--updates-per-transition', type=float, default=1.0, help='update-to-data ratio cap (default 1)')
@@ -49,7 +51,7 @@ def run_learner(args: argparse.Namespace) -> int:
                              keys_dir=args.keys, bundle_every=args.bundle_every,
                              checkpoint_every=args.checkpoint_every,
                              updates_per_transition=args.updates_per_transition, device=args.device,
-                             threads=args.threads)
+                             threads=args.threads, demos_dir=args.demos)
     try:
         learner = Learner(options)
     except (LearnerError, FileNotFoundError) as e:

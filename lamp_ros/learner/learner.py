@@ -51,6 +51,7 @@ class LearnerOptions:
     checkpoint_every: int = 500             # agent updates between checkpoints
     updates_per_transition: float = 1.0     # at most this many updates per stored transition
     min_transitions: int = 0                # no updates before this many (0: one batch of windows)
+    demos_dir: Path | None = None           # recorded episodes (lamp-ros record) to add to the replay, once each
     device: str = 'cpu'
     threads: int = 1
 
@@ -90,6 +91,10 @@ class Learner:
         self._replay_lock = threading.Lock()
         self.store = ChunkStore(self.root / 'incoming', self._add_episode, self.embedder,
                                 self.config.agent.image_size, STATE_KEYS)
+        if options.demos_dir is not None:
+            from lamp_ros.learner.demos import import_demos
+            added = import_demos(Path(options.demos_dir).expanduser(), self.root, self.store, self._add_episode)
+            log.info('%d recorded episodes from %s added to the replay', added, options.demos_dir)
         self.server = LinkServer(_server_config(options), self.store.store, self.store.is_stored)
         self._last_push = 0.0
         self.metrics: dict[str, float] = {}

@@ -26,6 +26,7 @@ class LearnerNode(Node):
         run_dir = declare(self, 'run_dir', '', 'Learner run directory (empty: ~/.local/share/lamp_ros/learner/'
                           'run): created if absent, resumed if it exists.')
         init_run = declare(self, 'init_run', '', 'A lamp-train run to start from (empty: from scratch, `preset`).')
+        demos = declare(self, 'demos_dir', '', 'Recorded episodes (lamp-ros record) to add to the replay, once each.')
         keys_dir = declare(self, 'keys_dir', '', 'CurveZMQ keys (lamp-ros keys DIR); empty: no encryption.')
         options = LearnerOptions(
             run_dir=Path(run_dir).expanduser() if run_dir else data_dir() / 'learner' / 'run',
@@ -39,7 +40,8 @@ class LearnerNode(Node):
                                            'At most this many agent updates per stored transition.'),
             min_transitions=declare(self, 'min_transitions', 0, 'No updates before this many transitions.'),
             device=declare(self, 'device', 'cpu', 'torch device, e.g. cuda.'),
-            threads=declare(self, 'threads', 1, 'torch threads.'))
+            threads=declare(self, 'threads', 1, 'torch threads.'),
+            demos_dir=Path(demos).expanduser() if demos else None)
         logging.basicConfig(level=logging.INFO, format='[learner] %(message)s')
         self.learner = Learner(options)
         self.progress_pub = self.create_publisher(String, c.LEARNER_PROGRESS.name, profile(c.LEARNER_PROGRESS))

@@ -19,7 +19,6 @@ from lamp_ros import contract as c
 from lamp_ros.ros.convert import action_msg
 from lamp_ros.ros.interfaces import profile
 from lamp_ros.ros.node_process import declare, run_node
-from lamp_ros.teleop import TELEOP_STATUS
 from lamp_ros.teleop.device import DEVICES, DeviceInput, DeviceUnavailable, TeleopDevice, open_device
 from lamp_ros.teleop.gamepad import GamepadConfig
 from lamp_ros.teleop.keyboard import KeyboardConfig
@@ -45,7 +44,7 @@ class TeleopNode(Node):
         self._status: dict = {}
 
         self.action_pub = self.create_publisher(Float32MultiArray, c.TELEOP_ACTION.name, profile(c.TELEOP_ACTION))
-        self.status_pub = self.create_publisher(String, TELEOP_STATUS.name, profile(TELEOP_STATUS))
+        self.status_pub = self.create_publisher(String, c.TELEOP_STATUS.name, profile(c.TELEOP_STATUS))
         self.create_subscription(Float32, c.SAFE_GRIPPER_ACTION.name,
                                  lambda msg: self.session.on_commanded_gripper(msg.data), profile(c.SAFE_GRIPPER_ACTION))
         self.create_timer(1.0 / rate, self._tick)

@@ -6,9 +6,3 @@ safety node lets it take over from the policy and flags those steps as intervent
 No ROS in this package: the node is thin, and each part is tested without a device or a graph.
 """
 from __future__ import annotations
-
-from lamp_ros.contract import Qos, Topic
-
-# Belongs in lamp_ros.contract (TOPICS) once wired; kept here until then so the contract file stays untouched.
-TELEOP_STATUS = Topic('teleop/status', 'std_msgs/String', Qos.LATCHED,
-                      "JSON from the teleop node: device, state ('missing'/'ready'/'engaged'), message, speed.")
