@@ -8,15 +8,19 @@ loader and the control loop all share one GIL here):
   control   a 10 Hz loop running the policy (PolicyRuntime.act); at each tick it takes a ready bundle
             (a pointer swap), as the policy node does between episodes
 
-Rows: push -> on disk, push -> validated, push -> swapped in (median, p99 over --pushes), and the control
-loop's tick lateness and missed ticks (a tick more than one period late) in a quiet phase (baseline, same run)
-and while bundles arrive.
+Each push changes the policy file (two bundles alternate: same text encoder, different policy weights), as the
+learner's bundles do. Rows, for full pushes (every file: a robot the learner has not sent a bundle yet) and
+delta pushes (changed files only; the robot hard-links the rest from its previous bundle): push -> on disk,
+push -> validated, push -> swapped in (median, p99 over --pushes each), MB sent; then the control loop's tick
+lateness and missed ticks (a tick more than one period late) in a quiet phase (baseline, same run) and while
+bundles arrive.
 
   .venv/bin/python bench/bundle_swap.py [--pushes 20] [--embedding-dim 84]
 """
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 import threading
 import time
@@ -28,6 +32,7 @@ from lamp_ros.contract import ACTION_SCALE_M, DEFAULT_CONTROL_RATE_HZ
 from lamp_ros.core.bundle_swap import BundleSwapper, load_checked
 from lamp_ros.link.learner_server import LinkServer, ServerConfig
 from lamp_ros.link.robot_client import ClientConfig, LinkClient
+from models.bundle import POLICY_FILE, read_manifest, write_manifest
 from models.export import export_random_bundle
 from models.runtime import PolicyRuntime
 
@@ -106,6 +111,11 @@ def main() -> int:
             stored[version] = time.perf_counter()
             swapper.offer(path, version, INSTRUCTION)
 
+        other = tmp / 'bundle_b'                     # the next version: same text encoder, another policy
+        export_random_bundle(tmp / 'seed1', image_size=64, text_layers=2, embedding_dim=args.embedding_dim, seed=1)
+        shutil.copytree(bundle, other)
+        shutil.copyfile(tmp / 'seed1' / POLICY_FILE, other / POLICY_FILE)
+        write_manifest(other, read_manifest(bundle, verify_files=False))
         server = LinkServer(ServerConfig(endpoint='tcp://127.0.0.1:*'), lambda *a: None, lambda _: False)
         client = LinkClient(ClientConfig(endpoint=server.endpoint, robot_id='bench', outbox_dir=tmp / 'outbox',
                                          bundle_dir=tmp / 'robot_bundles'), on_bundle=on_bundle)
@@ -117,31 +127,40 @@ def main() -> int:
         quiet = loop.lateness[:loop.mark()]
         start_mark = loop.mark()
         pushed: dict[str, float] = {}
-        for k in range(args.pushes):
-            version = f'v{k:04d}'
+        bytes_sent: dict[str, int] = {}
+        for k in range(2 * args.pushes):
+            full = k < args.pushes
+            version = f'{"full" if full else "delta"}{k:04d}'
+            if full:
+                server.bundle_acks.clear()             # as if the robot were new: every file travels
+            sent = server.bundle_bytes_sent
             pushed[version] = time.perf_counter()
-            server.push_bundle(bundle, version)
+            server.push_bundle(bundle if k % 2 else other, version)
             deadline = time.perf_counter() + 10
             while version not in loop.swapped_at and time.perf_counter() < deadline:
                 time.sleep(0.005)
                 if version in stored and version not in validated and not swapper.busy:
                     validated[version] = time.perf_counter()
             validated.setdefault(version, loop.swapped_at.get(version, float('nan')))
+            bytes_sent[version] = server.bundle_bytes_sent - sent
             time.sleep(0.3)
         busy = loop.lateness[start_mark:]
         loop.stop()
         client.close()
         server.close()
-    done = [v for v in pushed if v in loop.swapped_at]
-    rows = [('push -> on disk (robot)', [stored[v] - pushed[v] for v in done]),
-            ('push -> validated, ready', [validated[v] - pushed[v] for v in done]),
-            ('push -> swapped in', [loop.swapped_at[v] - pushed[v] for v in done])]
     print(f'\nbundle {size_mb:.1f} MB (ONNX policy 64x64 + text encoder {args.embedding_dim}-d + tokenizer), '
-          f'{len(done)}/{args.pushes} pushes swapped in, loopback, control at {DEFAULT_CONTROL_RATE_HZ:g} Hz')
-    print(f'{"":<30} {"median ms":>10} {"p99 ms":>10}')
-    for label, values in rows:
-        med, p99 = stats(values)
-        print(f'{label:<30} {med:>10.1f} {p99:>10.1f}')
+          f'loopback, control at {DEFAULT_CONTROL_RATE_HZ:g} Hz; each push changes the policy')
+    print(f'{"":<40} {"median ms":>10} {"p99 ms":>10}')
+    for kind, label in (('full', 'every file (a robot new to this learner)'),
+                        ('delta', 'changed files only (each next bundle)')):
+        done = [v for v in pushed if v.startswith(kind) and v in loop.swapped_at]
+        mb = np.median([bytes_sent[v] for v in done]) / 1e6 if done else float('nan')
+        print(f'{kind} push, {label}: {mb:.1f} MB sent, {len(done)}/{args.pushes} swapped in')
+        for what, values in (('  push -> on disk (robot)', [stored[v] - pushed[v] for v in done]),
+                             ('  push -> validated, ready', [validated[v] - pushed[v] for v in done]),
+                             ('  push -> swapped in (next 10 Hz tick)', [loop.swapped_at[v] - pushed[v] for v in done])):
+            med, p99 = stats(values) if values else (float('nan'), float('nan'))
+            print(f'{what:<40} {med:>10.1f} {p99:>10.1f}')
     q_med, q_p99 = stats(quiet)
     b_med, b_p99 = stats(busy)
     print(f'\n{"control tick lateness":<30} {"median ms":>10} {"p99 ms":>10} {"max ms":>8} {"ticks":>7} {"missed":>7}')

@@ -86,7 +86,7 @@ def test_learner_trains_policy_swaps_and_nothing_is_lost(finetune, probe):
     n, m = len(twists), len(actions)
     assert probe.wait_for(lambda: last(link).get('backlog', 0) >= 1 and len(actions) > m + 10, 30), \
         (last(link), logs())
-    assert len(twists) > n + 10 and last(policy)['state'] == 'running'     # still acting through the safety layer
+    assert len(twists) >= n + 5 and last(policy)['state'] == 'running'    # still acting through the safety layer
     procs['learner'] = start_learner(run, endpoint, learner_log)
     assert probe.wait_for(lambda: last(link).get('connected') and last(link).get('backlog', 1) == 0, 60), \
         (last(link), logs())

@@ -1,5 +1,6 @@
 """The robot <-> learner link over real zmq sockets on loopback: delivery, acknowledgement, backlog after a
 learner outage or a robot restart, duplicates, CurveZMQ authentication, bundle push."""
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -191,6 +192,24 @@ def test_bundle_push_arrives_intact(tmp_path):
         for f in ('manifest.json', 'tokenizer/vocab.txt', 'policy.onnx'):
             assert (path / f).read_bytes() == (bundle / f).read_bytes()
         assert wait(lambda: server.bundle_acks.get('robot') == 'v7')
+
+        # the next version changes the policy only: the rest is reused from v7 on the robot's disk
+        (bundle / 'policy.onnx').write_bytes(np.random.default_rng(1).bytes(2_000_000))
+        (bundle / 'manifest.json').write_text('{"x": 2}')
+        sent = server.bundle_bytes_sent
+        server.push_bundle(bundle, 'v8')
+        assert wait(lambda: len(got) == 2)
+        assert server.bundle_bytes_sent - sent < 2_000_100, 'vocab.txt must not travel again'
+        for f in ('manifest.json', 'tokenizer/vocab.txt', 'policy.onnx'):
+            assert (got[1][1] / f).read_bytes() == (bundle / f).read_bytes()
+
+        # a robot that lost the base version says so, and gets every file next time
+        shutil.rmtree(tmp_path / 'in')
+        server.push_bundle(bundle, 'v9')
+        assert wait(lambda: 'robot' not in server.bundle_acks)
+        assert len(got) == 2
+        server.push_bundle(bundle, 'v9')
+        assert wait(lambda: len(got) == 3) and (got[2][1] / 'tokenizer' / 'vocab.txt').is_file()
     finally:
         c.close()
         server.close()

@@ -6,6 +6,7 @@ checkpoint in the official layout (no pretrained weights exist on a test machine
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from models.agent import DrQAgent
 from models.export import main as export_main
@@ -29,7 +31,8 @@ from models.text_encoder import SentenceEncoder
 from sim.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from sim.train.cli import main as train_main
 from sim.train.config import (PRESETS, PretrainRewardSettings, differences, dump_yaml, load_yaml,
-                              override, preset, replace)
+                              override, preset, replace, to_dict)
+from sim.train.loop import run_hash
 from sim.train.replay import EpisodeReplay, ReplayWarning, episode_name
 from sim.train.runs import load_agent, resolve_pretrain, tuning_candidates
 from sim.train.vlm import RewardStandardizer, VlmRewardLabeler
@@ -243,6 +246,26 @@ def test_kill_9_then_resume(tmp_path: Path) -> None:
     replay = EpisodeReplay(run / 'replay', 600, 4, ('front',), 2)
     assert replay.transitions == killed_at + 60                                  # nothing lost, nothing twice
     assert [e.index for e in replay.episodes] == list(range(len(replay.episodes)))
+
+
+def test_expert_prefill_stores_demonstrations(tmp_path: Path) -> None:
+    run = tmp_path / 'ft'
+    assert train_main(['finetune', '--run-dir', str(run), '--preset', 'debug', '--task', 'push_button',
+                       '--steps', '60', '--set', 'prefill_expert_episodes=1']) == 0
+    replay = EpisodeReplay(run / 'replay', 600, 4, ('front',), 2)
+    demonstration, random_actions = (replay.load(record) for record in replay.episodes)
+    assert demonstration['success'].any() and demonstration['reward'].sum() > random_actions['reward'].sum()
+    assert not random_actions['success'].any()
+    with pytest.raises(ValueError, match='prefill_expert_episodes must be >= 0'):
+        replace(preset('debug'), prefill_expert_episodes=-1)
+
+
+def test_runs_from_before_expert_prefill_keep_their_config_hash() -> None:
+    config = preset('cpu')
+    older = {k: v for k, v in to_dict(replace(config, steps=1)).items() if k != 'prefill_expert_episodes'}
+    assert run_hash(config) == hashlib.sha256(yaml.safe_dump(older, sort_keys=False).encode()).hexdigest()[:16]
+    assert run_hash(replace(config, prefill_expert_episodes=3)) != run_hash(config)
+    assert run_hash(replace(config, steps=5)) == run_hash(config)
 
 
 # --- the whole chain ---------------------------------------------------------------------------------------------

@@ -26,11 +26,23 @@ from typing import Any
 import numpy as np
 import torch
 
+from lamp_ros.contract import DEFAULT_CONTROL_RATE_HZ
 from lamp_ros.fileio import atomic_write_text
 from lamp_ros.learner.chunk_store import ChunkStore
+from lamp_ros.learner.demos import import_demos
 from lamp_ros.link import keys as curve_keys
 from lamp_ros.link.learner_server import LinkServer, ServerConfig
 from models.agent import DrQAgent
+from models.export import export_bundle
+from sim import STATE_KEYS
+from sim.train import text
+from sim.train.checkpoint import latest_checkpoint, load_checkpoint, load_weights, save_checkpoint
+from sim.train.config import TrainConfig, dump_yaml, load_yaml, preset
+from sim.train.loop import run_hash
+from sim.train.replay import EpisodeReplay
+from sim.train.run import read_run
+from sim.train.runs import resolve_finetune
+from sim.train.text import InstructionEmbedder
 
 log = logging.getLogger(__name__)
 INFO_FILE = 'learner.json'
@@ -64,12 +76,6 @@ class Counters:
 
 class Learner:
     def __init__(self, options: LearnerOptions) -> None:
-        from sim import STATE_KEYS
-        from sim.train import text
-        from sim.train.checkpoint import latest_checkpoint, load_checkpoint
-        from sim.train.loop import run_hash
-        from sim.train.replay import EpisodeReplay
-        from sim.train.text import InstructionEmbedder
 
         self.options = options
         self.root = Path(options.run_dir).expanduser()
@@ -92,7 +98,6 @@ class Learner:
         self.store = ChunkStore(self.root / 'incoming', self._add_episode, self.embedder,
                                 self.config.agent.image_size, STATE_KEYS)
         if options.demos_dir is not None:
-            from lamp_ros.learner.demos import import_demos
             added = import_demos(Path(options.demos_dir).expanduser(), self.root, self.store, self._add_episode)
             log.info('%d recorded episodes from %s added to the replay', added, options.demos_dir)
         self.server = LinkServer(_server_config(options), self.store.store, self.store.is_stored)
@@ -150,9 +155,6 @@ class Learner:
 
     def publish_bundle(self) -> Path:
         """Export the current policy (verified against torch) and push it to the robots."""
-        from lamp_ros.contract import DEFAULT_CONTROL_RATE_HZ
-        from models.export import export_bundle
-        from sim import STATE_KEYS
 
         self.counters.bundle_version += 1
         out = self.root / 'bundles' / f'v{self.counters.bundle_version:04d}'
@@ -182,7 +184,6 @@ class Learner:
             self._last_push = time.monotonic()
 
     def checkpoint(self) -> None:
-        from sim.train.checkpoint import save_checkpoint
         save_checkpoint(self.root, self.counters.updates, self.agent, self._hash,
                         {'learner': asdict(self.counters)}, keep=2)
 
@@ -202,15 +203,8 @@ def _server_config(options: LearnerOptions) -> ServerConfig:
                         authorized_dir=authorized)
 
 
-def _open_or_create(root: Path, options: LearnerOptions) -> tuple[Any, dict[str, Any]]:
+def _open_or_create(root: Path, options: LearnerOptions) -> tuple[TrainConfig, dict[str, Any]]:
     """(config, learner.json) of an existing learner run, or of a new one written completely first."""
-    from sim.train import text
-    from sim.train.checkpoint import save_checkpoint
-    from sim.train.config import dump_yaml, load_yaml, preset
-    from sim.train.loop import run_hash
-    from sim.train.checkpoint import latest_checkpoint
-    from sim.train.run import read_run
-    from sim.train.runs import resolve_finetune
 
     info_path = root / INFO_FILE
     if info_path.is_file():
@@ -237,7 +231,6 @@ def _open_or_create(root: Path, options: LearnerOptions) -> tuple[Any, dict[str,
         config = resolve_finetune(config, text.load(source)[0].dim, None)
     agent = DrQAgent(config.agent, seed=config.seed)
     if checkpoint is not None:
-        from sim.train.checkpoint import load_weights
         load_weights(checkpoint, agent)
     info = {'init_run': str(init) if options.init_run is not None else '',
             'init_checkpoint': str(checkpoint or ''), 'preset': config.preset,

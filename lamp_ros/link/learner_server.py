@@ -8,6 +8,7 @@ authorized directory can connect; others are refused by the handshake and logged
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import threading
@@ -24,6 +25,17 @@ from lamp_ros.link.keys import CurveKeys
 from lamp_ros.link.wire import Message, WireError, decode, encode
 
 log = logging.getLogger(__name__)
+
+MANIFEST_FILE = 'manifest.json'        # always sent: it names the version's files and their hashes
+PUSHED_VERSIONS_KEPT = 8
+
+
+@dataclass(frozen=True)
+class BundleOffer:
+    version: str
+    files: dict[str, bytes]                # path in the bundle -> content
+    hashes: dict[str, str]                 # path -> sha256
+
 
 Store = Callable[[str, dict, dict[str, np.ndarray]], None]   # (chunk id, meta, arrays); idempotent, durable
 
@@ -49,7 +61,9 @@ class LinkServer:
         self.endpoint = config.endpoint
         self._ctx = zmq.Context.instance()
         self._auth: ThreadAuthenticator | None = None
-        self._outgoing: queue.Queue[Message] = queue.Queue()
+        self._outgoing: queue.Queue[BundleOffer] = queue.Queue()
+        self._pushed: dict[str, dict[str, str]] = {}      # version -> {file: sha256} of recent pushes (link thread)
+        self.bundle_bytes_sent = 0
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -60,10 +74,15 @@ class LinkServer:
             raise self._error
 
     def push_bundle(self, bundle_dir: Path, version: str) -> int:
-        """Queue a bundle for every robot heard from recently; returns how many robots it goes to."""
+        """Queue a bundle for every robot heard from recently; returns how many robots it goes to.
+
+        A robot that acknowledged an earlier bundle of this learner gets only the files whose content changed
+        (a finetuned policy: the few-MB ONNX policy, not the unchanged ~150 MB text encoder) and reuses the
+        rest from that bundle on its disk; any other robot gets every file."""
         root = Path(bundle_dir)
         files = {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob('*')) if p.is_file()}
-        self._outgoing.put(Message('bundle', {'version': version}, blobs=files))
+        offer = BundleOffer(version, files, {rel: hashlib.sha256(data).hexdigest() for rel, data in files.items()})
+        self._outgoing.put(offer)
         now = time.monotonic()
         return sum(1 for t in self.robots.values() if now - t < self.config.robot_timeout_s)
 
@@ -100,7 +119,7 @@ class LinkServer:
         try:
             while not self._stop.is_set():
                 while not self._outgoing.empty():
-                    self._broadcast(sock, self._outgoing.get())
+                    self._send_bundle(sock, self._outgoing.get())
                 if not sock.poll(20):
                     continue
                 while sock.poll(0):
@@ -115,11 +134,21 @@ class LinkServer:
         except (zmq.Again, zmq.ZMQError) as e:
             log.warning('could not answer robot %r: %s', identity, e)
 
-    def _broadcast(self, sock: zmq.Socket, msg: Message) -> None:
+    def _send_bundle(self, sock: zmq.Socket, offer: BundleOffer) -> None:
+        self._pushed[offer.version] = offer.hashes
+        while len(self._pushed) > PUSHED_VERSIONS_KEPT:
+            self._pushed.pop(next(iter(self._pushed)))
         now = time.monotonic()
         for robot, heard in list(self.robots.items()):
-            if now - heard < self.config.robot_timeout_s:
-                self._reply(sock, robot.encode(), msg)
+            if now - heard >= self.config.robot_timeout_s:
+                continue
+            base = self.bundle_acks.get(robot, '')
+            by_hash = {digest: rel for rel, digest in self._pushed.get(base, {}).items()} if base else {}
+            reuse = {rel: by_hash[d] for rel, d in offer.hashes.items() if d in by_hash and rel != MANIFEST_FILE}
+            blobs = {rel: data for rel, data in offer.files.items() if rel not in reuse}
+            meta = {'version': offer.version, 'base': base if reuse else '', 'reuse': reuse}
+            self._reply(sock, robot.encode(), Message('bundle', meta, blobs=blobs))
+            self.bundle_bytes_sent += sum(len(b) for b in blobs.values())
 
     def _handle(self, sock: zmq.Socket, identity: bytes, frames: list) -> None:
         robot = identity.decode(errors='replace')
@@ -147,4 +176,9 @@ class LinkServer:
                 self.chunks_stored += 1
             self._reply(sock, identity, Message('ack', {'chunk_ids': [chunk_id]}))
         elif msg.kind == 'bundle_ack':
-            self.bundle_acks[robot] = str(msg.meta.get('version', ''))
+            if msg.meta.get('stored', True):
+                self.bundle_acks[robot] = str(msg.meta.get('version', ''))
+            else:                                           # it could not build it: send everything next time
+                self.bundle_acks.pop(robot, None)
+                log.warning('robot %r could not store bundle %s: %s', robot, msg.meta.get('version'),
+                            msg.meta.get('reason', ''))

@@ -9,6 +9,7 @@ from a separate worker thread, so validating one never stalls the link.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import shutil
 import threading
@@ -178,32 +179,45 @@ class LinkClient:
                     self.chunks_acked += 1
         elif msg.kind == 'bundle':
             version = str(msg.meta.get('version', ''))
-            path = self._store_bundle(version, msg.blobs)
-            self._try_send(sock, encode(Message('bundle_ack', {'version': version, 'robot_id': self.config.robot_id})))
+            path, problem = self._store_bundle(version, msg.blobs, str(msg.meta.get('base', '')),
+                                               dict(msg.meta.get('reuse', {})))
+            if problem:
+                log.error('bundle %r not stored: %s', version, problem)
+            self._try_send(sock, encode(Message('bundle_ack', {'version': version, 'robot_id': self.config.robot_id,
+                                                               'stored': path is not None, 'reason': problem})))
             if path is not None:
                 self.bundles_received += 1
                 self._bundles.put((version, path))
 
-    def _store_bundle(self, version: str, files: dict[str, bytes]) -> Path | None:
-        """Write a pushed bundle to bundle_dir/<version>/ via a temporary directory and one rename."""
+    def _store_bundle(self, version: str, files: dict[str, bytes], base: str,
+                      reuse: dict[str, str]) -> tuple[Path | None, str]:
+        """Write a pushed bundle to bundle_dir/<version>/ via a temporary directory and one rename; files the
+        learner left out (`reuse`: path -> path in the `base` version) are hard-linked (or copied) from there.
+        Returns (path, '') or (None, why not)."""
         if not version or '/' in version or version.startswith('.'):
-            log.error('bundle with an unusable version %r ignored', version)
-            return None
+            return None, f'unusable version name {version!r}'
         root = Path(self.config.bundle_dir)
         final, tmp = root / version, root / f'.{version}.partial'
         if final.exists():
-            return final
+            return final, ''
+        if reuse and (not base or '/' in base or base.startswith('.') or not (root / base).is_dir()):
+            return None, f'it reuses files of bundle {base!r}, which is not here'
         shutil.rmtree(tmp, ignore_errors=True)
-        for rel, data in files.items():
+        for rel, source in [(rel, None) for rel in files] + [(rel, root / base / old) for rel, old in reuse.items()]:
             target = (tmp / rel).resolve()
-            if not str(target).startswith(str(tmp.resolve())):
-                log.error('bundle %s: file path %r escapes the bundle; ignored', version, rel)
+            if not str(target).startswith(str(tmp.resolve()) + '/'):
                 shutil.rmtree(tmp, ignore_errors=True)
-                return None
+                return None, f'file path {rel!r} escapes the bundle'
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
+            if source is None:
+                target.write_bytes(files[rel])
+            elif not source.is_file() or not source.resolve().is_relative_to((root / base).resolve()):
+                shutil.rmtree(tmp, ignore_errors=True)
+                return None, f'{source} (reused for {rel}) is missing'
+            else:
+                _link_or_copy(source, target)
         tmp.rename(final)
-        return final
+        return final, ''
 
     def _bundle_worker(self) -> None:
         while True:
@@ -213,3 +227,11 @@ class LinkClient:
             if self.on_bundle is not None:
                 self.on_bundle(*item)
 
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """An unchanged file of the previous bundle: a hard link costs nothing (bundles are never edited in place;
+    the policy node verifies every file's hash against the manifest before it runs a bundle)."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)

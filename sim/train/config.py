@@ -71,6 +71,8 @@ class TrainConfig:
     seed: int = 0
     steps: int = 100_000                   # env steps of the run (LAMP: steps)
     prefill_steps: int = 4_000             # random actions before learning (DrQ-v2: num_seed_frames)
+    prefill_expert_episodes: int = 0       # the run's first episodes played by the scripted expert (sim.experts):
+                                           # demonstrations in replay, inside the prefill; 0 = none (LAMP)
     update_every: int = 2                  # env steps per agent update (LAMP: train_every 2)
     batch_size: int = 128
     eval_every: int = 10_000               # env steps (LAMP: eval_every)
@@ -95,6 +97,8 @@ class TrainConfig:
                 problems.append(f'{name} must be >= 1, got {getattr(self, name)}')
         if self.prefill_steps < 0:
             problems.append(f'prefill_steps must be >= 0, got {self.prefill_steps}')
+        if self.prefill_expert_episodes < 0:
+            problems.append(f'prefill_expert_episodes must be >= 0, got {self.prefill_expert_episodes}')
         if self.agent.image_size != self.env.image_size:
             problems.append(f'agent.image_size {self.agent.image_size} != env.image_size {self.env.image_size}')
         if not 0.0 <= self.reward.alpha <= 1.0:

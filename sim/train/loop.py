@@ -7,6 +7,7 @@ Pretraining and finetuning differ only in what `Session` holds: the reward the a
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -14,13 +15,15 @@ from typing import IO, Any
 
 import numpy as np
 import torch
+import yaml
 from tqdm import tqdm
 
 from lamp_ros.fileio import atomic_write_text
 from models.agent import DrQAgent
 from sim.train.checkpoint import (latest_checkpoint, load_checkpoint, numpy_rng_from_state, numpy_rng_state,
                                   save_checkpoint)
-from sim.train.config import TrainConfig, config_hash, replace
+from sim.train.config import TrainConfig, replace, to_dict
+from sim.experts import make_expert
 from sim.train.evaluate import evaluate, make_env
 from sim.train.replay import EpisodeReplay
 from sim.train.run import EVAL_SEED_BASE, RunError, RunInfo, RunPaths, update_config
@@ -42,9 +45,17 @@ class Session:
     steps: int | None = None                         # extend (or shorten) the run to this many env steps
 
 
+# Settings added after runs existed: at these values they stay out of the hash, so older runs still resume.
+HASH_OMITS_AT_DEFAULT = {'prefill_expert_episodes': 0}
+
+
 def run_hash(config: TrainConfig) -> str:
     """The config hash a checkpoint must match; `steps` is left out so that a run can be extended."""
-    return config_hash(replace(config, steps=1))
+    data = to_dict(replace(config, steps=1))
+    for key, default in HASH_OMITS_AT_DEFAULT.items():
+        if data[key] == default:
+            del data[key]
+    return hashlib.sha256(yaml.safe_dump(data, sort_keys=False).encode()).hexdigest()[:16]
 
 
 def initial_trainer_state(config: TrainConfig) -> dict[str, Any]:
@@ -75,6 +86,7 @@ def train(session: Session) -> dict[str, Any]:
                            _stored_cameras(cfg), cfg.agent.n_step)
     dropped = replay.truncate_after(step)
     env, eval_env = make_env(session.info.task, cfg.env), make_env(session.info.task, cfg.env)
+    expert = make_expert(session.info.task) if cfg.prefill_expert_episodes else None
     board = TensorBoard(paths.tensorboard)
     _print_start(session, step, checkpoint, dropped, replay)
 
@@ -113,11 +125,16 @@ def train(session: Session) -> dict[str, Any]:
         obs, info = env.reset(seed=cfg.seed * 1_000_003 + episodes)
         instruction = session.info.instruction or info['instruction']
         embedding = session.embedder(instruction)
+        demonstration = expert is not None and episodes < cfg.prefill_expert_episodes
+        if demonstration:
+            expert.reset()
         record: dict[str, list[np.ndarray]] = defaultdict(list)
         _append_obs(record, obs, _stored_cameras(cfg))
         done = False
         while not done and step < cfg.steps:
-            if step < cfg.prefill_steps:
+            if demonstration:
+                action = expert.act(env.unwrapped.scene).astype(np.float32)
+            elif step < cfg.prefill_steps:
                 action = rng.uniform(-1.0, 1.0, cfg.agent.action_dim).astype(np.float32)
             else:
                 action, _ = agent.act(obs, embedding, explore=True)
