@@ -204,12 +204,12 @@ def report(runs: Path, seeds: list[int], steps: int) -> None:
                                                          for arm, by_seed in arms.items()},
                'variants': variants}
     atomic_write_text(RESULTS / 'push_button_learning.json', json.dumps(numbers, indent=1) + '\n')
-    plot(arms, RESULTS / 'push_button_learning.png')
+    plot(arms, variants, RESULTS / 'push_button_learning.png')
     print(f'table: {RESULTS / "push_button_learning.md"}\nplot:  {RESULTS / "push_button_learning.png"}\n'
           f'numbers: {RESULTS / "push_button_learning.json"}')
 
 
-def plot(arms: dict[str, dict[int, list[dict]]], path: Path) -> None:
+def plot(arms: dict[str, dict[int, list[dict]]], variants: dict[str, list[dict]], path: Path) -> None:
     import matplotlib
     matplotlib.use('Agg')
     from matplotlib import pyplot as plt
@@ -224,6 +224,10 @@ def plot(arms: dict[str, dict[int, list[dict]]], path: Path) -> None:
                 mean = [np.mean([next(r[key] for r in rows if r['step'] == s) for rows in by_seed.values()])
                         for s in common]
                 ax.plot(common, mean, color=colours[arm], lw=2.5, label=f'{arm} (mean of {len(by_seed)} seeds)')
+    for (name, rows), style in zip(variants.items(), ('--', ':', '-.', (0, (5, 1)))):
+        for key, ax in zip(('success_rate', 'mean_return'), axes):
+            ax.plot([r['step'] for r in rows], [r[key] for r in rows], color='k', ls=style, lw=1.2,
+                    label=f'variant {name}')
     axes[0].set(xlabel='env steps (finetuning)', ylabel='success rate', ylim=(-0.05, 1.05))
     axes[1].set(xlabel='env steps (finetuning)', ylabel='mean eval return')
     for ax in axes:

@@ -128,6 +128,23 @@ def test_startup_hold():
     assert f.command(1.5).state == 'ok'
 
 
+def test_startup_waits_for_the_state_of_a_known_estop_publisher():
+    def fresh(f, t):
+        f.on_image(t)
+        f.on_ee_pose(t, np.array([0.0, 0.0, 0.5]))
+        f.on_action(t, np.zeros(4))
+        return f.command(t)
+
+    f = SafetyFilter(SafetyConfig(startup_hold_s=1.0, startup_max_hold_s=5.0), start_t=0.0)
+    f.on_estop_publishers(1)                          # discovered, but its latched message is still on its way
+    assert codes(fresh(f, 2.0)) == {'starting'}
+    f.on_estop(True)
+    assert fresh(f, 2.1).state == 'estop'
+    silent = SafetyFilter(SafetyConfig(startup_hold_s=1.0, startup_max_hold_s=5.0), start_t=0.0)
+    silent.on_estop_publishers(1)                     # a publisher that never says anything holds 5 s at most
+    assert fresh(silent, 5.5).state == 'ok'
+
+
 def test_intervention_log_reports_start_and_clear_once():
     log = InterventionLog()
     f = ready()

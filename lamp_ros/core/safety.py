@@ -34,6 +34,8 @@ class SafetyConfig:
     max_accel_mps2: float = 3.0
     stale_timeout_periods: float = 1.5                # inputs older than this many control periods -> stop
     startup_hold_s: float = 1.0                       # no motion until discovery had time to deliver a latched e-stop
+    startup_max_hold_s: float = 10.0                  # ... and, while an e-stop publisher is known whose state has
+                                                      # not arrived yet, up to this long
 
     def __post_init__(self) -> None:
         lo, hi = np.asarray(self.workspace_min), np.asarray(self.workspace_max)
@@ -97,6 +99,8 @@ class _Inputs:
     action: np.ndarray | None = None
     action_problem: Reason | None = None
     estop: bool = False
+    estop_heard: bool = False
+    estop_publishers: int = 0
     last_velocity: np.ndarray = field(default_factory=lambda: np.zeros(3))
 
 
@@ -121,7 +125,11 @@ class SafetyFilter:
         self._in.ee_t, self._in.ee_position = t, position
 
     def on_estop(self, engaged: bool) -> None:
-        self._in.estop = bool(engaged)
+        self._in.estop, self._in.estop_heard = bool(engaged), True
+
+    def on_estop_publishers(self, count: int) -> None:
+        """How many e-stop publishers discovery knows: one whose latched state has not arrived holds the start."""
+        self._in.estop_publishers = count
 
     def on_action(self, t: float, action: np.ndarray) -> None:
         a = np.asarray(action, dtype=float).reshape(-1)
@@ -163,6 +171,8 @@ class SafetyFilter:
         if t - self._start_t < cfg.startup_hold_s:
             reasons.append(Reason('starting', f'holding still for the first {cfg.startup_hold_s} s '
                                               '(a latched e-stop may still be on its way)'))
+        elif s.estop_publishers and not s.estop_heard and t - self._start_t < cfg.startup_max_hold_s:
+            reasons.append(Reason('starting', 'an e-stop publisher is known but its latched state has not arrived'))
         if s.estop:
             reasons.append(Reason('estop', 'e-stop engaged; publish False on estop to release'))
         for code, stamp, what in (('image', s.image_t, 'camera image'), ('ee_pose', s.ee_t, 'EE pose'),

@@ -44,7 +44,10 @@ class SafetyNode(Node):
             stale_timeout_periods=declare(self, 'stale_timeout_periods', d.stale_timeout_periods,
                                           'Image, EE pose or action older than this many control periods -> stop.'),
             startup_hold_s=declare(self, 'startup_hold_s', d.startup_hold_s,
-                                   'No motion for this long after start (time to receive a latched e-stop).'))
+                                   'No motion for this long after start (time to receive a latched e-stop).'),
+            startup_max_hold_s=declare(self, 'startup_max_hold_s', d.startup_max_hold_s,
+                                       'Longer, up to this, while a known e-stop publisher has not delivered '
+                                       'its latched state.'))
         self.frame_id = declare(self, 'base_frame_id', 'base', 'Robot base frame: of the EE pose and the published twist.')
         watchdog_hz = declare(self, 'watchdog_rate_hz', 50.0, 'How often stale inputs are checked, Hz.')
         self.filter = SafetyFilter(cfg, start_t=self._now())
@@ -112,6 +115,7 @@ class SafetyNode(Node):
             self._publish(self.filter.watchdog(self._now()))
 
     def _on_watchdog(self) -> None:
+        self.filter.on_estop_publishers(self.count_publishers(c.ESTOP.name))
         stop = self.filter.watchdog(self._now())
         if stop is not None:
             self._publish(stop)
