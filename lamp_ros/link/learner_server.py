@@ -9,6 +9,7 @@ authorized directory can connect; others are refused by the handshake and logged
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import queue
 import threading
@@ -81,7 +82,9 @@ class LinkServer:
         rest from that bundle on its disk; any other robot gets every file."""
         root = Path(bundle_dir)
         files = {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob('*')) if p.is_file()}
-        offer = BundleOffer(version, files, {rel: hashlib.sha256(data).hexdigest() for rel, data in files.items()})
+        listed = _manifest_hashes(files.get(MANIFEST_FILE, b''))
+        hashes = {rel: listed.get(rel) or hashlib.sha256(data).hexdigest() for rel, data in files.items()}
+        offer = BundleOffer(version, files, hashes)
         self._outgoing.put(offer)
         now = time.monotonic()
         return sum(1 for t in self.robots.values() if now - t < self.config.robot_timeout_s)
@@ -182,3 +185,13 @@ class LinkServer:
                 self.bundle_acks.pop(robot, None)
                 log.warning('robot %r could not store bundle %s: %s', robot, msg.meta.get('version'),
                             msg.meta.get('reason', ''))
+
+
+def _manifest_hashes(manifest: bytes) -> dict[str, str]:
+    """The sha256 of each file as the bundle's manifest lists them (models/bundle.py writes them at export):
+    no need to hash a 150 MB text encoder again for every push. Anything else is hashed here."""
+    try:
+        files = json.loads(manifest).get('files', {}) if manifest else {}
+    except (ValueError, AttributeError):
+        return {}
+    return {str(k): str(v) for k, v in files.items()} if isinstance(files, dict) else {}
