@@ -57,3 +57,13 @@ def make_bundle(tmp_path_factory, small_vocab):
         return made[key]
 
     return make
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny networks on a shared 2-core machine: a second intra-op thread only adds contention (10x slower)."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

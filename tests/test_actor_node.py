@@ -24,12 +24,16 @@ class Robot:
             {'episode': episode, 'state': state, 'instruction': 'push button', 'success': False, 'label': '',
              **extra})))
 
-    def tick(self):
+    def sense(self):
         stamp = self.probe.node.get_clock().now().to_msg()
         image = np.full((16, 16, 3), self.step % 256, np.uint8)
         self.probe.publish(c.CAMERA_IMAGE, image_msg(image, stamp, 'camera_front'))
         self.probe.publish(c.EE_POSE, pose_msg(np.array([0.4, 0, 0.3]), np.array([1.0, 0, 0, 0]), stamp, 'base'))
         self.probe.publish(c.GRIPPER_STATE, gripper_state_msg(1.0, stamp))
+        return stamp
+
+    def tick(self):
+        stamp = self.sense()
         reward = Vector3Stamped()
         reward.header.stamp, reward.vector.x = stamp, float(self.step)
         self.probe.publish(c.REWARD, reward)
@@ -51,8 +55,9 @@ def test_actor_delivers_every_step_through_a_learner_outage(nodes, probe, tmp_pa
     learner = lambda: json.loads(link[-1][1].data) if link else {}   # noqa: E731
     try:
         assert probe.wait_for(lambda: learner().get('connected'), 30), nodes.log('actor')
+        robot.sense()                           # the actor knows the robot before the first step
         robot.status(1, 'running')
-        probe.spin_for(0.3)
+        probe.spin_for(0.5)
         for _ in range(12):
             robot.tick()
             probe.spin_for(0.08)
@@ -69,7 +74,8 @@ def test_actor_delivers_every_step_through_a_learner_outage(nodes, probe, tmp_pa
         assert probe.wait_for(lambda: learner().get('backlog', 1) == 0 and learner().get('connected'), 20)
         chunks = store.ordered()
         steps = store.transitions()
-        assert steps == learner()['steps_recorded'] == 20
+        assert steps == learner()['steps_recorded'], 'every recorded step reaches the learner'
+        assert steps == 20
         rewards = np.concatenate([a['reward'] for _, a in chunks])
         assert rewards[:-1].tolist() == list(map(float, range(1, 20)))       # r_t = reward of the next frame
         last_meta, last_arrays = chunks[-1]

@@ -11,14 +11,7 @@ from models.agent.networks import random_shift
 from models.agent.novelty import DisagreementEnsemble
 
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks on a shared 2-core machine: a second intra-op thread only adds contention (10x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 TINY = AgentConfig(image_size=32, channels=(8, 8), strides=(2, 2), feature_dim=16, hidden_dim=32, embedding_dim=24,
