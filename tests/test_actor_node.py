@@ -68,7 +68,8 @@ def test_actor_delivers_every_step_through_a_learner_outage(nodes, probe, tmp_pa
             robot.tick()
             probe.spin_for(0.08)
         robot.status(1, 'stopped', success=True, label='success')
-        assert probe.wait_for(lambda: learner().get('backlog', 0) >= 1, 10)
+        # no frame after the last step's comes here: the episode goes out after final_frame_wait_s (1 s)
+        assert probe.wait_for(lambda: learner().get('steps_sent') == 20 and learner().get('backlog', 0) >= 1, 10)
         assert list((tmp_path / 'outbox').glob('*.chunk')), 'backlog must be on disk'
         server = LinkServer(ServerConfig(endpoint=endpoint), store.store, store.is_stored)   # and comes back
         assert probe.wait_for(lambda: learner().get('backlog', 1) == 0 and learner().get('connected'), 20)

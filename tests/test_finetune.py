@@ -97,6 +97,9 @@ def test_learner_trains_policy_swaps_and_nothing_is_lost(finetune, probe):
                        and last(link)['steps_sent'] == last(link)['steps_recorded'])
     assert probe.wait_for(settled, 30), (last(link), stored_transitions(run), logs())
     assert last(link)['steps_sent'] >= 30
+    # r_t (the reward of o_{t+1}) is there for the episodes' last steps too: the actor waits for o_T and its
+    # reward, the episode node's auto reset waits for o_T
+    assert last(link)['rewards_missing'] <= last(link)['steps_sent'] // 10, last(link)
 
     for name in ('graph', 'learner'):
         procs[name].send_signal(signal.SIGINT)

@@ -151,6 +151,19 @@ def test_rewards_stamped_paced_and_reset_by_start(nodes, probe, export_dir):
     assert probe.wait_for(lambda: rewards[-1][1].vector.y == pytest.approx(want, abs=1e-4), 5, camera), \
         (rewards[-1][1].vector.y, want)
 
+    # 'stop': the episode's last frames (arriving within stop_grace_s, 0.5 s) are still scored, later ones not
+    probe.publish(c.EPISODE_EVENT, String(data='stop'))
+    probe.wait_for(lambda: False, 0.05, camera)
+    camera.show(a, 'last')
+    assert probe.wait_for(lambda: any(camera.sent[stamp_key(m)] == 'last' for _, m in rewards), 5, camera), \
+        'the frame after the stop (the last action\'s result) must be scored'
+    probe.wait_for(lambda: False, 1.0, camera)
+    camera.show(a, 'after')
+    probe.wait_for(lambda: False, 1.0, camera)
+    assert not any(camera.sent[stamp_key(m)] == 'after' for _, m in rewards)
+    assert status_of(statuses)['state'] == 'waiting'
+    probe.publish(c.EPISODE_EVENT, String(data='start'))
+
     n2 = len(rewards)
     camera.show(b, 'bgr', encoding='bgr8')
     assert probe.wait_for(lambda: "camera image rejected: encoding is 'bgr8'" in nodes.log('reward'), 5, camera)

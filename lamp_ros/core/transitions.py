@@ -67,6 +67,11 @@ class TransitionAssembler:
                                        np.asarray(action, np.float32), intervention, t))
         self.steps_recorded += 1
 
+    @property
+    def last_image_stamp(self) -> float | None:
+        """Stamp of the image the latest recorded step acted on (None: no step yet)."""
+        return self.episode.steps[-1].image_stamp if self.episode is not None and self.episode.steps else None
+
     # --- output --------------------------------------------------------------------------------------
     def ready_chunks(self, now: float) -> list[tuple[dict[str, Any], dict[str, np.ndarray]]]:
         """Chunks of steps whose rewards are known (or timed out), while the episode runs."""

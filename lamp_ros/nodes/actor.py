@@ -47,6 +47,11 @@ class ActorNode(Node):
         self.hold_without_learner = declare(self, 'hold_without_learner', False,
                                             "Hold the arm (control/mode 'hold') while the learner is unreachable.")
         self.fsync = declare(self, 'fsync', False, 'Outbox survives power cuts too (slower).')
+        self.final_frame_wait_s = declare(self, 'final_frame_wait_s', 1.0,
+                                          'After a stop, wait up to this long for the final frame o_T and its '
+                                          'reward before the episode is sent.')
+        self._pending_finish: dict | None = None
+        self._finish_deadline = 0.0
 
         self.assembler = TransitionAssembler(robot_id, chunk_steps, reward_timeout)
         self.robot = RobotState()
@@ -122,14 +127,24 @@ class ActorNode(Node):
                                                    or before.get('episode') != status['episode'])
         stopped = before.get('state') == 'running' and (status['state'] != 'running'
                                                        or before.get('episode') != status['episode'])
-        if stopped:
-            self._finish(before if before.get('episode') != status['episode'] else status)
+        if stopped:                              # sent once o_T and its reward are in (see _tick)
+            self._pending_finish = before if before.get('episode') != status['episode'] else status
+            self._finish_deadline = self._now() + self.final_frame_wait_s
+        if started and self._pending_finish is not None:
+            self._finish(self._pending_finish)   # the next episode is already here: no later frame is o_T
         if started:
             self.assembler.start(status.get('instruction', ''))
         if status['state'] == 'stopped' and status.get('label'):
             self._label_update(status)
 
+    def _final_frame_ready(self) -> bool:
+        """o_T (the first image after the last step's) has come, and its reward too (or it is too late)."""
+        last = self.assembler.last_image_stamp
+        fresh = last is not None and self.image_stamp > last
+        return (fresh and self.image_stamp in self.assembler.rewards) or self._now() > self._finish_deadline
+
     def _finish(self, status: dict) -> None:
+        self._pending_finish = None
         key = self.assembler.episode.key if self.assembler.episode else ''
         state = self._state() if self.robot.position is not None and self.robot.gripper_opening is not None else None
         chunks = self.assembler.stop(self._now(), self.image if state is not None else None, self.image_stamp,
@@ -161,6 +176,10 @@ class ActorNode(Node):
 
     # --- periodic ------------------------------------------------------------------------------------
     def _tick(self) -> None:
+        if self._pending_finish is not None and self._final_frame_ready():
+            latest = self.episode_status       # a label given while waiting is in the newer status
+            same = latest.get('episode') == self._pending_finish.get('episode') and latest.get('state') == 'stopped'
+            self._finish(latest if same else self._pending_finish)
         for meta, arrays in self.assembler.ready_chunks(self._now()):
             self._send(meta, arrays)
         if self.hold_without_learner and self.link.connected == self._holding:
@@ -177,7 +196,9 @@ class ActorNode(Node):
             'bundle_version': self.bundle_version})))
 
     def on_shutdown(self) -> None:
-        if self.assembler.episode is not None and self.episode_status:
+        if self._pending_finish is not None:
+            self._finish(self._pending_finish)
+        elif self.assembler.episode is not None and self.episode_status:
             self._finish({**self.episode_status, 'success': False, 'label': ''})   # keep what was recorded
         self.link.close()
 

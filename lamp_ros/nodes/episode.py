@@ -40,7 +40,11 @@ class EpisodeNode(Node):
         self.auto_reset = declare(self, 'auto_reset', False,
                                   'After an episode stops (step limit, success, label; not an operator stop): '
                                   'reset the arm and start the next one.')
+        self.reset_delay_s = declare(self, 'reset_delay_s', 0.3,
+                                     'Auto reset waits this long after a stop: the frame that shows the last '
+                                     "action's result (o_T) and its reward still belong to the episode.")
         self.instruction = ''
+        self._stopped_at = 0.0
         self.event_pub = self.create_publisher(String, c.EPISODE_EVENT.name, profile(c.EPISODE_EVENT))
         self.status_pub = self.create_publisher(String, c.EPISODE_STATUS.name, profile(c.EPISODE_STATUS))
         # A suspended coroutine callback keeps its callback group busy: the reset's robot/reset answer must be
@@ -59,6 +63,9 @@ class EpisodeNode(Node):
         self._pending_auto_start = self.auto_start
         self.create_timer(0.1, self._tick)
         self._publish()
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
 
     # --- services ------------------------------------------------------------------------------------
     def _on_start(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
@@ -138,12 +145,15 @@ class EpisodeNode(Node):
             self._pending_auto_start = False
             await self._reset()
         elif (self.auto_reset and self.tracker.state == 'stopped' and self.tracker.stop_reason != 'operator'
-              and not self._resetting):                   # an operator's stop stands until start or reset
+              and not self._resetting                     # an operator's stop stands until start or reset
+              and self._now() - self._stopped_at >= self.reset_delay_s):
             await self._reset()
 
     def _publish(self) -> None:
         for event in self.tracker.take_events():
             self.event_pub.publish(String(data=event))
+            if event == 'stop':
+                self._stopped_at = self._now()
             status = self.tracker.status()
             if event == 'start':
                 self.get_logger().info(f"episode {status['episode']} started: '{status['instruction']}'")

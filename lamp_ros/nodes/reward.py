@@ -1,7 +1,8 @@
 """reward node: the video-language reward r_t = R(o_0, o_t, l) of camera frames, for finetuning on the robot.
 
 Subscribes to camera/image_raw, instruction (latched) and episode/event ('start': the next image is the
-episode's first frame o_0; 'stop': score nothing until the next 'start'). Publishes on `reward` a
+episode's first frame o_0; 'stop': after stop_grace_s, which still covers the episode's last frames, score
+nothing until the next 'start'). Publishes on `reward` a
 geometry_msgs/Vector3Stamped per scored frame: header = the scored image's header (its stamp), x = reward
 (standardized per instruction if enabled), y = raw score, z = the frame's index in the episode (o_0 = 0).
 A node started mid-episode takes the first image it receives as o_0 (and says so).
@@ -102,6 +103,9 @@ class RewardNode(Node):
         self.standardize = declare(self, 'standardize', False,
                                    'Publish x = (score - running mean) / running std, per instruction.')
         self.threads = declare(self, 'threads', 1, 'Inference threads (onnxruntime or torch).')
+        self.stop_grace_s = declare(self, 'stop_grace_s', 0.5,
+                                    "After 'stop', images arriving this long still belong to the episode (its "
+                                    'last frames) and are scored.')
         self.image_size = declare(self, 'image_size', 128,
                                   'Frames are scored at this square size (downscaled if the aspect ratio is 1, '
                                   'LAMP: 128); 0 = as received.')
@@ -125,6 +129,7 @@ class RewardNode(Node):
         self._next_index = 0
         self._awaiting_first = True
         self._stopped = False
+        self._stop_at: float | None = None         # after 'stop': images until then still belong to the episode
         self._first_shape: tuple[int, ...] = ()
         self.images_rejected = 0
         # Worker side only.
@@ -170,15 +175,17 @@ class RewardNode(Node):
         if event not in (EVENT_START, EVENT_STOP):
             self.get_logger().error(f"unknown episode event '{msg.data}' ignored (expected 'start' or 'stop')")
             return
+        if event == EVENT_STOP:
+            # the episode's last frames (the one being scored, the one after the last action) arrive around
+            # the stop: they are still scored for stop_grace_s, so the learner gets every step's reward
+            self._stop_at = self._now() + self.stop_grace_s
+            return
         with self._wake:
             self._episode += 1
             self._first, self._latest = None, None
-        self._stopped = event == EVENT_STOP
+        self._stopped, self._stop_at = False, None
         self._awaiting_first, self._next_index = True, 0
-        if self._stopped:
-            self._set_status('waiting', "episode stopped: waiting for 'start'")
-        else:
-            self.get_logger().info(f'episode start: the next image is o_0 (episode {self._episode})')
+        self.get_logger().info(f'episode start: the next image is o_0 (episode {self._episode})')
 
     def _on_instruction(self, msg: String) -> None:
         text = msg.data.strip()
@@ -190,6 +197,9 @@ class RewardNode(Node):
             self._wake.notify()
 
     def _on_image(self, msg: Image) -> None:
+        if self._stop_at is not None and not self._stopped and self._now() > self._stop_at:
+            self._stopped = True
+            self._set_status('waiting', "episode stopped: waiting for 'start'")
         if self._stopped or self._unusable:
             return
         try:
