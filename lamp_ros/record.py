@@ -156,6 +156,8 @@ class RecorderNode(Node):
             return                                  # malformed (logged): the episode goes on as it was
         number, state = status.get('episode'), status.get('state')
         first, self.status_seen = not self.status_seen, True
+        if first:
+            self.get_logger().info(f'episode node found: episode {number} {state}')
         rec = self.current
         if rec is not None and (state != 'running' or number != rec.number):
             self._finish(rec, status if number == rec.number else {'stop_reason': 'restarted'}, complete=True)

@@ -169,7 +169,8 @@ def test_console_drives_the_sim_graph(probe, make_bundle, tmp_path):
         assert probe.wait_for(lambda: rec[c.INSTRUCTION.name][-1][1].data == 'press the button', 10), term.text
         assert term.wait_for(lambda t: "instruction 'press the button' set" in t, 5, probe), term.text
 
-        # F2 starts an episode (the recorder starts recording it)
+        # F2 starts an episode (the recorder, once it knows the episode node, records it)
+        assert probe.wait_for(lambda: 'episode node found' in recorder_log.read_text(), 30), recorder_log.read_text()
         term.send(F[2])
         assert probe.wait_for(lambda: episode()['state'] == 'running', 10), term.text
         assert episode()['instruction'] == 'press the button'
