@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -27,3 +28,17 @@ def atomic_write_bytes(path: Path, data: bytes, fsync: bool = True) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def move_dir_into_place(tmp: Path, out: Path, overwrite: bool) -> None:
+    """Rename a finished directory to `out`; an old one there is renamed away first, then deleted, so `out`
+    is always a complete directory (old or new)."""
+    if not out.exists():
+        os.rename(tmp, out)
+        return
+    if not overwrite:
+        raise FileExistsError(f'{out} appeared during the export; not replacing it')
+    old = Path(tempfile.mkdtemp(prefix=f'.{out.name}.old-', dir=out.parent))
+    os.rename(out, old / out.name)
+    os.rename(tmp, out)
+    shutil.rmtree(old)

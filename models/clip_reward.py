@@ -32,7 +32,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from lamp_ros.fileio import atomic_write_bytes, atomic_write_text
 from lamp_ros.paths import data_dir
-from models.reward_model import WeightsMissing
+from models.reward_model import WeightsMissing, check_images, check_score_inputs
 
 DEFAULT_ARCH = 'ViT-B-32'
 CONFIG_FILE = 'open_clip_config.json'
@@ -139,20 +139,6 @@ def save_checkpoint(model: torch.nn.Module, model_cfg: dict[str, Any], checkpoin
     return checkpoint_dir
 
 
-def _check_images(images: np.ndarray) -> None:
-    if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
-        got = images.dtype if isinstance(images, np.ndarray) else type(images).__name__
-        raise ValueError(f'images must be a uint8 numpy array [N, H, W, 3] (RGB 0-255), got {got}')
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f'images must be uint8 [N, H, W, 3] RGB, got shape {images.shape}')
-
-
-def _check_rows(name: str, array: np.ndarray, dim: int) -> None:
-    if not isinstance(array, np.ndarray) or array.ndim != 2 or array.shape[1] != dim:
-        shape = array.shape if isinstance(array, np.ndarray) else type(array).__name__
-        raise ValueError(f'{name} must be a 2-D array [N, {dim}] of precomputed embeddings, got {shape}')
-
-
 class ClipReward:
     """CLIP image/text embeddings and the ZeST reward on them (the `RewardModel` protocol)."""
 
@@ -227,7 +213,7 @@ class ClipReward:
     @torch.inference_mode()
     def embed_images(self, images: np.ndarray) -> np.ndarray:
         """uint8 [N, H, W, 3] RGB frames, any size -> float32 [N, D], L2-normalized CLIP image features."""
-        _check_images(images)
+        check_images(images)
         out = []
         for start in range(0, len(images), self.config.batch_size):
             batch = torch.from_numpy(np.ascontiguousarray(images[start:start + self.config.batch_size]))
@@ -257,12 +243,7 @@ class ClipReward:
         first, current: [N or 1, D] image embeddings; instruction: [N or 1, D] text embeddings; rows broadcast.
         """
         dim = self._baseline.shape[0]
-        for name, array in (('first', first), ('current', current), ('instruction', instruction)):
-            _check_rows(name, array, dim)
-        rows = {len(first), len(current), len(instruction)} - {1}
-        if len(rows) > 1:
-            raise ValueError(f'row counts must match or be 1 (broadcast): first {len(first)}, '
-                             f'current {len(current)}, instruction {len(instruction)}')
+        check_score_inputs(first, current, instruction, dim, dim)
         image_delta = current.astype(np.float32) - first.astype(np.float32)
         text_delta = instruction.astype(np.float32) - self._baseline
         return np.einsum('nd,nd->n', *np.broadcast_arrays(image_delta, text_delta)).astype(np.float32)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import re
 import shutil
 import sys
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 
 from lamp_ros.contract import DEFAULT_CONTROL_RATE_HZ
+from lamp_ros.fileio import move_dir_into_place
 from models.bundle import (ACTION_OUTPUT, EMBEDDING_OUTPUT, IMAGE_INPUT, INSTRUCTION_INPUT, POLICY_FILE,
                            STATE_INPUT, TEXT_ENCODER_FILE, TOKEN_IDS_INPUT, TOKEN_MASK_INPUT, TOKENIZER_DIR,
                            Manifest, TensorSpec, write_manifest)
@@ -92,7 +92,7 @@ def export_bundle(policy: PolicyNet, text_encoder: SentenceEncoder, vocab_path: 
             shutil.copyfile(vocab_path, tmp / TOKENIZER_DIR / 'vocab.txt')
             manifest = write_manifest(tmp, manifest)
             _verify(tmp, policy, text_encoder, tokenizer, _vocab_words(Path(vocab_path)), atol, verify_steps)
-        _move_into_place(tmp, out, overwrite)
+        move_dir_into_place(tmp, out, overwrite)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -148,7 +148,7 @@ def _export_policy(policy: PolicyNet, path: Path) -> None:
         args += (policy.initial_state(),)
         inputs.append(RECURRENT_INPUT)
         outputs.append(RECURRENT_OUTPUT)
-    _onnx_export(policy, args, path, inputs, outputs)
+    onnx_export(policy, args, path, inputs, outputs)
 
 
 def _export_text_encoder(encoder: SentenceEncoder, max_length: int, path: Path) -> None:
@@ -157,12 +157,13 @@ def _export_text_encoder(encoder: SentenceEncoder, max_length: int, path: Path) 
     ids = torch.zeros(1, max_length, dtype=torch.int64)
     mask = torch.zeros(1, max_length, dtype=torch.int64)
     mask[0, :max(1, max_length // 2)] = 1
-    _onnx_export(encoder, (ids, mask), path, [TOKEN_IDS_INPUT, TOKEN_MASK_INPUT], [EMBEDDING_OUTPUT])
+    onnx_export(encoder, (ids, mask), path, [TOKEN_IDS_INPUT, TOKEN_MASK_INPUT], [EMBEDDING_OUTPUT])
 
 
-def _onnx_export(module: torch.nn.Module, args: tuple[torch.Tensor, ...], path: Path, inputs: list[str],
-                 outputs: list[str]) -> None:
-    """TorchScript-based export, fixed shapes (batch 1), constants folded."""
+def onnx_export(module: torch.nn.Module, args: tuple[torch.Tensor, ...], path: Path, inputs: list[str],
+                outputs: list[str], dynamic_axes: dict[str, dict[int, str]] | None = None) -> None:
+    """TorchScript-based export, constants folded; fixed shapes (batch 1) unless `dynamic_axes` names some.
+    Shared by the policy bundle and the R3M reward export."""
     with warnings.catch_warnings():
         # Known and intended (see the module docstring); the numeric check after export guards the result.
         warnings.filterwarnings('ignore', message='You are using the legacy TorchScript-based ONNX export',
@@ -174,7 +175,7 @@ def _onnx_export(module: torch.nn.Module, args: tuple[torch.Tensor, ...], path: 
         warnings.filterwarnings('ignore', message='Exporting aten::index operator of advanced indexing',
                                 category=UserWarning)
         torch.onnx.export(module, args, str(path), input_names=inputs, output_names=outputs, opset_version=OPSET,
-                          dynamo=False, do_constant_folding=True)
+                          dynamo=False, do_constant_folding=True, dynamic_axes=dynamic_axes or None)
 
 
 # --- verification --------------------------------------------------------------------------------
@@ -242,18 +243,6 @@ def _eval_mode(module: torch.nn.Module) -> Iterator[None]:
     finally:
         module.train(was_training)
 
-
-def _move_into_place(tmp: Path, out: Path, overwrite: bool) -> None:
-    """Rename the finished bundle to `out`; an old bundle there is renamed away first, then deleted."""
-    if not out.exists():
-        os.rename(tmp, out)
-        return
-    if not overwrite:
-        raise FileExistsError(f'{out} appeared during the export; not replacing it')
-    old = Path(tempfile.mkdtemp(prefix=f'.{out.name}.old-', dir=out.parent))
-    os.rename(out, old / out.name)
-    os.rename(tmp, out)
-    shutil.rmtree(old)
 
 
 # --- CLI -----------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ CHECKPOINT_FILES = (MODEL_FILE, CONFIG_FILE, VOCAB_FILE)
 SIZES = (18, 34, 50)
 IMAGE_DIMS = {18: 512, 34: 512, 50: 2048}       # torchvision ResNet feature size with fc removed
 LANG_DIM = 768                                   # distilbert-base-uncased hidden size
+MIN_IMAGE_SIDE = 32                              # smaller images leave a ResNet nothing to look at
 DEFAULT_SIZE = 50                                # LAMP uses R3M ResNet-50
 
 # Google Drive file ids from R3M's load_r3m (facebookresearch/r3m, r3m/__init__.py): (model.pt, config.yaml).

@@ -11,25 +11,23 @@ The directory is built in a hidden sibling, loaded with the robot's OnnxR3MRewar
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from lamp_ros.fileio import atomic_write_text
+from lamp_ros.fileio import atomic_write_text, move_dir_into_place
 from models.bundle import sha256_file
+from models.export import onnx_export
 from models.r3m.model import ImageEncoder, R3MNet
 from models.r3m.reward import R3MReward
 from models.r3m.runtime import (HEAD_FILE, HEAD_INPUTS, HEAD_OUTPUT, IMAGE_ENCODER_FILE, IMAGE_INPUT, IMAGE_OUTPUT,
                                 MANIFEST, ONNX_FILES, TEXT_ENCODER_FILE, TEXT_INPUTS, TEXT_OUTPUT, VOCAB_FILE,
                                 OnnxManifest, OnnxR3MReward)
 
-OPSET = 17
 VERIFY_INSTRUCTIONS = ('push the button', 'Pick up the RED block and put it in the drawer.', 'open the drawer')
 
 
@@ -66,7 +64,7 @@ def export_onnx(reward: R3MReward, out_dir: str | Path, *, verify_sizes: Sequenc
             'atol_relative': atol, 'image_sizes': list(verify_sizes), 'max_abs_diff': diffs,
             'compared_with': f'torch {torch.__version__}'}})
         atomic_write_text(tmp / MANIFEST, json.dumps(manifest.to_json(), indent=2) + '\n')
-        _move_into_place(tmp, out, overwrite)
+        move_dir_into_place(tmp, out, overwrite)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -77,32 +75,17 @@ def export_onnx(reward: R3MReward, out_dir: str | Path, *, verify_sizes: Sequenc
 def _write_models(net: R3MNet, max_text_tokens: int, root: Path) -> None:
     """image_encoder.onnx, reward_head.onnx and text_encoder.onnx of a CPU net in eval mode, into `root`."""
     images = torch.zeros(2, 64, 64, 3, dtype=torch.uint8)
-    _export(ImageEncoder(net).eval(), (images,), root / IMAGE_ENCODER_FILE, [IMAGE_INPUT], [IMAGE_OUTPUT],
+    onnx_export(ImageEncoder(net).eval(), (images,), root / IMAGE_ENCODER_FILE, [IMAGE_INPUT], [IMAGE_OUTPUT],
             {IMAGE_INPUT: {0: 'n', 1: 'height', 2: 'width'}, IMAGE_OUTPUT: {0: 'n'}})
     # Different row counts in the example, so that broadcasting (not one fixed shape) is what gets traced.
     rows = (torch.zeros(1, net.image_dim), torch.zeros(3, net.image_dim), torch.zeros(1, net.lang_dim))
-    _export(net.lang_rew, rows, root / HEAD_FILE, list(HEAD_INPUTS), [HEAD_OUTPUT],
+    onnx_export(net.lang_rew, rows, root / HEAD_FILE, list(HEAD_INPUTS), [HEAD_OUTPUT],
             {**{name: {0: f'{name}_rows'} for name in HEAD_INPUTS}, HEAD_OUTPUT: {0: 'rows'}})
     # The example mask must contain padding: tracing freezes transformers' "no padding" shortcut.
     ids = torch.zeros(1, max_text_tokens, dtype=torch.int64)
     mask = torch.zeros(1, max_text_tokens, dtype=torch.int64)
     mask[0, :2] = 1
-    _export(net.lang_enc, (ids, mask), root / TEXT_ENCODER_FILE, list(TEXT_INPUTS), [TEXT_OUTPUT], {})
-
-
-def _export(module: torch.nn.Module, args: tuple[torch.Tensor, ...], path: Path, inputs: list[str],
-            outputs: list[str], dynamic_axes: dict[str, dict[int, str]]) -> None:
-    with warnings.catch_warnings():
-        # The legacy exporter is intended (module docstring); the numeric check after export guards the result.
-        warnings.filterwarnings('ignore', message='You are using the legacy TorchScript-based ONNX export',
-                                category=DeprecationWarning)
-        warnings.filterwarnings('ignore', category=DeprecationWarning,
-                                module=r'torch\.onnx\._internal\.torchscript_exporter')
-        warnings.filterwarnings('ignore', category=torch.jit.TracerWarning)
-        warnings.filterwarnings('ignore', message='Exporting aten::index operator of advanced indexing',
-                                category=UserWarning)
-        torch.onnx.export(module, args, str(path), input_names=inputs, output_names=outputs, opset_version=OPSET,
-                          dynamo=False, do_constant_folding=True, dynamic_axes=dynamic_axes or None)
+    onnx_export(net.lang_enc, (ids, mask), root / TEXT_ENCODER_FILE, list(TEXT_INPUTS), [TEXT_OUTPUT], {})
 
 
 def _verify(reward: R3MReward, runtime: OnnxR3MReward, sizes: Sequence[int], atol: float) -> dict[str, float]:
@@ -135,15 +118,3 @@ def _verify(reward: R3MReward, runtime: OnnxR3MReward, sizes: Sequence[int], ato
             f'{k} max abs diff {v:.3g} (scale {scales[k]:.3g})' for k, v in bad.items()) + f'; relative atol {atol:g}')
     return diffs
 
-
-def _move_into_place(tmp: Path, out: Path, overwrite: bool) -> None:
-    """Rename the finished directory to `out`; an old one there is renamed away first, then deleted."""
-    if not out.exists():
-        os.rename(tmp, out)
-        return
-    if not overwrite:
-        raise FileExistsError(f'{out} appeared during the export; not replacing it')
-    old = Path(tempfile.mkdtemp(prefix=f'.{out.name}.old-', dir=out.parent))
-    os.rename(out, old / out.name)
-    os.rename(tmp, out)
-    shutil.rmtree(old)

@@ -14,10 +14,10 @@ import torch
 
 from models.bundle import sha256_file
 from models.r3m.checkpoint import load_net
-from models.r3m.inputs import check_images, check_score_inputs
-from models.r3m.layout import MODEL_FILE, VOCAB_FILE, require_checkpoint_files
+from models.r3m.layout import MIN_IMAGE_SIDE, MODEL_FILE, VOCAB_FILE, require_checkpoint_files
 from models.r3m.model import R3MNet
 from models.r3m.text import DEFAULT_MAX_TOKENS, R3MTokenizer
+from models.reward_model import check_images, check_score_inputs
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class R3MReward:
     @torch.inference_mode()
     def embed_images(self, images: np.ndarray) -> np.ndarray:
         """uint8 [N, H, W, 3] RGB frames at the size given (no resize) -> float32 [N, D]."""
-        check_images(images)
+        check_images(images, MIN_IMAGE_SIDE)
         out = np.empty((len(images), self.image_dim), np.float32)
         for start in range(0, len(images), self.config.image_batch):
             batch = torch.from_numpy(np.ascontiguousarray(images[start:start + self.config.image_batch]))

@@ -24,10 +24,9 @@ import numpy as np
 import onnxruntime as ort
 
 from models.bundle import sha256_file
-from models.r3m.inputs import check_images, check_score_inputs
-from models.r3m.layout import default_checkpoint_dir, size_from_dir, weights_missing_message
+from models.r3m.layout import MIN_IMAGE_SIDE, default_checkpoint_dir, size_from_dir, weights_missing_message
 from models.r3m.text import R3MTokenizer
-from models.reward_model import WeightsMissing
+from models.reward_model import WeightsMissing, check_images, check_score_inputs
 from models.runtime import session_options
 
 FORMAT = 'lamp_ros.r3m_onnx'
@@ -125,7 +124,7 @@ class OnnxR3MReward:
 
     def embed_images(self, images: np.ndarray) -> np.ndarray:
         """uint8 [N, H, W, 3] RGB frames at the size given -> float32 [N, D]."""
-        check_images(images)
+        check_images(images, MIN_IMAGE_SIDE)
         out = np.empty((len(images), self.image_dim), np.float32)
         for start in range(0, len(images), self.image_batch):
             batch = np.ascontiguousarray(images[start:start + self.image_batch])
