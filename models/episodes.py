@@ -27,7 +27,7 @@ import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Collection, Iterator
 
 import numpy as np
 
@@ -195,9 +195,12 @@ def episode_paths(directory: str | Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.suffix == SUFFIX and p.is_file())
 
 
-def iter_episodes(directory: str | Path) -> Iterator[tuple[str, Episode]]:
-    """(episode id, episode) for each readable *.npz in `directory`, by name; others skipped with a warning."""
+def iter_episodes(directory: str | Path, skip: Collection[str] = ()) -> Iterator[tuple[str, Episode]]:
+    """(episode id, episode) for each readable *.npz in `directory`, by name; others skipped with a warning.
+    Ids in `skip` are not read at all (e.g. episodes a learner imported already)."""
     for path in episode_paths(directory):
+        if path.stem in skip:
+            continue
         if not EPISODE_ID.fullmatch(path.stem):
             warnings.warn(f'{path}: skipped: the file name is not an episode id (letters, digits, ._@+-)',
                           EpisodeSkipped, stacklevel=2)

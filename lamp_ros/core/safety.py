@@ -127,6 +127,10 @@ class SafetyFilter:
     def on_estop(self, engaged: bool) -> None:
         self._in.estop, self._in.estop_heard = bool(engaged), True
 
+    def waiting_for_estop_state(self, t: float) -> bool:
+        """Whether the count of e-stop publishers still matters (start-up, no e-stop state heard yet)."""
+        return not self._in.estop_heard and t - self._start_t < self.config.startup_max_hold_s
+
     def on_estop_publishers(self, count: int) -> None:
         """How many e-stop publishers discovery knows: one whose latched state has not arrived holds the start."""
         self._in.estop_publishers = count

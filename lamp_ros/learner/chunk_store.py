@@ -25,6 +25,7 @@ from lamp_ros.fileio import atomic_write_bytes
 log = logging.getLogger(__name__)
 STORED_LOG = 'stored_chunks.log'
 LABELS = 'labels.jsonl'
+LAST_CHUNK_SUFFIX = '.last.npz'             # the chunk that ends an episode (success, label, o_T)
 
 
 class ChunkStore:
@@ -64,7 +65,8 @@ class ChunkStore:
             folder.mkdir(exist_ok=True)
             buffer = io.BytesIO()
             np.savez(buffer, meta=np.array(json.dumps(meta)), **arrays)
-            atomic_write_bytes(folder / f'{int(meta["first_step"]):07d}_{chunk_id}.npz', buffer.getvalue())
+            suffix = LAST_CHUNK_SUFFIX if meta.get('last') else '.npz'
+            atomic_write_bytes(folder / f'{int(meta["first_step"]):07d}_{chunk_id}{suffix}', buffer.getvalue())
         with self._lock:
             steps = len(arrays.get('action', ()))
             self._stored.add(chunk_id)
@@ -75,6 +77,8 @@ class ChunkStore:
             self._try_complete(folder)
 
     def _try_complete(self, folder: Path) -> None:
+        if not any(folder.glob(f'*{LAST_CHUNK_SUFFIX}')):
+            return                                    # not before its last chunk: don't read the others yet
         parts = []
         for path in sorted(folder.glob('*.npz')):
             with np.load(path, allow_pickle=False) as data:

@@ -23,9 +23,7 @@ def import_demos(directory: Path, run_dir: Path, store: ChunkStore,
     record = Path(run_dir) / IMPORTED
     done = set(record.read_text().split()) if record.exists() else set()
     added = 0
-    for episode_id, episode in iter_episodes(directory):
-        if episode_id in done:
-            continue
+    for episode_id, episode in iter_episodes(directory, skip=done):
         problem = _unusable(episode, store.state_index)
         if problem:
             log.warning('demo %s not imported: %s', episode_id, problem)

@@ -115,8 +115,10 @@ class SafetyNode(Node):
             self._publish(self.filter.watchdog(self._now()))
 
     def _on_watchdog(self) -> None:
-        self.filter.on_estop_publishers(self.count_publishers(c.ESTOP.name))
-        stop = self.filter.watchdog(self._now())
+        now = self._now()
+        if self.filter.waiting_for_estop_state(now):      # a graph query: only while it can matter
+            self.filter.on_estop_publishers(self.count_publishers(c.ESTOP.name))
+        stop = self.filter.watchdog(now)
         if stop is not None:
             self._publish(stop)
 
