@@ -33,7 +33,7 @@ from lamp_ros.core.bundle_swap import BundleSwapper, load_checked
 from lamp_ros.link.learner_server import LinkServer, ServerConfig
 from lamp_ros.link.robot_client import ClientConfig, LinkClient
 from models.bundle import POLICY_FILE, read_manifest, write_manifest
-from models.export import export_random_bundle
+from training.export import export_random_bundle
 from models.runtime import PolicyRuntime
 
 PERIOD = 1.0 / DEFAULT_CONTROL_RATE_HZ

@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_name)
         bundle = args.bundle
         if bundle is None:
-            from models.export import export_random_bundle
+            from training.export import export_random_bundle
             bundle = tmp / 'bundle'
             export_random_bundle(bundle, image_size=args.image_size, text_layers=1, control_rate_hz=args.rate)
         inproc = run_in_process(bundle, tmp, args.rate, args.seconds, args.image_size)

@@ -2,10 +2,10 @@
 
     .venv/bin/python bench/policy_latency.py [--iters N] [--sizes 64 128]
 
-Each image size gets a freshly initialised PolicyNet, exported to a temporary bundle (with a one-layer,
-tiny-vocabulary text encoder: only the policy is timed). Both sides are timed in the same process, after
-a warm-up, on the same cycling set of random observations; the torch side includes its numpy->tensor
-conversions, as a torch control loop would. Targets: ORT p99 <= 0.8 ms at 64x64 and >= 3x torch eager.
+Each image size gets a freshly initialised PolicyNet (training/policy.py, the network every bundle ships;
+feed-forward), exported to a temporary bundle (with a one-layer, tiny-vocabulary text encoder: only the
+policy is timed). Both sides are timed in the same process, after a warm-up, on the same cycling set of
+random observations; the torch side includes its numpy->tensor conversions, as a torch control loop would. Targets: ORT p99 <= 0.8 ms at 64x64 and >= 3x torch eager.
 """
 from __future__ import annotations
 
@@ -22,12 +22,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from models.export import export_bundle  # noqa: E402
-from models.policy_net import PolicyNet, PolicyNetConfig  # noqa: E402
 from models.runtime import PolicyRuntime  # noqa: E402
 from models.text_encoder import SentenceEncoder  # noqa: E402
+from training.agent.config import AgentConfig  # noqa: E402
+from training.export import DEFAULT_STATE_KEYS, export_bundle  # noqa: E402
+from training.policy import PolicyNet  # noqa: E402
 
-STATE_KEYS = ('ee_x', 'ee_y', 'ee_z', 'ee_qw', 'ee_qx', 'ee_qy', 'ee_qz', 'gripper_opening')
+STATE_KEYS = DEFAULT_STATE_KEYS                   # the state the shipped policy takes (sim.STATE_KEYS)
+EMBEDDING_DIM = 384                               # MiniLM, the default text encoder
 TINY_VOCAB = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'push', 'the', 'button', 'pick', 'up', 'block']
 TARGET_P99_MS, TARGET_RATIO = 0.8, 3.0
 
@@ -50,8 +52,8 @@ def measure(step: Callable[[int], object], iters: int, warmup: int) -> Timing:
     return Timing(float(np.median(times)), float(np.percentile(times, 99)))
 
 
-def bench_size(size: int, iters: int, warmup: int, recurrent_dim: int, work: Path) -> tuple[Timing, Timing]:
-    config = PolicyNetConfig(image_size=size, state_dim=len(STATE_KEYS), recurrent_dim=recurrent_dim)
+def bench_size(size: int, iters: int, warmup: int, work: Path) -> tuple[Timing, Timing]:
+    config = AgentConfig(image_size=size, state_dim=len(STATE_KEYS), embedding_dim=EMBEDDING_DIM)
     torch.manual_seed(0)
     net = PolicyNet(config).eval()
     vocab = work / 'vocab.txt'
@@ -72,16 +74,11 @@ def bench_size(size: int, iters: int, warmup: int, recurrent_dim: int, work: Pat
         return runtime.act(images[i % n_obs], states[i % n_obs], embedding)
 
     emb_t = torch.from_numpy(embedding[None])
-    h = net.initial_state() if net.recurrent else None
 
     def torch_step(i: int) -> np.ndarray:
-        nonlocal h
         image_t = torch.from_numpy(images[i % n_obs][None])
         state_t = torch.from_numpy(states[i % n_obs][None])
-        if h is None:
-            return net(image_t, state_t, emb_t)[0].numpy()
-        action, h = net(image_t, state_t, emb_t, h)
-        return action[0].numpy()
+        return net(image_t, state_t, emb_t)[0].numpy()
 
     ort_t = measure(ort_step, iters, warmup)
     with torch.inference_mode():
@@ -94,14 +91,13 @@ def main() -> int:
     parser.add_argument('--iters', type=int, default=3000, help='timed steps per backend and size (default 3000)')
     parser.add_argument('--warmup', type=int, default=300, help='untimed steps first (default 300)')
     parser.add_argument('--sizes', type=int, nargs='+', default=[64, 128], help='square image sizes (default 64 128)')
-    parser.add_argument('--recurrent-dim', type=int, default=0, help='GRU state size, 0 = feed-forward (default 0)')
     args = parser.parse_args()
 
     torch.set_num_threads(1)
     rows = []
     with tempfile.TemporaryDirectory(prefix='policy_latency_') as work:
         for size in args.sizes:
-            rows.append((size, *bench_size(size, args.iters, args.warmup, args.recurrent_dim, Path(work))))
+            rows.append((size, *bench_size(size, args.iters, args.warmup, Path(work))))
 
     print(f'policy step latency, {args.iters} steps after {args.warmup} warm-up, one thread '
           f'(onnxruntime via PolicyRuntime.act; torch {torch.__version__} eager, inference_mode)')

@@ -28,9 +28,9 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sim  # noqa: E402
-from models.agent import DrQAgent  # noqa: E402
-from sim.train.config import preset, replace  # noqa: E402
-from sim.train.replay import EpisodeReplay  # noqa: E402
+from training.agent import DrQAgent  # noqa: E402
+from training.config import preset, replace  # noqa: E402
+from training.replay import EpisodeReplay  # noqa: E402
 
 
 def timed(fn: Callable[[], object], repeats: int, warmup: int = 2) -> np.ndarray:
@@ -159,7 +159,7 @@ def main() -> int:
         from models.r3m.model import R3MNet
         from models.r3m.reward import R3MReward
         from models.text_encoder import default_vocab_path
-        from sim.train.vlm import VlmRewardLabeler
+        from training.vlm import VlmRewardLabeler
         reward = R3MReward(R3MNet.random(size=18, hidden_dim=1024), default_vocab_path(), name='r3m-speed')
         labeler = VlmRewardLabeler(reward)
         frames = np.random.default_rng(0).integers(0, 256, (151, config.env.image_size, config.env.image_size, 3),

@@ -18,9 +18,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.agent.networks import images_to_input  # noqa: E402
-from sim.train.replay import EpisodeReplay  # noqa: E402
-from sim.train.runs import load_agent  # noqa: E402
+from training.agent.networks import images_to_input  # noqa: E402
+from training.replay import EpisodeReplay  # noqa: E402
+from training.runs import load_agent  # noqa: E402
 
 
 def q_min(agent, features: torch.Tensor, state: torch.Tensor, instruction: torch.Tensor,

@@ -118,9 +118,9 @@ def run_jobs(jobs: list[Job], runs: Path, parallel: int) -> None:
         while ready and len(running) < parallel:
             job = ready.pop(0)
             pending.remove(job)
-            command = [sys.executable, '-m', 'sim.train.cli', *job.args, '--run-dir', str(runs / job.name)]
+            command = [sys.executable, '-m', 'training.cli', *job.args, '--run-dir', str(runs / job.name)]
             if (runs / job.name / 'run.json').is_file():                 # resume: the saved config is authoritative
-                command = [sys.executable, '-m', 'sim.train.cli', job.args[0], '--run-dir', str(runs / job.name),
+                command = [sys.executable, '-m', 'training.cli', job.args[0], '--run-dir', str(runs / job.name),
                            '--steps', str(job.steps)]
             log = open(logs / f'{job.name}.log', 'ab')
             running[job.name] = (job, subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=log))
@@ -143,7 +143,7 @@ def load_evals(runs: Path, prefix: str, seeds: list[int], steps: int) -> dict[in
 
 
 def variant_changes(runs: Path, run: Path) -> str:
-    from sim.train.config import differences, load_yaml
+    from training.config import differences, load_yaml
     base = load_yaml((runs / 'scratch_seed0' / 'config.yaml').read_text())
     changed = [d for d in differences(base, load_yaml((run / 'config.yaml').read_text()))
                if not d.startswith(('steps:', 'seed:'))]

@@ -1,6 +1,8 @@
 """`lamp-ros`: start the lamp_ros graph without `ros2 launch` (pip installs have no launch package).
 
-  lamp-ros deploy   --instruction "push button" [--robot sim|real] [--bundle DIR] [--params-file F]
+  lamp-ros deploy   --instruction "push button" [--task T] [--bundle DIR] [--params-file F]
+                    sim: runs the shipped bundle (bundles/default) in the scene the instruction names
+  lamp-ros deploy   --robot real --bundle DIR --instruction "push button"
   lamp-ros finetune --instruction "push button" ...
   lamp-ros run NODE [--ros-args ...]      one node, like `ros2 run lamp_ros NODE`
   lamp-ros graph [--mode M] [--robot R]   print the nodes and parameter files a mode would start
@@ -38,26 +40,17 @@ def _add_graph_arguments(p: argparse.ArgumentParser) -> None:
                    help='stop after S seconds (default: run until Ctrl-C)')
 
 
-def _ensure_demo_bundle() -> None:
-    """The first run without --bundle creates the random-weight demo bundle (needs torch: workstation only)."""
-    target = graph.demo_bundle_dir()
-    if (target / 'manifest.json').is_file():
-        return
+def _build_graph(mode: str, **arguments: str) -> graph.Graph:
+    """graph.build, with a wrong argument or a missing file reported in one line, not a traceback."""
     try:
-        from models.export import export_random_bundle
-    except ImportError as e:
-        raise SystemExit(f'no policy bundle: pass --bundle DIR (export one on a machine with torch). '
-                         f'The demo bundle {target} is missing and cannot be made here ({e}).')
-    print(f'[lamp-ros] creating the random-weight demo bundle at {target} (once) ...', flush=True)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    export_random_bundle(target, text_layers=2)
+        return graph.build(mode, **arguments)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f'lamp-ros {mode}: {e}') from None
 
 
 def _run_graph(mode: str, args: argparse.Namespace) -> int:
     from lamp_ros.runner import GraphRunner
-    if not args.bundle:
-        _ensure_demo_bundle()
-    g = graph.build(mode, **{a.name: getattr(args, a.name) for a in graph.ARGUMENTS})
+    g = _build_graph(mode, **{a.name: getattr(args, a.name) for a in graph.ARGUMENTS})
     runner = GraphRunner(g)
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, lambda *_: runner.request_stop())
@@ -70,7 +63,9 @@ def _run_graph(mode: str, args: argparse.Namespace) -> int:
 
 
 def _print_graph(args: argparse.Namespace) -> int:
-    g = graph.build(args.mode, robot=args.robot, bundle=args.bundle or str(graph.demo_bundle_dir()))
+    # a real robot needs a bundle to build a graph; this only prints one, so a placeholder does
+    bundle = args.bundle or ('BUNDLE_DIR' if args.robot == 'real' else '')
+    g = _build_graph(args.mode, robot=args.robot, bundle=bundle)
     print(f'{g.mode} graph, robot={g.robot}')
     for n in g.nodes:
         print(f'  {n.spec.name:<9} {n.spec.doc}')

@@ -7,18 +7,20 @@ import tempfile
 from pathlib import Path
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
+def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
+    atomic_write_bytes(path, text.encode(), mode=mode)
 
 
-def atomic_write_bytes(path: Path, data: bytes, fsync: bool = True) -> None:
+def atomic_write_bytes(path: Path, data: bytes, fsync: bool = True, mode: int = 0o644) -> None:
     """Write via a temporary file in the same directory, then rename: readers see old or new, never half.
 
     With fsync (default) the data is on the disk before the rename, so it also survives a power cut; without,
-    it survives any crash of the process (the kernel still holds it) at a fraction of the cost."""
+    it survives any crash of the process (the kernel still holds it) at a fraction of the cost. The file gets
+    `mode` (mkstemp's 0600 would make bundles and configs unreadable to others once copied or installed)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', dir=path.parent)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
             if fsync:

@@ -3,6 +3,9 @@ lamp_ros.launch_description) and the `lamp-ros` CLI (lamp_ros.runner) start exac
 
 Parameters come, in order of precedence (later wins): config/common.yaml (values every node shares,
 such as the control rate), config/<node>.yaml, the user's params_file, then launch arguments.
+
+Without a bundle, the simulated arm runs the bundle shipped in bundles/default (lamp_ros.paths); a real
+arm never runs it implicitly. In sim, the scene is the task given, else the task the instruction names.
 """
 from __future__ import annotations
 
@@ -10,13 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lamp_ros.paths import config_file, data_dir
+from lamp_ros.paths import config_file, default_bundle_dir
 
 MODES = ('deploy', 'finetune')
 ROBOTS = ('sim', 'real')
 REWARDS = ('auto', 'task', 'r3m', 'clip')
 REWARD_NODE_MODEL = {'r3m': 'r3m-onnx', 'clip': 'clip'}      # reward argument -> the reward node's `model`
 COMMON_PARAMS = 'common.yaml'
+DEFAULT_SIM_TASK = 'push_button'
 
 
 @dataclass(frozen=True)
@@ -67,8 +71,11 @@ ARGUMENTS: tuple[Argument, ...] = (
     Argument('instruction', '', 'Language instruction for the policy.', sets=(('prompt', 'instruction'),)),
     Argument('robot', 'sim', 'sim: the MuJoCo arm; real: your arm driver provides the robot/* topics.',
              choices=ROBOTS),
-    Argument('bundle', '', 'Policy bundle directory (default: the random-weight demo bundle, if present).',
-             sets=(('policy', 'bundle_path'),)),
+    Argument('bundle', '', 'Policy bundle directory (default in sim: the shipped bundle, bundles/default; '
+             'a real robot needs one given).', sets=(('policy', 'bundle_path'),)),
+    Argument('task', '', "sim: the scene's task (push_button, pick_up_cup, take_lid_off_saucepan, close_microwave, "
+             "turn_tap, pretrain); empty: the task the instruction names, else push_button.",
+             sets=(('sim_arm', 'task'),)),
     Argument('params_file', '', 'ROS 2 parameter YAML overriding config/ (top-level keys: node names).'),
     Argument('reward', 'auto', "finetune: 'task' (sim only: the task's shaped reward), 'r3m' (reward node, R3M "
              "in ONNX), 'clip' (reward node, CLIP); auto = task in sim, r3m on a real robot.", choices=REWARDS),
@@ -94,39 +101,24 @@ class Graph:
     notes: tuple[str, ...]
 
 
-def demo_bundle_dir() -> Path:
-    return data_dir() / 'bundles' / 'demo'
-
-
 def build(mode: str, instruction: str = '', robot: str = 'sim', bundle: str = '', params_file: str = '',
-          reward: str = 'auto', learner: str = 'local', init: str = '') -> Graph:
-    if mode not in MODES:
-        raise ValueError(f'mode must be one of {MODES}, got {mode!r}')
-    if robot not in ROBOTS:
-        raise ValueError(f'robot must be one of {ROBOTS}, got {robot!r}')
-    if reward not in REWARDS:
-        raise ValueError(f'reward must be one of {REWARDS}, got {reward!r}')
-    if reward == 'auto':
-        reward = 'task' if robot == 'sim' else 'r3m'
-    if reward == 'task' and robot != 'sim':
-        raise ValueError("reward 'task' exists in simulation only; a real robot uses reward:=r3m or clip")
-    if learner != 'local' and not learner.startswith('tcp://'):
-        raise ValueError(f"learner must be 'local' or tcp://HOST:PORT, got {learner!r}")
+          reward: str = 'auto', learner: str = 'local', init: str = '', task: str = '') -> Graph:
+    reward = _checked_reward(mode, robot, reward, learner)
     notes = []
     if mode == 'finetune':
         notes.append(f'finetuning with the {reward} reward; learner: '
                      + ('in this graph (loopback)' if learner == 'local' else learner))
-    if not bundle:
-        bundle = str(demo_bundle_dir())
-        notes.append(f'no bundle given: using the random-weight demo bundle {bundle} (its actions are meaningless'
-                     + (" until the learner's first bundle arrives)" if mode == 'finetune' else ')'))
-    if not instruction.strip():
+    instruction = instruction.strip()
+    bundle = bundle or str(_default_bundle(robot))
+    task, note = _scene_task(robot, task, instruction)
+    notes += [note] if note else []
+    if not instruction:
         notes.append("no instruction given: the policy waits for one on the 'instruction' topic")
     user_files = (Path(params_file).expanduser(),) if params_file else ()
     for f in user_files:
         if not f.is_file():
             raise FileNotFoundError(f'params_file {f} does not exist')
-    values = {'instruction': instruction.strip(), 'bundle': bundle, 'init': init}
+    values = {'instruction': instruction, 'bundle': bundle, 'init': init, 'task': task}
     nodes = []
     for spec in NODES:
         if robot not in spec.robots or mode not in spec.modes:
@@ -140,6 +132,57 @@ def build(mode: str, instruction: str = '', robot: str = 'sim', bundle: str = ''
         files = (config_file(COMMON_PARAMS), config_file(f'{spec.name}.yaml')) + user_files
         nodes.append(NodeLaunch(spec, files, overrides))
     return Graph(mode, robot, tuple(nodes), tuple(notes))
+
+
+def _checked_reward(mode: str, robot: str, reward: str, learner: str) -> str:
+    """Refuse unknown or contradictory arguments; the reward source `auto` stands for."""
+    if mode not in MODES:
+        raise ValueError(f'mode must be one of {MODES}, got {mode!r}')
+    if robot not in ROBOTS:
+        raise ValueError(f'robot must be one of {ROBOTS}, got {robot!r}')
+    if reward not in REWARDS:
+        raise ValueError(f'reward must be one of {REWARDS}, got {reward!r}')
+    if reward == 'auto':
+        reward = 'task' if robot == 'sim' else 'r3m'
+    if reward == 'task' and robot != 'sim':
+        raise ValueError("reward 'task' exists in simulation only; a real robot uses reward:=r3m or clip")
+    if learner != 'local' and not learner.startswith('tcp://'):
+        raise ValueError(f"learner must be 'local' or tcp://HOST:PORT, got {learner!r}")
+    return reward
+
+
+def _default_bundle(robot: str) -> Path:
+    """The shipped bundle, in sim only: a real arm runs a policy only when someone chose it."""
+    if robot != 'sim':
+        raise ValueError('a real robot needs a bundle given (--bundle DIR, bundle:=DIR): the shipped default '
+                         'bundle was trained in simulation and never runs on a real arm implicitly')
+    bundle = default_bundle_dir()
+    if not (bundle / 'text_encoder.onnx').is_file():
+        raise FileNotFoundError(f'the default bundle {bundle} has no text_encoder.onnx (90 MB, not in git); build it '
+                                f'with: lamp-export text-encoder --bundle {bundle}   (./scripts/setup.sh does)')
+    return bundle
+
+
+def _scene_task(robot: str, task: str, instruction: str) -> tuple[str, str]:
+    """The simulated scene and a note about it: the task given, else the one the instruction names, else
+    push_button (the instruction then runs as given). Imports the MuJoCo scenes, so only for the sim."""
+    if robot != 'sim':
+        if task:
+            raise ValueError(f'task {task!r} picks a simulated scene; a real robot has none')
+        return '', ''
+    from sim import ENV_IDS
+    from sim.task_match import task_for_instruction
+    if task:
+        if task not in ENV_IDS:
+            raise ValueError(f'unknown task {task!r}; choose one of: {", ".join(ENV_IDS)}')
+        return task, ''
+    named = task_for_instruction(instruction)
+    if named:
+        return named, ''
+    if not instruction:
+        return DEFAULT_SIM_TASK, ''
+    return DEFAULT_SIM_TASK, (f'instruction {instruction!r} names no known task; running it as given in the '
+                              f'{DEFAULT_SIM_TASK} scene')
 
 
 def _finetune_overrides(node: str, mode: str, reward: str, learner: str) -> dict[str, Any]:

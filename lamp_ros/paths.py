@@ -1,4 +1,5 @@
-"""Where the package's share files (config/, launch/) are, for every way lamp_ros can be installed:
+"""Where the package's share files (config/, launch/, bundles/default/) are, for every way lamp_ros can be
+installed:
 
   source checkout / `pip install -e`   -> the repository itself (editable installs get no data_files)
   colcon or a sourced ROS workspace    -> the ament index (AMENT_PREFIX_PATH)
@@ -29,6 +30,12 @@ def config_file(name: str) -> Path:
     return share_dir() / 'config' / name
 
 
+def default_bundle_dir() -> Path:
+    """The policy bundle shipped with the package: what `lamp-ros deploy` runs in sim without --bundle.
+    Its text_encoder.onnx is not in git: setup builds it (`lamp-export text-encoder --bundle DIR`)."""
+    return share_dir() / 'bundles' / 'default'
+
+
 def data_dir() -> Path:
-    """Per-user data (demo bundle, runs); LAMP_ROS_HOME overrides."""
+    """Per-user data (weights, runs, learner state); LAMP_ROS_HOME overrides."""
     return Path(os.environ.get('LAMP_ROS_HOME', Path.home() / '.local' / 'share' / PACKAGE)).expanduser()

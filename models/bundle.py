@@ -72,12 +72,13 @@ class Manifest:
     lowercase: bool = True
     created: str = ''
     files: dict[str, str] = field(default_factory=dict)   # relative path -> sha256
+    tasks: tuple[str, ...] = ()                           # the tasks it was trained for (empty: not recorded)
 
     # --- construction -------------------------------------------------------------------------
     @staticmethod
     def standard(model_version: str, image_size: Sequence[int], state_keys: Sequence[str], embedding_dim: int,
                  max_text_length: int, control_rate_hz: float,
-                 recurrent: Sequence[tuple[TensorSpec, TensorSpec]] = ()) -> 'Manifest':
+                 recurrent: Sequence[tuple[TensorSpec, TensorSpec]] = (), tasks: Sequence[str] = ()) -> 'Manifest':
         """The manifest of a bundle with the standard input/output names (what the exporter writes)."""
         h, w = int(image_size[0]), int(image_size[1])
         inputs = [TensorSpec(IMAGE_INPUT, (1, h, w, 3), 'uint8'),
@@ -94,7 +95,7 @@ class Manifest:
             text_inputs=(TensorSpec(TOKEN_IDS_INPUT, (1, L), 'int64'), TensorSpec(TOKEN_MASK_INPUT, (1, L), 'int64')),
             text_outputs=(TensorSpec(EMBEDDING_OUTPUT, (1, int(embedding_dim)), 'float32'),),
             recurrent=tuple(RecurrentPair(i.name, o.name) for i, o in recurrent),
-            control_rate_hz=float(control_rate_hz),
+            control_rate_hz=float(control_rate_hz), tasks=tuple(tasks),
             created=datetime.now(timezone.utc).isoformat(timespec='seconds'))
 
     # --- JSON ------------------------------------------------------------------------------------
@@ -104,6 +105,7 @@ class Manifest:
             'contract_version': self.contract_version,
             'model_version': self.model_version,
             'created': self.created,
+            'tasks': list(self.tasks),
             'control_rate_hz': self.control_rate_hz,
             'action': {'dim': self.action_dim, 'scale_m': self.action_scale_m},
             'observation': {'image_size': list(self.image_size), 'image_encoding': 'rgb8',
@@ -147,6 +149,7 @@ class Manifest:
                 contract_version=int(version),
                 lowercase=bool(txt.get('lowercase', True)),
                 created=str(d.get('created', '')),
+                tasks=tuple(str(t) for t in d.get('tasks', [])),
                 files={str(k): str(v) for k, v in d.get('files', {}).items()})
         except (KeyError, IndexError, TypeError, ValueError) as e:
             raise BundleError(f'{where}: malformed field ({type(e).__name__}: {e})') from e

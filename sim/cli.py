@@ -4,10 +4,18 @@
         a video (.mp4) and a contact sheet (.png) of a random and an expert episode
     lamp-sim eval-expert --task all --episodes 50
         the experts' success table (markdown)
+    lamp-sim eval-bundle BUNDLE [--task T|all] [--instruction TEXT] [--episodes N] [--seed-base S]
+                                [--workers W] [--json] [--video DIR]
+        an exported policy bundle, run by the robot's ONNX runtime on held-out randomized scenes:
+        success table (markdown, or one JSON object)
+    lamp-sim record-demos --tasks all --episodes 30 --out demos/
+        scripted expert episodes saved as episode files (models/episodes.py): labeled videos for
+        `lamp-models finetune-reward`
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -20,6 +28,8 @@ from tqdm import tqdm
 
 import sim
 from lamp_ros.fileio import atomic_write_bytes
+from models.episodes import Episode, save_episode
+from sim import evaluation
 from sim.experts import EpisodeResult, make_expert, run_episode
 
 SHEET_FRAMES = 8
@@ -135,6 +145,106 @@ def _tasks(names: list[str]) -> list[str]:
     return names
 
 
+def eval_bundle(args: argparse.Namespace) -> int:
+    """`lamp-sim eval-bundle`: check everything before starting workers, so bad input costs no episode."""
+    for name in ('episodes', 'workers'):
+        if getattr(args, name) < 1:
+            raise ValueError(f'--{name} must be >= 1, got {getattr(args, name)}')
+    if args.seed_base < 0:
+        raise ValueError(f'--seed-base must be >= 0, got {args.seed_base}')
+    tasks = evaluation.check_tasks(args.task)
+    manifest = evaluation.check_bundle(args.bundle, args.instruction)
+    untrained = evaluation.untrained_tasks(manifest, tasks)
+    if untrained:
+        print(f'note: bundle trained for {list(manifest.tasks)}; evaluating {", ".join(untrained)} anyway',
+              file=sys.stderr)
+    if args.video:
+        args.video.mkdir(parents=True, exist_ok=True)
+    with tqdm(total=len(tasks) * args.episodes, desc='episodes', unit='episode', disable=None) as bar:
+        episodes = evaluation.evaluate(args.bundle, manifest, tasks, args.episodes, args.seed_base, args.workers,
+                                       args.instruction, args.video, on_episode=lambda e: bar.update())
+    if args.json:
+        print(json.dumps(evaluation.report_json(episodes, tasks, manifest, args.bundle, args.instruction,
+                                                args.seed_base)))
+        return 0
+    last = args.seed_base + args.episodes - 1
+    instruction = f'"{args.instruction}"' if args.instruction else "each task's own"
+    print(f'{manifest.model_version} ({args.bundle}): {args.episodes} held-out scene(s) per task, '
+          f'seeds {args.seed_base}-{last}, instruction: {instruction}\n')
+    print(evaluation.format_table(evaluation.summarize(episodes, tasks)))
+    return 0
+
+
+def record_demos(tasks: Sequence[str], episodes: int, out: Path, image_size: int, seed: int, after_success: int,
+                 max_steps: int, paraphrase: bool, progress: bool = True) -> dict[str, int]:
+    """Scripted expert episodes (sim.experts) as episode files out/<task>_<seed>.npz; existing files are kept.
+
+    An episode ends `after_success` steps after its first success (the video shows the task being done, not
+    a long still ending), or after `max_steps`. Paraphrased task phrases (pretraining: templates and synonyms)
+    give the instructions variety; `task` labels the paraphrases of one task.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    counts = {'recorded': 0, 'kept': 0, 'successes': 0}
+    with tqdm(total=len(tasks) * episodes, desc='record demos', unit='episode', disable=not progress) as bar:
+        for task in tasks:
+            env = sim.make(task, image_size=image_size, paraphrase_instructions=paraphrase)
+            expert = make_expert(task)
+            for episode_seed in range(seed, seed + episodes):
+                path = out / f'{task}_{episode_seed:05d}.npz'
+                if path.exists():
+                    counts['kept'] += 1
+                else:
+                    episode = _expert_episode(env, expert, task, episode_seed, after_success, max_steps)
+                    save_episode(path, episode)
+                    counts['recorded'] += 1
+                    counts['successes'] += int(episode.success)
+                bar.update()
+            env.close()
+    return counts
+
+
+def _expert_episode(env, expert, task: str, seed: int, after_success: int, max_steps: int) -> Episode:
+    observation, info = env.reset(seed=seed)
+    expert.reset()
+    scene = env.unwrapped.scene
+    front, wrist, state = [observation['image_front']], [observation['image_wrist']], [observation['state']]
+    rewards, actions = [scene.reward()], []
+    first_success = None
+    for step in range(1, max_steps + 1):
+        action = expert.act(scene)
+        observation, reward, terminated, truncated, info = env.step(action)
+        actions.append(action)
+        front.append(observation['image_front'])
+        wrist.append(observation['image_wrist'])
+        state.append(observation['state'])
+        rewards.append(reward)
+        if info['success'] and first_success is None:
+            first_success = step
+        if terminated or truncated or (first_success is not None and step - first_success >= after_success):
+            break
+    return Episode(image_front=np.stack(front), instruction=info['instruction'], success=first_success is not None,
+                   task=task, image_wrist=np.stack(wrist), state=np.stack(state).astype(np.float32),
+                   action=np.stack(actions).astype(np.float32), reward=np.array(rewards, np.float32))
+
+
+def cmd_record_demos(args: argparse.Namespace) -> int:
+    """`lamp-sim record-demos`: 'all' (the downstream tasks) may be given beside other names, e.g. pretrain."""
+    tasks = list(dict.fromkeys(t for name in args.tasks
+                               for t in (sim.DOWNSTREAM_TASK_NAMES if name == 'all' else (name,))))
+    for task in tasks:                                # snake_case names only: they name the files
+        if task not in sim.ENV_IDS:
+            raise ValueError(f'unknown task {task!r}; choose from {", ".join(sim.ENV_IDS)} or all')
+    for name in ('episodes', 'image_size', 'max_steps'):
+        if getattr(args, name) < 1:
+            raise ValueError(f'--{name.replace("_", "-")} must be >= 1, got {getattr(args, name)}')
+    counts = record_demos(tasks, args.episodes, args.out, args.image_size, args.seed, args.after_success,
+                          args.max_steps, not args.no_paraphrase, progress=not args.quiet)
+    print(f'{args.out}: recorded {counts["recorded"]} episodes ({counts["successes"]} successful), '
+          f'kept {counts["kept"]} already there; tasks {", ".join(tasks)}, seeds {args.seed}..'
+          f'{args.seed + args.episodes - 1}, {args.image_size}x{args.image_size}')
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog='lamp-sim', description=__doc__.splitlines()[0],
                                      epilog='\n'.join(__doc__.splitlines()[2:]),
@@ -155,8 +265,50 @@ def main(argv: list[str] | None = None) -> int:
     eval_parser.add_argument('--seed', type=int, default=0, help='first seed (default: 0)')
     eval_parser.add_argument('--image-size', type=int, default=64, help='rendered size (default: 64, faster)')
 
+    bundle_parser = commands.add_parser(
+        'eval-bundle', help="success table of an exported policy bundle (the robot's ONNX runtime)",
+        description='Run an exported policy bundle with models.runtime.PolicyRuntime (onnxruntime, as the ROS '
+                    'policy node does; no torch) on held-out randomized scenes, front camera at the '
+                    "bundle's image size, until success or 150 steps.")
+    bundle_parser.add_argument('bundle', type=Path, metavar='BUNDLE', help='policy bundle directory (lamp-export)')
+    bundle_parser.add_argument('--task', nargs='+', default=['all'], metavar='T',
+                               help=f'{", ".join(sim.DOWNSTREAM_TASK_NAMES)}, or all (default)')
+    bundle_parser.add_argument('--instruction', metavar='TEXT',
+                               help="instruction for every episode (default: each task's own phrase)")
+    bundle_parser.add_argument('--episodes', type=int, default=50, metavar='N',
+                               help='episodes (seeds) per task (default: 50)')
+    bundle_parser.add_argument('--seed-base', type=int, default=evaluation.HELD_OUT_SEED_BASE, metavar='S',
+                               help=f'first seed (default: {evaluation.HELD_OUT_SEED_BASE}: scenes no training '
+                                    'episode uses, the ones training evaluates on)')
+    bundle_parser.add_argument('--workers', type=int, default=2, metavar='W', help='worker processes (default: 2)')
+    bundle_parser.add_argument('--json', action='store_true', help='print one JSON object instead of the table')
+    bundle_parser.add_argument('--video', type=Path, metavar='DIR',
+                               help='write every episode as DIR/<task>_seed<seed>.mp4 (front camera)')
+
+    record = commands.add_parser(
+        'record-demos', help='record scripted expert episodes (labeled videos)',
+        description='Play the scripted experts (sim.experts) and save each episode as an episode file '
+                    '(models/episodes.py) with its instruction: the in-domain labeled videos for '
+                    '`lamp-models finetune-reward`. Files already there are kept.')
+    record.add_argument('--tasks', nargs='+', default=['all'],
+                        help='task names (push_button, ..., pretrain) or all = the five downstream tasks')
+    record.add_argument('--episodes', type=int, required=True, help='episodes per task (seeds --seed, --seed+1, ...)')
+    record.add_argument('--out', type=Path, required=True, help='directory of episode files')
+    record.add_argument('--image-size', type=int, default=128, help='camera images, square (default 128, as LAMP)')
+    record.add_argument('--seed', type=int, default=0, help='first seed (default 0)')
+    record.add_argument('--after-success', type=int, default=10,
+                        help='steps recorded after the first success (default 10)')
+    record.add_argument('--max-steps', type=int, default=150, help='longest episode, steps (default 150)')
+    record.add_argument('--no-paraphrase', action='store_true',
+                        help="LAMP's fixed task phrase instead of a random paraphrase per episode")
+    record.add_argument('--quiet', action='store_true', help='no progress bar')
+
     args = parser.parse_args(argv)
     try:
+        if args.command == 'eval-bundle':
+            return eval_bundle(args)
+        if args.command == 'record-demos':
+            return cmd_record_demos(args)
         if args.command == 'view':
             sim.env_id(args.task)
             for path in view(args.task, args.seed, args.out, args.image_size, not args.no_randomize):
@@ -166,9 +318,12 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(f'--episodes must be >= 1, got {args.episodes}')
             rows = evaluate_experts(_tasks(args.task), args.episodes, args.seed, args.image_size)
             print(format_table(rows, args.seed))
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError) as error:          # bad input (BundleError is a ValueError)
         print(f'lamp-sim: error: {error}', file=sys.stderr)
         return 2
+    except evaluation.WorkerError as error:
+        print(f'lamp-sim: error: {error}', file=sys.stderr)
+        return 1
     return 0
 
 

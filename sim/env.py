@@ -8,7 +8,7 @@ ROS sim_arm node makes with the safety node's velocity, so both paths move the a
 Values outside [-1, 1] are clipped; NaN/Inf or a wrong shape raise ValueError.
 
 Observation: {'image_front', 'image_wrist': (H, W, 3) uint8, 'state': float32 [ee_x, ee_y, ee_z,
-gripper_opening]} (sim.STATE_KEYS). Info: 'success' (this step), 'episode_success' (any step so
+gripper_opening]} (sim.STATE_KEYS); `cameras=('front',)` renders only the front camera (half the cost). Info: 'success' (this step), 'episode_success' (any step so
 far), 'instruction', 'task'. Episodes run 150 steps (gymnasium's TimeLimit, from the registration);
 `terminate_on_success=True` ends them at success instead.
 """
@@ -23,19 +23,31 @@ from gymnasium import spaces
 from lamp_ros.contract import ACTION_DIM, ACTION_SCALE_M, GRIPPER_OPEN_THRESHOLD
 from sim import STATE_KEYS
 from sim.config import SceneConfig
-from sim.scene import LampScene
+from sim.scene import CAMERAS, LampScene
 
 BACKENDS = ('mujoco', 'rlbench')
 STATE_MARGIN_M = 0.05
+
+
+def state_bounds(config: SceneConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) of the 'state' observation: the TCP's target box (+ the weld's stretch), gripper 0..1."""
+    arm = config.arm
+    low = np.array([*np.subtract(arm.target_low, STATE_MARGIN_M), 0.0], dtype=np.float32)
+    high = np.array([*np.add(arm.target_high, STATE_MARGIN_M), 1.0], dtype=np.float32)
+    return low, high
 
 
 class LampEnv(gymnasium.Env):
     metadata = {'render_modes': ['rgb_array'], 'render_fps': 10}
 
     def __init__(self, task: str = 'push_button', render_mode: str | None = None,
-                 terminate_on_success: bool = False, **scene_options: Any) -> None:
+                 terminate_on_success: bool = False, cameras: tuple[str, ...] = CAMERAS,
+                 **scene_options: Any) -> None:
         if render_mode not in (None, 'rgb_array'):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        if not cameras or any(c not in CAMERAS for c in cameras):
+            raise ValueError(f'cameras must be a non-empty subset of {CAMERAS}, got {cameras!r}')
+        self.cameras = tuple(cameras)
         self.config = SceneConfig.from_kwargs(**scene_options)
         self.scene = LampScene(task, self.config)
         self.task_name = task
@@ -43,12 +55,9 @@ class LampEnv(gymnasium.Env):
         self.terminate_on_success = terminate_on_success
         self.metadata = {**self.metadata, 'render_fps': 1.0 / self.config.control_dt}
         image = spaces.Box(0, 255, (self.config.image_height, self.config.image_width, 3), np.uint8)
-        arm = self.config.arm                    # the TCP stays within its target box (+ the weld's stretch)
-        low = np.array([*np.subtract(arm.target_low, STATE_MARGIN_M), 0.0], dtype=np.float32)
-        high = np.array([*np.add(arm.target_high, STATE_MARGIN_M), 1.0], dtype=np.float32)
+        low, high = state_bounds(self.config)
         self.observation_space = spaces.Dict({
-            'image_front': image,
-            'image_wrist': image,
+            **{f'image_{camera}': image for camera in self.cameras},
             'state': spaces.Box(low, high, (len(STATE_KEYS),), np.float32),
         })
         self.action_space = spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
@@ -88,7 +97,7 @@ class LampEnv(gymnasium.Env):
         return self.scene.instruction
 
     def _observation(self) -> dict[str, np.ndarray]:
-        return {'image_front': self.scene.render('front'), 'image_wrist': self.scene.render('wrist'),
+        return {**{f'image_{camera}': self.scene.render(camera) for camera in self.cameras},
                 'state': self.scene.state()}
 
     def _info(self, success: bool) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import torch
 from transformers import DistilBertTokenizerFast
 
 from models.bundle import MANIFEST, POLICY_FILE, TEXT_ENCODER_FILE, read_manifest
-from models.export import ExportError, export_bundle, main
+from training.export import ExportError, export_bundle, main
 from models.text_encoder import SentenceEncoder, default_vocab_path
 from models.tokenize import InstructionTokenizer
 from tests.tiny import MAX_LEN, STATE_KEYS, export_tiny, tiny_models
@@ -109,7 +109,7 @@ def test_tokenizer_matches_transformers(vocab_kind: str, small_vocab: Path) -> N
 
 def test_lamp_export_help(capsys: pytest.CaptureFixture[str]) -> None:
     script = Path(sys.executable).with_name('lamp-export')   # the console script of an installed checkout
-    command = [str(script)] if script.exists() else [sys.executable, '-m', 'models.export']
+    command = [str(script)] if script.exists() else [sys.executable, '-m', 'training.export']
     result = subprocess.run(command + ['--help'], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith('usage: lamp-export') and 'random' in result.stdout

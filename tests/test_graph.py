@@ -10,8 +10,9 @@ from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from std_msgs.msg import Bool
 
+from lamp_ros import cli, graph
 from lamp_ros import contract as c
-from lamp_ros import graph
+from lamp_ros.paths import default_bundle_dir
 from lamp_ros.ros.convert import pose_arrays, twist_linear
 
 RATE = 10.0
@@ -95,7 +96,8 @@ def test_finetune_graph_reward_and_learner_arguments():
     assert [n.spec.name for n in sim.nodes] == ['sim_arm', 'prompt', 'episode', 'policy', 'actor', 'learner',
                                                 'safety', 'gripper']
     params = {n.spec.name: n.overrides for n in sim.nodes}
-    assert params['sim_arm'] == {'publish_task_reward': True} and params['learner'] == {'init_run': '/runs/pt'}
+    assert params['sim_arm'] == {'task': 'push_button', 'publish_task_reward': True}
+    assert params['learner'] == {'init_run': '/runs/pt'}
     assert params['policy']['require_episode'] is True
     real = graph.build('finetune', robot='real', bundle='/b', learner='tcp://gpu:5555')
     assert [n.spec.name for n in real.nodes] == ['camera', 'prompt', 'episode', 'policy', 'reward', 'actor',
@@ -124,3 +126,50 @@ def test_graph_description_is_shared_by_launch_and_cli():
         graph.build('deploy', robot='moon')
     with pytest.raises(FileNotFoundError, match='params_file'):
         graph.build('deploy', params_file='/nonexistent.yaml')
+
+
+def test_sim_runs_the_shipped_bundle_in_the_scene_the_instruction_names():
+    g = graph.build('deploy', instruction='lift the mug')
+    params = {n.spec.name: n.overrides for n in g.nodes}
+    assert params['policy'] == {'bundle_path': str(default_bundle_dir())}
+    assert params['sim_arm'] == {'task': 'pick_up_cup'} and not g.notes
+    g = graph.build('deploy', instruction='press the button', task='turn_tap', bundle='/b')
+    assert next(n for n in g.nodes if n.spec.name == 'sim_arm').overrides == {'task': 'turn_tap'}
+    g = graph.build('deploy', instruction='wave hello', bundle='/b')
+    assert next(n for n in g.nodes if n.spec.name == 'sim_arm').overrides == {'task': 'push_button'}
+    assert g.notes == ("instruction 'wave hello' names no known task; running it as given in the push_button scene",)
+    with pytest.raises(ValueError, match='choose one of: push_button, turn_tap, .*pretrain'):
+        graph.build('deploy', instruction='push button', task='fold_laundry', bundle='/b')
+
+
+def test_a_real_arm_never_runs_the_default_bundle_implicitly():
+    for mode in graph.MODES:
+        with pytest.raises(ValueError, match='real robot needs a bundle given'):
+            graph.build(mode, instruction='push button', robot='real')
+    with pytest.raises(ValueError, match='simulated scene'):
+        graph.build('deploy', robot='real', bundle='/b', task='turn_tap')
+    real = graph.build('deploy', robot='real', bundle='/b')
+    assert all('task' not in n.overrides for n in real.nodes)
+
+
+def test_missing_default_text_encoder_names_the_command_that_builds_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(graph, 'default_bundle_dir', lambda: tmp_path)
+    with pytest.raises(SystemExit) as e:
+        cli.main(['deploy', '--instruction', 'push button'])
+    message = str(e.value.code)
+    assert f'lamp-export text-encoder --bundle {tmp_path}' in message and '\n' not in message
+
+
+def test_cli_refuses_wrong_arguments_in_one_line():
+    for args, words in ((['--robot', 'real'], '--bundle DIR'), (['--task', 'fold_laundry'], 'choose one of')):
+        out = subprocess.run([sys.executable, '-m', 'lamp_ros.cli', 'deploy', '--instruction', 'push button', *args],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode != 0 and words in out.stderr and out.stderr.count('\n') == 1, out.stderr
+        assert 'Traceback' not in out.stderr and not out.stdout
+
+
+def test_the_robot_path_imports_no_torch():
+    code = ('import sys; from lamp_ros import cli, graph, runner; graph.build("deploy", robot="real", bundle="/b"); '
+            'graph.build("deploy", instruction="push button"); assert "torch" not in sys.modules, "torch imported"')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr

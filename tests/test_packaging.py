@@ -19,10 +19,11 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope='module')
 def wheel(tmp_path_factory) -> zipfile.ZipFile:
     """Built from a copy of the source: setuptools reuses a build/ directory, which could hide a file the
-    package no longer ships (and building in place would leave one behind)."""
+    package no longer ships (and building in place would leave one behind). The copy leaves out the default
+    bundle's 90 MB text encoder, which is not in git: the package builds without it (as from a clean clone)."""
     src = tmp_path_factory.mktemp('src') / 'lamp_ros'
     shutil.copytree(REPO, src, ignore=shutil.ignore_patterns('.git', '.venv', 'build', '*.egg-info', '__pycache__',
-                                                             '.pytest_cache'))
+                                                             '.pytest_cache', 'text_encoder.onnx'))
     out = tmp_path_factory.mktemp('wheel')
     subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-q', '-w', str(out),
                     str(src)], check=True)
@@ -38,6 +39,8 @@ def test_wheel_installs_ros_layout(wheel):
                 f'{data}share/lamp_ros/config/common.yaml']
     expected += [f'{data}share/lamp_ros/config/{n.name}.yaml' for n in graph.NODES]
     expected += [f'{data}lib/lamp_ros/{n.executable}' for n in graph.NODES]
+    expected += [f'{data}share/lamp_ros/bundles/default/{f}' for f in ('manifest.json', 'policy.onnx',
+                                                                      'tokenizer/vocab.txt')]
     missing = [e for e in expected if e not in names]
     assert not missing, f'wheel lacks {missing}'
     for n in graph.NODES:                                         # executable bit survives into the wheel
@@ -47,6 +50,23 @@ def test_wheel_installs_ros_layout(wheel):
         assert any(name.startswith(f'sim/assets/{kind}/') for name in names), f'wheel lacks sim/assets/{kind}'
     entry_points = wheel.read(next(n for n in names if n.endswith('entry_points.txt'))).decode()
     assert 'lamp-ros = lamp_ros.cli:main' in entry_points
+
+
+def test_installed_package_finds_its_share_files_and_default_bundle(wheel, tmp_path):
+    """A non-editable install reads config/ and the shipped bundle from <prefix>/share/lamp_ros."""
+    prefix = tmp_path / 'prefix'
+    subprocess.run([sys.executable, '-m', 'pip', 'install', '--no-deps', '--no-index', '--ignore-installed', '-q',
+                    '--prefix', str(prefix),
+                    wheel.filename], check=True)
+    (site,) = prefix.glob('lib/python*/site-packages')
+    code = ('from lamp_ros import paths; print(paths.__file__); print(paths.share_dir()); '
+            'print(paths.default_bundle_dir())')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=tmp_path, check=True,
+                         env={**os.environ, 'PYTHONPATH': str(site), 'AMENT_PREFIX_PATH': str(prefix)})
+    module, share, bundle = map(Path, out.stdout.split())
+    assert module.is_relative_to(site), f'imported {module}, not the installed copy'
+    assert share == prefix / 'share' / 'lamp_ros' and bundle == share / 'bundles' / 'default'
+    assert (bundle / 'manifest.json').is_file() and (bundle / 'tokenizer' / 'vocab.txt').is_file()
 
 
 def test_every_node_has_executable_and_config():

@@ -14,7 +14,7 @@ import torch
 from transformers import DistilBertTokenizerFast
 
 from models.bundle import MANIFEST, POLICY_FILE, BundleError, read_manifest, write_manifest
-from models.policy_net import PolicyNet
+from torch import nn
 from models.runtime import PolicyRuntime
 from models.text_encoder import SentenceEncoder
 from tests.tiny import EMB, MAX_LEN, STATE_KEYS, export_tiny
@@ -25,7 +25,7 @@ INSTRUCTIONS = ['push the button', 'Pick up the RED block and put it in the top 
 
 
 class Exported:
-    def __init__(self, root: Path, policy: PolicyNet, text: SentenceEncoder, vocab: Path) -> None:
+    def __init__(self, root: Path, policy: nn.Module, text: SentenceEncoder, vocab: Path) -> None:
         self.root, self.policy, self.text, self.vocab = root, policy, text, vocab
 
 

@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 
 import sim
-from sim.experts import make_expert
+from sim.experts import make_expert, run_episode
 from sim.instructions import InstructionSampler
 
-MAX_STEPS = 60          # the experts need 9-33 steps; the test stops at the first success
+MAX_STEPS = 60          # the experts need 9-17 steps; the test stops at the first success
+PERTURB_STEPS = 8       # random actions before the expert takes over
 
 
 def run_until_success(task: str, seed: int) -> tuple[float, float, bool, bool]:
@@ -36,6 +37,52 @@ def test_expert_succeeds_and_reward_is_higher_at_success_than_at_reset(task: str
     assert not reset_success
     assert succeeded, f'{task} expert failed on seed {seed}'
     assert success_reward > reset_reward + 0.5           # approach term ~0.8 at reset; progress adds up to 1
+
+
+@pytest.mark.parametrize('task', sim.DOWNSTREAM_TASK_NAMES)
+def test_expert_is_markov_a_fresh_one_acts_like_a_long_running_one(task: str) -> None:
+    """DAgger relabels any state with a fresh query: the action may depend on the current state only."""
+    env = sim.make(task, image_size=16)
+    env.reset(seed=3)
+    scene = env.unwrapped.scene
+    running = make_expert(task)
+    running.reset()
+    for _ in range(30):
+        action = running.act(scene)
+        np.testing.assert_array_equal(make_expert(task).act(scene), action)
+        np.testing.assert_array_equal(running.act(scene), action)        # asking twice changes nothing
+        if env.step(action)[4]['success']:
+            break
+    env.close()
+
+
+@pytest.mark.parametrize('task', sim.DOWNSTREAM_TASK_NAMES)
+@pytest.mark.parametrize('seed', [7, 8])
+def test_expert_recovers_from_a_perturbed_start(task: str, seed: int) -> None:
+    """After random actions (arm displaced, gripper in either state) the expert still solves the task."""
+    env = sim.make(task, image_size=16)
+    env.reset(seed=seed)
+    scene = env.unwrapped.scene
+    rng = np.random.default_rng(seed)
+    for _ in range(PERTURB_STEPS):
+        env.step(rng.uniform(-1.0, 1.0, 4).astype(np.float32))
+    expert = make_expert(task)
+    succeeded = any(env.step(expert.act(scene))[4]['success'] for _ in range(MAX_STEPS))
+    env.close()
+    assert succeeded, f'{task} expert failed after {PERTURB_STEPS} random steps (seed {seed})'
+
+
+def test_noisy_execution_records_clean_labels() -> None:
+    env = sim.make('push_button', image_size=16)
+    steps: list[dict] = []
+    result = run_episode(env, make_expert('push_button'), seed=0, action_noise=0.3, noisy_fraction=1.0,
+                         rng=np.random.default_rng(0), on_step=lambda obs, reward, info: steps.append(info))
+    env.close()
+    assert result.success and result.noisy
+    labels = np.array([info['expert_action'] for info in steps[1:]])
+    executed = np.array([info['executed_action'] for info in steps[1:]])
+    assert np.all(np.abs(executed) <= 1.0) and np.array_equal(labels[:, 3], executed[:, 3])
+    assert np.abs(labels[:, :3] - executed[:, :3]).mean() > 0.1        # noise on the motion dims only
 
 
 def test_random_actions_rarely_succeed() -> None:

@@ -1,4 +1,4 @@
-"""Training in simulation (sim/train, lamp-train): configs, replay on disk, checkpoints and resume (kill -9
+"""Training in simulation (training, lamp-train): configs, replay on disk, checkpoints and resume (kill -9
 included), the pretrain -> finetune -> export -> onnxruntime chain, the CLIs.
 
 Real MuJoCo scenes and real networks at the debug preset's tiny sizes; the R3M reward is a tiny random
@@ -21,21 +21,21 @@ import pytest
 import torch
 import yaml
 
-from models.agent import DrQAgent
-from models.export import main as export_main
+from training.agent import DrQAgent
+from training.export import main as export_main
 from models.r3m.checkpoint import save_checkpoint as save_r3m
 from models.r3m.model import R3MNet
 from models.r3m.reward import R3MReward
 from models.runtime import PolicyRuntime
 from models.text_encoder import SentenceEncoder
-from sim.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
-from sim.train.cli import main as train_main
-from sim.train.config import (PRESETS, PretrainRewardSettings, differences, dump_yaml, load_yaml,
+from training.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from training.cli import main as train_main
+from training.config import (PRESETS, PretrainRewardSettings, differences, dump_yaml, load_yaml,
                               override, preset, replace, to_dict)
-from sim.train.loop import run_hash
-from sim.train.replay import EpisodeReplay, ReplayWarning, episode_name
-from sim.train.runs import load_agent, resolve_pretrain, tuning_candidates
-from sim.train.vlm import RewardStandardizer, VlmRewardLabeler
+from training.loop import run_hash
+from training.replay import EpisodeReplay, ReplayWarning, episode_name
+from training.runs import load_agent, resolve_pretrain, tuning_candidates
+from training.vlm import RewardStandardizer, VlmRewardLabeler
 from tests.test_agent import TINY, random_batch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,7 +55,7 @@ def r3m_checkpoint(tmp_path_factory, small_vocab) -> Path:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    return subprocess.run([sys.executable, '-m', 'sim.train.cli', *args], cwd=REPO, env=env, capture_output=True,
+    return subprocess.run([sys.executable, '-m', 'training.cli', *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=300)
 
 
@@ -222,7 +222,7 @@ def test_resume_continues_step_counter_and_optimizer(tmp_path: Path, capsys) -> 
 def test_kill_9_then_resume(tmp_path: Path) -> None:
     run = tmp_path / 'ft'
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    process = subprocess.Popen([sys.executable, '-m', 'sim.train.cli', 'finetune', '--run-dir', str(run),
+    process = subprocess.Popen([sys.executable, '-m', 'training.cli', 'finetune', '--run-dir', str(run),
                                 '--preset', 'debug', '--task', 'push_button', '--steps', '100000',
                                 '--set', 'checkpoint_every=30'], cwd=REPO, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -296,8 +296,8 @@ def test_pretrain_finetune_export_runs_in_onnxruntime(tmp_path: Path, r3m_checkp
     agent, config, info, step = load_agent(finetuned)
     runtime = PolicyRuntime.load(bundle)
     assert runtime.manifest.model_version.endswith(f':step{step}:text-r3m@{info.text_encoder.digest}')
-    from sim.train.evaluate import make_env
-    from sim.train.runs import embedder_for
+    from training.evaluate import make_env
+    from training.runs import embedder_for
     embed = embedder_for(config, info.text_encoder)
     torch_embedding = embed(info.instruction)
     np.testing.assert_allclose(runtime.embed_instruction(info.instruction), torch_embedding, atol=1e-4)

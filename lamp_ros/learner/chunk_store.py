@@ -3,7 +3,7 @@
 Every chunk is written to RUN/incoming/<episode>/ (atomically) and its id appended to a log before the link
 acknowledges it, so a chunk the robot resends after a learner crash is recognised and not stored twice, and
 nothing acknowledged is ever lost. When an episode's chunks are all there (the last one says how many steps),
-they become one replay episode in the training format (sim/train/replay.py): frames at the agent's image
+they become one replay episode in the training format (training/replay.py): frames at the agent's image
 size, the agent's state fields, actions, rewards (the reward of o_{t+1}), success, intervention flags.
 """
 from __future__ import annotations
@@ -115,7 +115,7 @@ class ChunkStore:
 
     def format(self, frames: np.ndarray, states: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
                success: bool, interventions: np.ndarray, instruction: str) -> tuple[dict[str, np.ndarray], int]:
-        """An episode in the training replay's format (sim/train/replay.py) from robot-side arrays: frames and
+        """An episode in the training replay's format (training/replay.py) from robot-side arrays: frames and
         contract states [T+1], actions, rewards (of o_{t+1}; NaN = missing, stored as 0) and flags [T].
         Returns it and the count of missing rewards."""
         rewards = np.asarray(rewards, np.float32).copy()

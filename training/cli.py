@@ -3,6 +3,7 @@
     lamp-train pretrain --run-dir runs/pt --reward-checkpoint R3M_DIR [--preset cpu] [--alpha 0.1]
     lamp-train finetune --run-dir runs/ft --task push_button [--init runs/pt] [--tune-instruction]
                         [--critic-linear-probe]
+    lamp-train imitate --run-dir runs/il [--set imitation.demos_per_task=150]   (experts -> BC -> DAgger)
     lamp-train eval runs/ft [--episodes 20]
     lamp-export runs/ft --out bundles/push_button                  (the policy bundle for the robot)
 
@@ -17,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from sim.train.config import PRESETS, TrainConfig, override, preset, replace
+from training.config import PRESETS, TrainConfig, override, preset, replace
 
 CONFIG_OPTIONS = ('preset', 'seed', 'set', 'alpha', 'vlm_scale', 'novelty_scale', 'standardize_rewards',
                   'tune_instruction', 'num_tune_instructions', 'critic_linear_probe', 'linear_probe_steps')
@@ -87,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help='unfreeze the critic after this many env steps (default 0: never, as LAMP)')
     fin.set_defaults(run=cmd_finetune)
 
+    imi = sub.add_parser('imitate', help='multi-task imitation: expert demos, behaviour cloning, DAgger rounds',
+                         description='Learn one language-conditioned policy for the downstream tasks from the '
+                                     'scripted Markov experts: noisy demos with clean labels, behaviour cloning with '
+                                     'an auxiliary focus-point head, then DAgger rounds (the student drives, the '
+                                     'expert labels). Settings: the imitation.* keys of RUN/config.yaml (--set).')
+    _common(imi)
+    imi.set_defaults(run=cmd_imitate)
+
     ev = sub.add_parser('eval', help="success rate of a run's policy over N episodes, and a video",
                         description="Evaluate a run's deterministic policy on its task (the evaluation scenes "
                                     'of training, then new ones if more episodes are asked).')
@@ -118,24 +127,32 @@ def requested_config(args: argparse.Namespace) -> TrainConfig | None:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from sim.train.runs import pretrain
+    from training.runs import pretrain
     pretrain(args.run_dir, requested_config(args), args.reward_checkpoint, steps=args.steps, device=args.device)
     return 0
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from sim.train.runs import finetune
+    from training.runs import finetune
     finetune(args.run_dir, requested_config(args), args.task, init_run=args.init, init_step=args.init_step,
              reward_checkpoint=args.reward_checkpoint, steps=args.steps, device=args.device)
     return 0
 
 
+def cmd_imitate(args: argparse.Namespace) -> int:
+    from training.imitation import imitate
+    if args.device != 'cpu' or args.steps is not None:
+        raise ValueError('imitate runs on the CPU and counts updates, not env steps: set imitation.updates')
+    imitate(args.run_dir, requested_config(args))
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from lamp_ros.fileio import atomic_write_text
-    from sim.train.evaluate import evaluate, make_env
-    from sim.train.run import EVAL_SEED_BASE, RunPaths
-    from sim.train.runlog import write_video
-    from sim.train.runs import embedder_for, load_agent
+    from training.evaluate import evaluate, make_env
+    from training.run import EVAL_SEED_BASE, RunPaths
+    from training.runlog import write_video
+    from training.runs import embedder_for, load_agent
 
     agent, config, info, step = load_agent(args.run_dir, args.step, device=args.device)
     env = make_env(info.task, config.env)
@@ -160,7 +177,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from models.reward_model import WeightsMissing
-    from sim.train.run import RunError
+    from training.run import RunError
     try:
         return args.run(args)
     except WeightsMissing as e:

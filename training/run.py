@@ -6,7 +6,7 @@
       config.yaml            the resolved TrainConfig
       seeds.json             every seed the run derives (training, episodes, evaluation, network init)
       checkpoints/step_<N>/  model + optimizer (safetensors), state.json (counters, RNG, history)
-      replay/                one .npz per episode (sim/train/replay.py)
+      replay/                one .npz per episode (training/replay.py)
       tb/                    TensorBoard event files
       evals.json             evaluation history; learning_curve.png drawn from it
       videos/                eval_<step>.mp4
@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from lamp_ros.fileio import atomic_write_text
-from sim.train.config import TrainConfig, dump_yaml, load_yaml
-from sim.train.text import TextEncoderSource
+from training.config import TrainConfig, dump_yaml, load_yaml
+from training.text import TextEncoderSource
 
 MODES = ('pretrain', 'finetune')
 

@@ -12,5 +12,5 @@
     runlog.py      TensorBoard, evaluation history, learning curve, videos
     cli.py         lamp-train
 
-The agent itself is models/agent; docs/training.md explains the choices and the measurements.
+The agent itself is training/agent; docs/training.md explains the choices and the measurements.
 """

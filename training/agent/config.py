@@ -14,7 +14,8 @@ class AgentConfig:
     image_size: int = 64                          # square camera images, pixels
     cameras: tuple[str, ...] = ('front',)         # 'front' and optionally 'wrist' (a bundle carries 'front' only)
     state_dim: int = 4                            # sim.STATE_KEYS
-    embedding_dim: int = 768                      # instruction embedding width (DistilBERT: 768)
+    embedding_dim: int = 384                      # instruction embedding width (MiniLM: 384, DistilBERT: 768)
+    language_dim: int = 32                        # the learned projection of the embedding (training/agent/networks)
     action_dim: int = ACTION_DIM
 
     # --- networks (DrQ-v2 shapes, sized down for a CPU) ----------------------------------------------
@@ -51,7 +52,7 @@ class AgentConfig:
         if self.conv_output_size() < 1:
             problems.append(f'image_size {self.image_size} is too small for {len(self.channels)} convs '
                             f'with strides {self.strides}')
-        for name in ('image_size', 'state_dim', 'embedding_dim', 'feature_dim', 'hidden_dim', 'n_step',
+        for name in ('image_size', 'state_dim', 'embedding_dim', 'language_dim', 'feature_dim', 'hidden_dim', 'n_step',
                      'ensemble_size', 'ensemble_hidden', 'std_decay_updates'):
             if getattr(self, name) < 1:
                 problems.append(f'{name} must be >= 1, got {getattr(self, name)}')

@@ -19,17 +19,17 @@ import yaml
 from tqdm import tqdm
 
 from lamp_ros.fileio import atomic_write_text
-from models.agent import DrQAgent
-from sim.train.checkpoint import (latest_checkpoint, load_checkpoint, numpy_rng_from_state, numpy_rng_state,
+from training.agent import DrQAgent
+from training.checkpoint import (latest_checkpoint, load_checkpoint, numpy_rng_from_state, numpy_rng_state,
                                   save_checkpoint)
-from sim.train.config import TrainConfig, replace, to_dict
+from training.config import TrainConfig, replace, to_dict
 from sim.experts import make_expert
-from sim.train.evaluate import evaluate, make_env
-from sim.train.replay import EpisodeReplay
-from sim.train.run import EVAL_SEED_BASE, RunError, RunInfo, RunPaths, update_config
-from sim.train.runlog import TensorBoard, plot_learning_curve, write_evals, write_video
-from sim.train.text import InstructionEmbedder
-from sim.train.vlm import RewardStandardizer, VlmRewardLabeler
+from training.evaluate import evaluate, make_env
+from training.replay import EpisodeReplay
+from training.run import EVAL_SEED_BASE, RunError, RunInfo, RunPaths, update_config
+from training.runlog import TensorBoard, plot_learning_curve, write_evals, write_video
+from training.text import InstructionEmbedder
+from training.vlm import RewardStandardizer, VlmRewardLabeler
 
 
 @dataclass

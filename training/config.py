@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from models.agent.config import AgentConfig
+from training.agent.config import AgentConfig
 
 
 @dataclass(frozen=True)
@@ -57,12 +57,36 @@ class FinetuneSettings:
 
 @dataclass(frozen=True)
 class TextSettings:
-    """The instruction encoder when no R3M checkpoint provides one: a random DistilBERT saved with the run."""
+    """The instruction encoder when no R3M checkpoint provides one: all-MiniLM-L6-v2 (pretrained, offline), or a
+    small random DistilBERT saved with the run (tests)."""
+    encoder: str = 'minilm'                # 'minilm' or 'random'
     max_tokens: int = 32                   # tokens per instruction, [CLS] and [SEP] included (= the bundle's)
     random_layers: int = 2
     random_dim: int = 768
     random_heads: int = 12
     random_hidden: int = 3072
+
+
+@dataclass(frozen=True)
+class ImitationSettings:
+    """`lamp-train imitate`: expert demos (noisy execution, clean labels), behaviour cloning, DAgger rounds."""
+    tasks: tuple[str, ...] = ('push_button', 'pick_up_cup', 'take_lid_off_saucepan', 'close_microwave', 'turn_tap')
+    train_phrases: int = 2                 # each task's first K phrases are trained on; the rest are held out
+    demos_per_task: int = 150
+    noisy_fraction: float = 0.5            # demos executed with N(0, noise_std) on the motion dims ...
+    noise_std: float = 0.3                 # ... but labelled with the expert's clean action
+    max_episode_steps: int = 80            # demo and DAgger episodes (evaluation uses env.episode_steps)
+    steps_after_success: int = 8           # keep recording this long after success: the policy learns to hold
+    dagger_rounds: int = 3
+    dagger_episodes_per_task: int = 60
+    updates: int = 8_000                   # behaviour-cloning updates on the expert demos
+    dagger_updates: int = 4_000            # more updates after each DAgger round (on all data so far)
+    batch_size: int = 128
+    lr: float = 3e-4
+    aux_weight: float = 1.0                # auxiliary head: regress the task's focus point (training only)
+    eval_episodes: int = 10                # per task, held-out scenes, after each round
+    checkpoint_every: int = 1_000          # updates
+    workers: int = 2                       # processes collecting episodes
 
 
 @dataclass(frozen=True)
@@ -88,6 +112,7 @@ class TrainConfig:
     reward: PretrainRewardSettings = field(default_factory=PretrainRewardSettings)
     finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
     text: TextSettings = field(default_factory=TextSettings)
+    imitation: ImitationSettings = field(default_factory=ImitationSettings)
 
     def __post_init__(self) -> None:
         problems = []
@@ -105,6 +130,8 @@ class TrainConfig:
             problems.append(f'reward.alpha {self.reward.alpha} must be in [0, 1]')
         if self.env.episode_steps <= self.agent.n_step:
             problems.append(f'env.episode_steps {self.env.episode_steps} must exceed agent.n_step {self.agent.n_step}')
+        if self.text.encoder not in ('minilm', 'random'):
+            problems.append(f"text.encoder {self.text.encoder!r} must be 'minilm' or 'random'")
         if self.replay.capacity < self.env.episode_steps:
             problems.append(f'replay.capacity {self.replay.capacity} holds less than one episode')
         if problems:
@@ -118,8 +145,12 @@ def _debug() -> TrainConfig:
                        eval_episodes=1, checkpoint_every=60, log_every=20, agent=agent,
                        env=EnvSettings(image_size=32, episode_steps=30),
                        replay=ReplaySettings(capacity=600, memory_episodes=8),
-                       text=TextSettings(max_tokens=16, random_layers=1, random_dim=32, random_heads=2,
-                                         random_hidden=64))
+                       text=TextSettings(encoder='random', max_tokens=16, random_layers=1, random_dim=32, random_heads=2,
+                                         random_hidden=64),
+                       imitation=ImitationSettings(tasks=('push_button', 'pick_up_cup'), demos_per_task=2,
+                                                   max_episode_steps=12, dagger_rounds=1, dagger_episodes_per_task=1,
+                                                   updates=12, dagger_updates=6, batch_size=8, eval_episodes=1,
+                                                   checkpoint_every=5, workers=1))
 
 
 def _cpu() -> TrainConfig:
@@ -244,6 +275,6 @@ def differences(a: TrainConfig, b: TrainConfig) -> list[str]:
     return out
 
 
-__all__ = ['AgentConfig', 'EnvSettings', 'FinetuneSettings', 'PRESETS', 'PretrainRewardSettings', 'ReplaySettings',
+__all__ = ['AgentConfig', 'EnvSettings', 'FinetuneSettings', 'ImitationSettings', 'PRESETS', 'PretrainRewardSettings', 'ReplaySettings',
            'TextSettings', 'TrainConfig', 'config_hash', 'differences', 'dump_yaml', 'from_dict', 'load_yaml',
            'override', 'preset', 'replace', 'to_dict']

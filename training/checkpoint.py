@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from lamp_ros.fileio import atomic_write_text
-from models.agent import DrQAgent
+from training.agent import DrQAgent
 
 MODEL_FILE, OPTIMIZER_FILE, STATE_FILE = 'model.safetensors', 'optimizer.safetensors', 'state.json'
 _STEP_DIR = re.compile(r'step_(\d{9})')

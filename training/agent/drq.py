@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import importlib
-from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
@@ -27,9 +26,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from models.agent.config import AgentConfig
-from models.agent.networks import Actor, Critic, Encoder, images_to_input, random_shift
-from models.agent.novelty import DisagreementEnsemble
+from training.agent.config import AgentConfig
+from training.agent.networks import Actor, Critic, Encoder, images_to_input, random_shift
+from training.agent.novelty import DisagreementEnsemble
+from training.policy import PolicyNet
 
 # torch imports torch._dynamo (and with it triton) lazily, at the first optimizer a process builds. Importing
 # triton after MuJoCo has created its EGL context segfaults (measured: mujoco 4.0, torch 2.14.1, Mesa EGL), so
@@ -44,34 +44,6 @@ def clipped_sample(mean: torch.Tensor, std: float, clip: float) -> torch.Tensor:
     return action - action.detach() + action.detach().clamp(-1.0, 1.0)
 
 
-@dataclass(frozen=True)
-class ExportedPolicyConfig:
-    """What models.export.export_bundle reads off a policy."""
-    image_size: int
-    state_dim: int
-    embedding_dim: int
-    recurrent_dim: int = 0
-
-
-class ExportablePolicy(nn.Module):
-    """The deterministic policy (encoder + actor, mean action) in the bundle's calling convention:
-    image uint8 [B, H, W, 3], state f32 [B, S], instruction f32 [B, E] -> action f32 [B, 4]."""
-
-    recurrent = False
-
-    def __init__(self, encoder: Encoder, actor: Actor, config: AgentConfig) -> None:
-        super().__init__()
-        self.encoder = copy.deepcopy(encoder).cpu().eval()
-        self.actor = copy.deepcopy(actor).cpu().eval()
-        self.config = ExportedPolicyConfig(config.image_size, config.state_dim, config.embedding_dim)
-
-    def initial_state(self, batch: int = 1) -> torch.Tensor:
-        return torch.zeros(batch, 0)
-
-    def forward(self, image: torch.Tensor, state: torch.Tensor, instruction: torch.Tensor) -> torch.Tensor:
-        return self.actor(self.encoder(images_to_input([image])), state, instruction)
-
-
 class DrQAgent:
     """act(obs, instruction_embedding, state=None, explore) -> (action, state); update(batch) -> metrics."""
 
@@ -81,8 +53,9 @@ class DrQAgent:
         self.device = torch.device(device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.encoder = Encoder(config)
-            self.actor = Actor(config, self.encoder.output_dim)
+            self.policy = PolicyNet(config) if config.cameras == ('front',) else None
+            self.encoder = self.policy.encoder if self.policy else Encoder(config)
+            self.actor = self.policy.actor if self.policy else Actor(config, self.encoder.output_dim)
             self.critic = Critic(config, self.encoder.output_dim)
             self.ensemble = DisagreementEnsemble(config.feature_dim + config.action_dim, config.feature_dim,
                                                  config.ensemble_hidden, config.ensemble_size)
@@ -174,11 +147,17 @@ class DrQAgent:
         offsets = torch.randint(0, 2 * pad + 1, (len(flat), 2)).numpy()
         return random_shift(flat, pad, offsets)
 
-    def exportable_policy(self) -> ExportablePolicy:
-        """A copy of the deterministic policy for models.export.export_bundle (front camera only)."""
-        if self.config.cameras != ('front',):
+    def exportable_policy(self) -> PolicyNet:
+        """A CPU copy of the deterministic policy for training.export.export_bundle (front camera only)."""
+        if self.policy is None:
             raise ValueError(f'a policy bundle carries the front camera only; this agent uses {self.config.cameras}')
-        return ExportablePolicy(self.encoder, self.actor, self.config)
+        return copy.deepcopy(self.policy).cpu().eval()
+
+    def load_policy(self, policy: PolicyNet) -> None:
+        """Start from a trained policy (imitation): its encoder and actor weights; the critic stays fresh."""
+        if self.policy is None:
+            raise ValueError('only a front-camera agent can start from a policy network')
+        self.policy.load_state_dict(policy.state_dict())
 
     # --- novelty ---------------------------------------------------------------------------------
     def _update_ensemble(self, first: torch.Tensor, later: torch.Tensor, action: torch.Tensor,

@@ -1,0 +1,112 @@
+"""The imitation stage (training/imitation.py): experts -> behaviour cloning -> DAgger, resumable, exportable,
+and a valid start for RL finetuning. Debug preset: two tasks, tiny networks, a few seconds per stage."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.bundle import read_manifest
+from models.runtime import PolicyRuntime
+from training.checkpoint import list_checkpoints
+from training.cli import main as train_main
+from training.export import main as export_main
+from training.rollouts import expert_label
+
+DEBUG = ['--preset', 'debug']
+
+
+@pytest.fixture(scope='module')
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp('imitation') / 'il'
+    assert train_main(['imitate', '--run-dir', str(root), *DEBUG]) == 0
+    return root
+
+
+def test_a_run_collects_clones_and_evaluates_every_round(run: Path) -> None:
+    info = json.loads((run / 'run.json').read_text())
+    assert info['mode'] == 'imitate' and info['text_encoder']['kind'] == 'random'
+    evals = json.loads((run / 'evals.json').read_text())
+    assert [e['round'] for e in evals] == [0, 1]
+    assert [e['step'] for e in evals] == [12, 18]                     # updates + dagger_updates (debug preset)
+    assert all(0.0 <= e[t] <= 1.0 for e in evals for t in ('push_button', 'pick_up_cup'))
+    shards = sorted(p.name for p in (run / 'demos').iterdir())
+    assert shards == ['round0_pick_up_cup_0000.npz', 'round0_push_button_0000.npz',
+                      'round1_pick_up_cup_0000.npz', 'round1_push_button_0000.npz']
+    with np.load(run / 'demos' / 'round0_push_button_0000.npz') as shard:
+        assert shard['image'].dtype == np.uint8 and shard['image'].shape[1:] == (32, 32, 3)
+        assert len(shard['label']) == len(shard['state']) == len(shard['focus']) > 0
+        assert set(np.unique(shard['label'][:, 3])) <= {-1.0, 1.0}    # gripper labels carry a margin
+        assert set(np.unique(shard['phrase'])) <= {0, 1}              # only the training phrases
+    assert (run / 'learning_curve.png').is_file() and any((run / 'videos').glob('eval_round*.mp4'))
+    assert any((run / 'tb').iterdir())
+
+
+def test_gripper_labels_have_a_margin_either_side_of_the_threshold() -> None:
+    assert expert_label(np.array([0.5, -1, 0, 0.0], np.float32)).tolist() == [0.5, -1, 0, -1.0]
+    assert expert_label(np.array([0, 0, 0, 1.0], np.float32))[3] == 1.0
+
+
+def test_an_interrupted_run_resumes_without_redoing_finished_work(run: Path, tmp_path: Path) -> None:
+    import shutil
+    copy = tmp_path / 'il'
+    shutil.copytree(run, copy)
+    round0 = copy / 'demos' / 'round0_push_button_0000.npz'
+    before = round0.stat().st_mtime_ns
+    for _, checkpoint in list_checkpoints(copy)[1:]:                   # back to the end of round 0's cloning
+        shutil.rmtree(checkpoint)
+    for shard in (copy / 'demos').glob('round1_*'):
+        shard.unlink()
+    evals = json.loads((copy / 'evals.json').read_text())
+    (copy / 'evals.json').write_text(json.dumps(evals[:1]))
+    assert train_main(['imitate', '--run-dir', str(copy)]) == 0
+    assert round0.stat().st_mtime_ns == before                         # kept, not recollected
+    assert len(list((copy / 'demos').glob('round1_*'))) == 2
+    assert list_checkpoints(copy)[-1][0] == 18
+
+
+def test_a_finished_run_takes_more_dagger_rounds_and_nothing_else(run: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    import shutil
+    copy = tmp_path / 'il'
+    shutil.copytree(run, copy)
+    assert train_main(['imitate', '--run-dir', str(copy), *DEBUG, '--set', 'imitation.updates=99']) == 1
+    assert 'imitation.updates: 12 -> 99' in capsys.readouterr().err
+    assert train_main(['imitate', '--run-dir', str(copy), *DEBUG, '--set', 'imitation.dagger_rounds=2']) == 0
+    evals = json.loads((copy / 'evals.json').read_text())
+    assert [(e['round'], e['step']) for e in evals] == [(0, 12), (1, 18), (2, 24)]
+
+
+def test_the_bundle_holds_the_policy_only_and_names_its_tasks(run: Path, tmp_path: Path) -> None:
+    out = tmp_path / 'bundle'
+    assert export_main([str(run), '--out', str(out)]) == 0
+    manifest = read_manifest(out)
+    assert manifest.tasks == ('push_button', 'pick_up_cup')
+    assert ':imitate-all:step18:' in manifest.model_version
+    assert [s.name for s in manifest.policy_outputs] == ['action']     # no auxiliary head in the product
+    runtime = PolicyRuntime.load(out)
+    action = runtime.act(np.zeros((32, 32, 3), np.uint8), np.array([0.5, 0.0, 0.3, 1.0], np.float32),
+                         runtime.embed_instruction('push the button'))
+    assert action.shape == (4,) and np.all(np.abs(action) <= 1.0)
+
+
+def test_rl_finetuning_starts_from_the_imitation_policy(run: Path, tmp_path: Path) -> None:
+    from training.runs import load_agent
+    ft = tmp_path / 'ft'
+    assert train_main(['finetune', '--run-dir', str(ft), '--task', 'push_button', '--init', str(run), *DEBUG,
+                       '--steps', '60']) == 0
+    info = json.loads((ft / 'run.json').read_text())
+    assert info['init_run'] == str(run.resolve()) and info['init_step'] == 18
+    start, *_ = load_agent(ft, step=0)
+    imitation, *_ = load_agent(run)
+    for a, b in zip(start.policy.state_dict().values(), imitation.policy.state_dict().values()):
+        assert np.array_equal(a.numpy(), b.numpy())
+
+
+def test_unknown_tasks_are_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert train_main(['imitate', '--run-dir', str(tmp_path / 'x'), *DEBUG,
+                       '--set', 'imitation.tasks=[push_button, wave]']) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown ['wave']" in err and 'push_button' in err

@@ -1,0 +1,350 @@
+"""`lamp-train imitate`: one multi-task, language-conditioned policy learned from the scripted Markov experts.
+
+    round 0   expert demos per task (noisy execution, clean labels), then behaviour cloning
+    round r   DAgger: the student drives, the expert labels every state it visits; clone on all data so far
+    after each round: success per task on held-out scenes (TensorBoard, evals.json, learning curve, video)
+
+The run is an ordinary run directory (training/run.py) whose checkpoints hold a full DrQ agent (the cloned
+encoder and actor, a fresh critic), so `lamp-export RUN` makes its bundle and `lamp-train finetune --init RUN`
+starts RL from it. Demo shards (RUN/demos/round<r>_<task>_<k>.npz) and checkpoints are written atomically; a
+restarted command keeps every finished shard and resumes from the newest checkpoint. Only the encoder and
+actor are exported: the auxiliary head (the task's focus point from the image) exists in training only.
+"""
+from __future__ import annotations
+
+import io
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from lamp_ros.fileio import atomic_write_bytes
+from sim.tasks import DOWNSTREAM_TASKS
+from training.agent import DrQAgent
+from training.agent.networks import random_shift
+from training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from training.config import ImitationSettings, TrainConfig, differences, replace
+from training.evaluate import make_env
+from training.loop import run_hash
+from training.rollouts import ShardSpec, in_workspace, run_shard, task_phrases
+from training.run import (EVAL_SEED_BASE, RunInfo, RunPaths, check_new_run_dir, now, read_run, update_config,
+                          write_new_run)
+from training.runlog import TensorBoard, plot_learning_curve, write_evals, write_video
+from training.runs import init_state_bounds
+from training.text import InstructionEmbedder, default_source, load as load_text_encoder
+
+TASK_SEED_STRIDE = 1_000_000          # training seeds: task index * stride + round * 100_000 + k (never eval's)
+EPISODES_PER_SHARD = 10
+
+
+class BehaviourCloner:
+    """The agent's policy trained by regression on expert labels, plus the auxiliary focus-point head.
+    Quacks like DrQAgent for checkpoints (modules, optimizers, updates)."""
+
+    def __init__(self, agent: DrQAgent, settings: ImitationSettings) -> None:
+        self.agent = agent
+        self.policy = agent.policy
+        self.settings = settings
+        self.aux_head = nn.Linear(self.policy.actor.policy[0].in_features, 3)
+        self.optimizer = torch.optim.Adam([*self.policy.parameters(), *self.aux_head.parameters()], lr=settings.lr)
+        self.updates = 0
+        self.critic_linear_probe = False
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {**self.agent.modules(), 'aux_head': self.aux_head}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {'bc_opt': self.optimizer}
+
+    def set_critic_linear_probe(self, on: bool) -> None:
+        self.agent.set_critic_linear_probe(on)
+
+    def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        pad = self.agent.config.augment_pad
+        offsets = torch.randint(0, 2 * pad + 1, (len(batch['image']), 2)).numpy()
+        image = torch.from_numpy(random_shift(batch['image'], pad, offsets))
+        state, label = torch.from_numpy(batch['state']), torch.from_numpy(batch['label'])
+        actor = self.policy.actor
+        hidden = actor.hidden(self.policy.features(image), state, torch.from_numpy(batch['instruction']))
+        action = torch.tanh(actor.policy(hidden))
+        focus = actor.state_norm(F.pad(torch.from_numpy(batch['focus']), (0, 1)))[:, :3]
+        action_loss = F.mse_loss(action, label)
+        aux_loss = F.mse_loss(self.aux_head(hidden), focus)
+        loss = action_loss + self.settings.aux_weight * aux_loss
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.updates += 1
+        self.agent.updates = self.updates
+        gripper_right = ((action[:, 3] > 0) == (label[:, 3] > 0)).float().mean()
+        return {'action_loss': action_loss.item(), 'aux_loss': aux_loss.item(), 'gripper_accuracy': gripper_right.item()}
+
+
+@dataclass
+class Dataset:
+    """Every shard of the run in memory, sampled with equal weight per task."""
+    embeddings: dict[str, dict[int, np.ndarray]]
+    parts: dict[str, list[dict[str, np.ndarray]]] = field(default_factory=dict)
+    _merged: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+
+    def add(self, task: str, shard: dict[str, np.ndarray]) -> None:
+        """Keep the shard's steps whose object is on the table (see rollouts.in_workspace)."""
+        keep = in_workspace(shard['focus'])
+        self.parts.setdefault(task, []).append({k: v[keep] for k, v in shard.items() if k != 'success'})
+        self._merged.pop(task, None)
+
+    def steps(self) -> int:
+        return sum(len(p['label']) for parts in self.parts.values() for p in parts)
+
+    def _task(self, task: str) -> dict[str, np.ndarray]:
+        if task not in self._merged:
+            keys = ('image', 'state', 'label', 'focus', 'phrase')
+            self._merged[task] = {k: np.concatenate([p[k] for p in self.parts[task]]) for k in keys}
+        return self._merged[task]
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        tasks = sorted(self.parts)
+        picks = rng.integers(len(tasks), size=batch_size)
+        rows: dict[str, list[np.ndarray]] = {k: [] for k in ('image', 'state', 'label', 'focus', 'instruction')}
+        for i, task in enumerate(tasks):
+            n = int((picks == i).sum())
+            if n == 0:
+                continue
+            data = self._task(task)
+            idx = rng.integers(len(data['label']), size=n)
+            for key in ('image', 'state', 'label', 'focus'):
+                rows[key].append(data[key][idx])
+            rows['instruction'].append(np.stack([self.embeddings[task][int(p)] for p in data['phrase'][idx]]))
+        return {k: np.concatenate(v) for k, v in rows.items()}
+
+
+@dataclass
+class Imitation:
+    """The loop state of one imitation run."""
+    paths: RunPaths
+    config: TrainConfig
+    info: RunInfo
+    learner: BehaviourCloner
+    embedder: InstructionEmbedder
+    dataset: Dataset
+    rng: np.random.Generator
+    board: TensorBoard
+    evals: list[dict[str, Any]]
+
+    @property
+    def settings(self) -> ImitationSettings:
+        return self.config.imitation
+
+    def round_end(self, r: int) -> int:
+        return self.settings.updates + r * self.settings.dagger_updates
+
+    def save(self) -> None:
+        trainer = {'evals': self.evals, 'rng': self.rng.bit_generator.state}
+        save_checkpoint(self.paths.root, self.learner.updates, self.learner, imitation_hash(self.config), trainer,
+                        keep=self.config.keep_checkpoints)
+
+
+def imitation_hash(config: TrainConfig) -> str:
+    """The config hash a checkpoint must match; the number of DAgger rounds is left out (as its default), so a
+    finished run can be extended with more rounds."""
+    rounds = ImitationSettings().dagger_rounds
+    return run_hash(replace(config, imitation=replace(config.imitation, dagger_rounds=rounds)))
+
+
+def extend(run_dir: Path, requested: TrainConfig) -> None:
+    """Apply a requested config to an existing run: only more DAgger rounds may change."""
+    paths, saved, _ = read_run(run_dir)
+    wanted = replace(saved, imitation=replace(saved.imitation, dagger_rounds=requested.imitation.dagger_rounds))
+    derived = ('imitation.dagger_rounds', 'agent.embedding_dim')        # the latter: set from the text encoder
+    changed = [d for d in differences(saved, requested) if not d.startswith(derived)]
+    if changed:
+        raise ValueError(f'{run_dir} exists with another config ({"; ".join(changed)}); resume it without config '
+                         'options, or only --set imitation.dagger_rounds=N to add rounds')
+    if wanted != saved:
+        update_config(paths, wanted)
+
+
+# --- creation and resume --------------------------------------------------------------------------------------
+
+def create(run_dir: Path, config: TrainConfig) -> None:
+    """A new imitation run: config, the text encoder, a step-0 checkpoint, run.json last."""
+    unknown = [t for t in config.imitation.tasks if t not in DOWNSTREAM_TASKS]
+    if unknown or not config.imitation.tasks:
+        raise ValueError(f'imitation.tasks {list(config.imitation.tasks)}: unknown {unknown}; '
+                         f'choose from {sorted(DOWNSTREAM_TASKS)}')
+    paths = check_new_run_dir(run_dir)
+    source = default_source(paths.root, config.text, config.seed)
+    encoder, _ = load_text_encoder(source)
+    config = replace(config, agent=replace(config.agent, embedding_dim=encoder.dim))
+    agent = DrQAgent(config.agent, seed=config.seed)
+    init_state_bounds(agent)
+    learner = BehaviourCloner(agent, config.imitation)
+    save_checkpoint(paths.root, 0, learner, imitation_hash(config), {'evals': [], 'rng': None})
+    write_new_run(paths, config, RunInfo('imitate', 'all', source, created=now()))
+
+
+def open_run(run_dir: Path) -> Imitation:
+    paths, config, info = read_run(run_dir)
+    if info.mode != 'imitate':
+        raise ValueError(f'{run_dir} is a {info.mode} run, not an imitation run')
+    encoder, vocab = load_text_encoder(info.text_encoder)
+    embedder = InstructionEmbedder(encoder, vocab, config.text.max_tokens)
+    agent = DrQAgent(config.agent, seed=config.seed)
+    learner = BehaviourCloner(agent, config.imitation)
+    payload = load_checkpoint(latest_checkpoint(paths.root), learner, imitation_hash(config))
+    learner.updates = int(payload['agent_updates'])
+    trainer = payload['trainer']
+    rng = np.random.default_rng(config.seed)
+    if trainer['rng'] is not None:
+        rng.bit_generator.state = trainer['rng']
+    embeddings = {task: {i: embedder(p) for i, p in enumerate(task_phrases(task))} for task in config.imitation.tasks}
+    return Imitation(paths, config, info, learner, embedder, Dataset(embeddings), rng,
+                     TensorBoard(paths.tensorboard), list(trainer['evals']))
+
+
+# --- rounds ---------------------------------------------------------------------------------------------------
+
+def shard_specs(run: Imitation, r: int) -> list[tuple[Path, ShardSpec]]:
+    """Every shard of round r with its file; round 0 is the expert's, later rounds the student's."""
+    s, size = run.settings, run.config.env.image_size
+    episodes = s.demos_per_task if r == 0 else s.dagger_episodes_per_task
+    student = None
+    if r > 0:
+        student = {'config': run.config.agent, 'weights': {k: v.clone() for k, v in run.learner.policy.state_dict().items()}}
+    specs = []
+    for t, task in enumerate(run.settings.tasks):
+        base = t * TASK_SEED_STRIDE + r * 100_000
+        for k in range(0, episodes, EPISODES_PER_SHARD):
+            seeds = tuple(range(base + k, base + min(k + EPISODES_PER_SHARD, episodes)))
+            spec = ShardSpec(task, seeds, size, s.max_episode_steps, s.steps_after_success,
+                             tuple(range(min(s.train_phrases, len(task_phrases(task))))),
+                             run.dataset.embeddings[task], s.noise_std, s.noisy_fraction, student)
+            specs.append((run.paths.root / 'demos' / f'round{r}_{task}_{k // EPISODES_PER_SHARD:04d}.npz', spec))
+    return specs
+
+
+def collect(run: Imitation, r: int) -> None:
+    """Make the missing shards of round r (in worker processes), load all of them into the dataset."""
+    specs = shard_specs(run, r)
+    missing = [(path, spec) for path, spec in specs if not path.is_file()]
+    if missing:
+        missing[0][0].parent.mkdir(parents=True, exist_ok=True)
+        what = 'expert demos' if r == 0 else f'DAgger round {r}'
+        bar = tqdm(total=sum(len(s.seeds) for _, s in missing), desc=f'{what}', unit='episode', dynamic_ncols=True)
+        with ProcessPoolExecutor(run.settings.workers, mp_context=get_context('spawn')) as pool:
+            futures = [(path, spec, pool.submit(run_shard, spec)) for path, spec in missing]
+            for path, spec, future in futures:
+                _write_shard(path, future.result())       # a dead worker raises BrokenProcessPool here
+                bar.update(len(spec.seeds))
+        bar.close()
+    successes: dict[str, list[bool]] = {}
+    for path, spec in specs:
+        with np.load(path) as data:
+            shard = {k: data[k] for k in data.files}
+        run.dataset.add(spec.task, shard)
+        successes.setdefault(spec.task, []).extend(shard['success'].tolist())
+    rates = {task: float(np.mean(v)) for task, v in successes.items()}
+    run.board.scalars(r, {f'driver_success/{task}': v for task, v in rates.items()}, 'collect')
+    print(f'round {r}: {run.dataset.steps()} labelled steps; driver success ' +
+          ', '.join(f'{task} {v:.2f}' for task, v in rates.items()), flush=True)
+
+
+def _write_shard(path: Path, shard: dict[str, np.ndarray]) -> None:
+    buffer = io.BytesIO()
+    np.savez(buffer, **shard)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def clone(run: Imitation, until: int) -> None:
+    """Behaviour-cloning updates until the learner has made `until` of them, checkpointing on the way."""
+    s = run.settings
+    if run.learner.updates >= until:
+        return
+    torch.set_num_threads(run.config.threads)
+    bar = tqdm(total=until, initial=run.learner.updates, desc='behaviour cloning', unit='update',
+               dynamic_ncols=True, mininterval=5.0)
+    sums: dict[str, float] = {}
+    while run.learner.updates < until:
+        metrics = run.learner.update(run.dataset.sample(s.batch_size, run.rng))
+        for key, value in metrics.items():
+            sums[key] = sums.get(key, 0.0) + value
+        bar.update(1)
+        if run.learner.updates % 100 == 0:
+            run.board.scalars(run.learner.updates, {k: v / 100 for k, v in sums.items()}, 'train')
+            bar.set_postfix_str(f"loss {sums['action_loss'] / 100:.4f}")
+            sums.clear()
+        if run.learner.updates % s.checkpoint_every == 0 or run.learner.updates == until:
+            run.save()
+    bar.close()
+
+
+def evaluate_round(run: Imitation, r: int) -> None:
+    """The policy (torch, deterministic) on held-out scenes of every task; one video of each task's first."""
+    if any(e['round'] == r for e in run.evals):
+        return
+    policy = run.learner.policy.eval()
+    row: dict[str, Any] = {'round': r, 'step': run.learner.updates}
+    frames = []
+    for task in run.settings.tasks:
+        env = make_env(task, run.config.env)
+        wins = []
+        for k in range(run.settings.eval_episodes):
+            obs, info = env.reset(seed=EVAL_SEED_BASE + k)
+            embedding = run.embedder(info['instruction'])
+            success, done = False, False
+            while not done:
+                if k == 0:
+                    frames.append(obs['image_front'])
+                with torch.inference_mode():
+                    action = policy(torch.from_numpy(obs['image_front'])[None], torch.from_numpy(obs['state'])[None],
+                                    torch.from_numpy(embedding)[None])[0].numpy()
+                obs, _, terminated, truncated, info = env.step(action)
+                success = success or info['success']
+                done = terminated or truncated or success
+            wins.append(success)
+        env.close()
+        row[task] = float(np.mean(wins))
+    policy.train()
+    row['success_rate'] = float(np.mean([row[t] for t in run.settings.tasks]))
+    row['mean_return'] = 0.0
+    run.evals.append(row)
+    run.board.scalars(run.learner.updates, {t: row[t] for t in (*run.settings.tasks, 'success_rate')}, 'eval')
+    run.board.flush()
+    write_evals(run.paths.evals, run.evals)
+    plot_learning_curve(run.paths.curve, run.evals, f'imitation ({run.paths.root.name}); x = BC updates')
+    write_video(run.paths.videos / f'eval_round{r}.mp4', frames, fps=10.0)
+    run.save()
+    print(f'round {r} evaluation ({run.settings.eval_episodes} held-out scenes per task): ' +
+          ', '.join(f'{t} {row[t]:.2f}' for t in run.settings.tasks), flush=True)
+
+
+def imitate(run_dir: Path, requested: TrainConfig | None) -> dict[str, Any]:
+    """Create (or resume) an imitation run and run it to the end; return the last evaluation."""
+    run_dir = Path(run_dir)
+    if not (run_dir / 'run.json').is_file():
+        create(run_dir, requested or TrainConfig())
+    elif requested is not None:
+        extend(run_dir, requested)
+    run = open_run(run_dir)
+    print(f'imitation run {run.paths.root.resolve()}: tasks {", ".join(run.settings.tasks)}; '
+          f'text encoder {run.info.text_encoder.describe()}; at update {run.learner.updates}\n'
+          f'  tensorboard --logdir {run.paths.tensorboard}', flush=True)
+    try:
+        for r in range(run.settings.dagger_rounds + 1):
+            if r > 0 and run.learner.updates < run.round_end(r - 1):
+                raise RuntimeError(f'{run_dir}: round {r - 1} is not trained yet')   # never: rounds run in order
+            collect(run, r)
+            clone(run, run.round_end(r))
+            evaluate_round(run, r)
+    finally:
+        run.board.close()
+    print(f'done: evaluations in {run.paths.evals}, curve {run.paths.curve}, videos {run.paths.videos}\n'
+          f'  export: lamp-export {run.paths.root} --out BUNDLE', flush=True)
+    return run.evals[-1]
