@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 RESULTS = REPO / 'experiments' / 'results' / 'deploy_graph_episodes.md'
 TARGET = 0.8
+HELD_OUT_SEED_BASE = 2_000_000_000     # = sim.evaluation.HELD_OUT_SEED_BASE (not imported: it loads MuJoCo)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,7 +37,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument('--instruction', default='push button', help='instruction (default "push button")')
     p.add_argument('--task', default='', help='sim scene (default: the task the instruction names)')
     p.add_argument('--bundle', default='', help='policy bundle directory (default: the shipped bundles/default)')
-    p.add_argument('--seed', type=int, default=0, help="sim_arm seed: the first scene of the sequence (default 0)")
+    p.add_argument('--seed', type=int, default=HELD_OUT_SEED_BASE,
+                   help='sim_arm seed: the first scene of the sequence (default: a held-out seed no training uses, '
+                        f'{HELD_OUT_SEED_BASE})')
     p.add_argument('--episode-timeout', type=float, default=120.0, metavar='S',
                    help='wall-clock seconds one episode may take (150 steps at 10 Hz is 15 s; default 120)')
     p.add_argument('--domain-id', type=int, default=1 + os.getpid() % 100,

@@ -22,6 +22,10 @@ class SceneConfig:
     control_dt: float = 1.0 / DEFAULT_CONTROL_RATE_HZ
     """One env step = one control period of the ROS graph (s)."""
     physics_dt: float = 0.002
+    render_scale: int = 1
+    """Render cameras at render_scale x the image size and downsample by pixel area (cv2.INTER_AREA): antialiased
+    images, as a camera node's resize of a larger frame gives them. The ROS graph renders 128x128 and the policy
+    node area-resizes to a 64x64 bundle: render_scale 2 at 64 is the same picture."""
 
     randomize: bool = True
     """Visual domain randomization every episode: textures, colours, lighting, camera pose. Object
@@ -55,7 +59,7 @@ class SceneConfig:
     arm: ArmConfig = field(default_factory=ArmConfig)
 
     def __post_init__(self) -> None:
-        for name in ('image_height', 'image_width', 'texture_px', 'num_objects'):
+        for name in ('image_height', 'image_width', 'texture_px', 'num_objects', 'render_scale'):
             if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
                 raise ValueError(f'{name} must be a positive integer, got {getattr(self, name)!r}')
         for name in ('control_dt', 'physics_dt'):

@@ -12,6 +12,7 @@ its episode completely and a seeded reset followed by unseeded ones is a reprodu
 """
 from __future__ import annotations
 
+import cv2
 import mujoco
 import numpy as np
 
@@ -50,10 +51,11 @@ class LampScene:
         spec.option.impratio = 10.0
         spec.visual.quality.shadowsize = 0           # shadows and multisampling dominate CPU render time
         spec.visual.quality.offsamples = 0
-        spec.visual.global_.offwidth = max(config.image_width, 64)
-        spec.visual.global_.offheight = max(config.image_height, 64)
+        render_h, render_w = config.image_height * config.render_scale, config.image_width * config.render_scale
+        spec.visual.global_.offwidth = max(render_w, 64)
+        spec.visual.global_.offheight = max(render_h, 64)
         self._textures = RoomTextures.from_folders({s: config.texture_folder(s) for s in SURFACES}, config.texture_px)
-        self._renderer = OffscreenRenderer(config.image_height, config.image_width)
+        self._renderer = OffscreenRenderer(render_h, render_w)
         self._home_joints: np.ndarray | None = None
         self._base_seed: int | None = None
         self._index = 0
@@ -129,7 +131,10 @@ class LampScene:
         """RGB image (H, W, 3) uint8 from 'front' (across the table at the robot) or 'wrist'."""
         if camera not in CAMERAS:
             raise ValueError(f'unknown camera {camera!r}; choose one of {CAMERAS}')
-        return self._renderer.render(self.data, self._cameras[camera])
+        image = self._renderer.render(self.data, self._cameras[camera])
+        if self.config.render_scale == 1:
+            return image
+        return cv2.resize(image, (self.config.image_width, self.config.image_height), interpolation=cv2.INTER_AREA)
 
     def reward(self) -> float:
         return self.task.reward(self.arm)

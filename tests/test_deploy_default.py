@@ -19,6 +19,7 @@ from lamp_ros.paths import default_bundle_dir
 EPISODES = 2
 SUCCESSES_NEEDED = 2
 EPISODE_TIMEOUT_S = 120.0          # 150 steps at 10 Hz is 15 s; a loaded 2-core machine runs slower
+HELD_OUT_SEED = 2_000_000_000      # sim.evaluation.HELD_OUT_SEED_BASE: scenes no training episode used
 
 
 @pytest.fixture
@@ -60,7 +61,8 @@ def run_episode(probe, statuses, sim_success) -> dict:
 def test_default_bundle_pushes_the_button_through_the_deploy_graph(default_bundle, probe, tmp_path):
     # the policy acts only inside episodes, so each starts at home as in evaluation (lamp-train eval)
     params = tmp_path / 'params.yaml'
-    params.write_text(yaml.safe_dump({'policy': {'ros__parameters': {'require_episode': True}}}))
+    params.write_text(yaml.safe_dump({'policy': {'ros__parameters': {'require_episode': True}},
+                                      'sim_arm': {'ros__parameters': {'seed': HELD_OUT_SEED}}}))
     log = tmp_path / 'deploy.log'
     statuses, sim_success = probe.record(c.EPISODE_STATUS), probe.record(c.SIM_SUCCESS)
     policy = probe.record(c.POLICY_STATUS)

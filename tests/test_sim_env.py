@@ -191,3 +191,21 @@ def test_rlbench_backend_is_built_lazily_with_the_same_arguments(monkeypatch: py
     assert calls == [('turn_tap', 64, {'reward_type': 'sparse'})]
     with pytest.raises(ValueError, match='unknown backend'):
         make_env('turn_tap', backend='isaac')
+
+
+def test_render_scale_is_an_area_resize_of_a_larger_render_and_cameras_can_be_chosen() -> None:
+    """render_scale 2 at 32x32 is the 64x64 picture area-resized, as the policy node resizes camera frames."""
+    import cv2
+    big = sim.make('push_button', image_size=64)
+    scaled = sim.make('push_button', image_size=32, render_scale=2, cameras=('front',))
+    big_obs, _ = big.reset(seed=3)
+    obs, _ = scaled.reset(seed=3)
+    assert set(obs) == {'image_front', 'state'} and obs['image_front'].shape == (32, 32, 3)
+    np.testing.assert_array_equal(obs['image_front'],
+                                  cv2.resize(big_obs['image_front'], (32, 32), interpolation=cv2.INTER_AREA))
+    big.close()
+    scaled.close()
+    with pytest.raises(ValueError, match='render_scale'):
+        sim.make('push_button', render_scale=0)
+    with pytest.raises(ValueError, match='cameras'):
+        sim.make('push_button', cameras=('side',))

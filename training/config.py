@@ -27,6 +27,8 @@ class EnvSettings:
     image_size: int = 64
     randomize: bool = True                 # visual domain randomization (LAMP: randomize)
     episode_steps: int = 150               # LAMP's time_limit; shorter only for tests
+    render_scale: int = 2                  # render 2x and area-resize: what the robot's policy node sees
+                                           # (sim.config.SceneConfig.render_scale); 1 in the debug preset
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,7 @@ def _debug() -> TrainConfig:
                         embedding_dim=32, augment_pad=2, n_step=2, ensemble_hidden=16, std_decay_updates=200)
     return TrainConfig(preset='debug', steps=240, prefill_steps=60, update_every=2, batch_size=8, eval_every=120,
                        eval_episodes=1, checkpoint_every=60, log_every=20, agent=agent,
-                       env=EnvSettings(image_size=32, episode_steps=30),
+                       env=EnvSettings(image_size=32, episode_steps=30, render_scale=1),
                        replay=ReplaySettings(capacity=600, memory_episodes=8),
                        text=TextSettings(encoder='random', max_tokens=16, random_layers=1, random_dim=32, random_heads=2,
                                          random_hidden=64),

@@ -15,6 +15,7 @@ from training.config import EnvSettings
 
 def make_env(task: str, settings: EnvSettings) -> gymnasium.Env:
     return sim.make(task, image_size=settings.image_size, randomize=settings.randomize,
+                    render_scale=settings.render_scale,
                     max_episode_steps=settings.episode_steps)
 
 

@@ -223,8 +223,8 @@ def shard_specs(run: Imitation, r: int) -> list[tuple[Path, ShardSpec]]:
         base = t * TASK_SEED_STRIDE + r * 100_000
         for k in range(0, episodes, EPISODES_PER_SHARD):
             seeds = tuple(range(base + k, base + min(k + EPISODES_PER_SHARD, episodes)))
-            spec = ShardSpec(task, seeds, size, s.max_episode_steps, s.steps_after_success,
-                             tuple(range(min(s.train_phrases, len(task_phrases(task))))),
+            spec = ShardSpec(task, seeds, size, run.config.env.render_scale, s.max_episode_steps,
+                             s.steps_after_success, tuple(range(min(s.train_phrases, len(task_phrases(task))))),
                              run.dataset.embeddings[task], s.noise_std, s.noisy_fraction, student)
             specs.append((run.paths.root / 'demos' / f'round{r}_{task}_{k // EPISODES_PER_SHARD:04d}.npz', spec))
     return specs
@@ -285,35 +285,39 @@ def clone(run: Imitation, until: int) -> None:
     bar.close()
 
 
+def _eval_task(run: Imitation, task: str, frames: list[np.ndarray]) -> float:
+    """Success rate of the deterministic policy (torch) on the task's held-out scenes; the first episode's
+    frames are appended to `frames`. Episodes end at success."""
+    policy, env, wins = run.learner.policy, make_env(task, run.config.env), []
+    for k in range(run.settings.eval_episodes):
+        obs, info = env.reset(seed=EVAL_SEED_BASE + k)
+        embedding = torch.from_numpy(run.embedder(info['instruction']))[None]
+        success, done = False, False
+        while not done:
+            if k == 0:
+                frames.append(obs['image_front'])
+            with torch.inference_mode():
+                action = policy(torch.from_numpy(obs['image_front'])[None], torch.from_numpy(obs['state'])[None],
+                                embedding)[0].numpy()
+            obs, _, terminated, truncated, info = env.step(action)
+            success = success or info['success']
+            done = terminated or truncated or success
+        wins.append(success)
+    env.close()
+    return float(np.mean(wins))
+
+
 def evaluate_round(run: Imitation, r: int) -> None:
-    """The policy (torch, deterministic) on held-out scenes of every task; one video of each task's first."""
+    """Every task on held-out scenes after round r: evals.json, TensorBoard, learning curve, one video."""
     if any(e['round'] == r for e in run.evals):
         return
-    policy = run.learner.policy.eval()
-    row: dict[str, Any] = {'round': r, 'step': run.learner.updates}
-    frames = []
-    for task in run.settings.tasks:
-        env = make_env(task, run.config.env)
-        wins = []
-        for k in range(run.settings.eval_episodes):
-            obs, info = env.reset(seed=EVAL_SEED_BASE + k)
-            embedding = run.embedder(info['instruction'])
-            success, done = False, False
-            while not done:
-                if k == 0:
-                    frames.append(obs['image_front'])
-                with torch.inference_mode():
-                    action = policy(torch.from_numpy(obs['image_front'])[None], torch.from_numpy(obs['state'])[None],
-                                    torch.from_numpy(embedding)[None])[0].numpy()
-                obs, _, terminated, truncated, info = env.step(action)
-                success = success or info['success']
-                done = terminated or truncated or success
-            wins.append(success)
-        env.close()
-        row[task] = float(np.mean(wins))
-    policy.train()
+    frames: list[np.ndarray] = []
+    run.learner.policy.eval()
+    row: dict[str, Any] = {'round': r, 'step': run.learner.updates,
+                           **{task: _eval_task(run, task, frames) for task in run.settings.tasks}}
+    run.learner.policy.train()
     row['success_rate'] = float(np.mean([row[t] for t in run.settings.tasks]))
-    row['mean_return'] = 0.0
+    row['mean_return'] = 0.0                         # not measured here; the learning curve's second panel
     run.evals.append(row)
     run.board.scalars(run.learner.updates, {t: row[t] for t in (*run.settings.tasks, 'success_rate')}, 'eval')
     run.board.flush()

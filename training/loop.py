@@ -10,9 +10,10 @@ import fcntl
 import hashlib
 import json
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any
 
+import gymnasium
 import numpy as np
 import torch
 import yaml
@@ -23,7 +24,7 @@ from training.agent import DrQAgent
 from training.checkpoint import (latest_checkpoint, load_checkpoint, numpy_rng_from_state, numpy_rng_state,
                                   save_checkpoint)
 from training.config import TrainConfig, replace, to_dict
-from sim.experts import make_expert
+from sim.experts import Expert, make_expert
 from training.evaluate import evaluate, make_env
 from training.replay import EpisodeReplay
 from training.run import EVAL_SEED_BASE, RunError, RunInfo, RunPaths, update_config
@@ -63,8 +64,132 @@ def initial_trainer_state(config: TrainConfig) -> dict[str, Any]:
             'reward_stats': {}, 'instructions': {}, 'next_eval': 0, 'next_checkpoint': config.checkpoint_every}
 
 
-def train(session: Session) -> dict[str, Any]:
-    """Run (or continue) the session until config.steps env steps; return the last evaluation."""
+@dataclass
+class Workspace:
+    """The loop state of one training process (DrQ-v2's workspace): counters, RNG, replay, envs, logger.
+    Everything that a checkpoint restores comes from `trainer_state`; `close` releases envs, logger and lock."""
+    session: Session
+    lock: IO[str]
+    step: int
+    episodes: int
+    next_eval: int
+    next_checkpoint: int
+    rng: np.random.Generator
+    standardizer: RewardStandardizer
+    instructions: Counter
+    evals: list[dict[str, Any]]
+    replay: EpisodeReplay
+    env: gymnasium.Env
+    eval_env: gymnasium.Env
+    expert: Expert | None
+    board: TensorBoard
+    bar: tqdm
+    sums: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    last_log: int = 0
+
+    @property
+    def cfg(self) -> TrainConfig:
+        return self.session.config
+
+    def trainer_state(self) -> dict[str, Any]:
+        return {'episodes': self.episodes, 'rng': numpy_rng_state(self.rng), 'evals': self.evals,
+                'reward_stats': self.standardizer.state(), 'instructions': dict(self.instructions),
+                'next_eval': self.next_eval, 'next_checkpoint': self.next_checkpoint}
+
+    def save(self) -> None:
+        if self.session.info.mode == 'pretrain':
+            atomic_write_text(self.session.paths.instructions,
+                              json.dumps(dict(self.instructions.most_common()), indent=1) + '\n')
+        save_checkpoint(self.session.paths.root, self.step, self.session.agent, run_hash(self.cfg),
+                        self.trainer_state(), keep=self.cfg.keep_checkpoints)
+
+    def run_eval(self) -> None:
+        session, cfg, paths = self.session, self.cfg, self.session.paths
+        result = evaluate(self.eval_env, session.agent, session.embedder,
+                          [EVAL_SEED_BASE + k for k in range(cfg.eval_episodes)], session.info.instruction,
+                          record_first=cfg.video)
+        self.evals.append({'step': self.step, **result.summary()})
+        self.board.scalars(self.step, result.summary(), 'eval')
+        self.board.flush()
+        write_evals(paths.evals, self.evals)
+        plot_learning_curve(paths.curve, self.evals, f'{session.info.mode} {session.info.task} ({paths.root.name})')
+        if cfg.video:
+            write_video(paths.videos / f'eval_{self.step:09d}.mp4', result.frames, fps=10.0)
+        self.bar.set_postfix_str(f'eval success {result.success_rate:.2f} return {result.mean_return:.1f}')
+
+    def act(self, obs: dict[str, np.ndarray], embedding: np.ndarray, demonstration: bool) -> np.ndarray:
+        """The expert's action in a demonstration, random actions in the prefill, else the exploring agent's."""
+        if demonstration:
+            return self.expert.act(self.env.unwrapped.scene).astype(np.float32)
+        if self.step < self.cfg.prefill_steps:
+            return self.rng.uniform(-1.0, 1.0, self.cfg.agent.action_dim).astype(np.float32)
+        return self.session.agent.act(obs, embedding, explore=True)[0]
+
+    def update(self) -> None:
+        """Agent updates at the configured rate after the prefill; TensorBoard rows every log_every steps."""
+        cfg = self.cfg
+        if self.step > cfg.prefill_steps and self.step % cfg.update_every == 0 and self.replay.episodes:
+            batch = self.replay.sample(cfg.batch_size, self.rng, self.session.reward_key)
+            for key, value in self.session.agent.update(batch).items():
+                self.sums[key] += value
+                self.counts[key] += 1
+        if self.step - self.last_log >= cfg.log_every and self.counts:
+            self.board.scalars(self.step, {k: self.sums[k] / self.counts[k] for k in self.sums}, 'train')
+            self.sums.clear()
+            self.counts.clear()
+            self.last_log = self.step
+
+    def run_episode(self) -> None:
+        """One episode: act, step, update as it goes; store it (with r_VLM labels in pretraining)."""
+        cfg, session = self.cfg, self.session
+        obs, info = self.env.reset(seed=cfg.seed * 1_000_003 + self.episodes)
+        instruction = session.info.instruction or info['instruction']
+        embedding = session.embedder(instruction)
+        demonstration = self.expert is not None and self.episodes < cfg.prefill_expert_episodes
+        record: dict[str, list[np.ndarray]] = defaultdict(list)
+        _append_obs(record, obs, _stored_cameras(cfg))
+        done = False
+        while not done and self.step < cfg.steps:
+            action = self.act(obs, embedding, demonstration)
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            done = terminated or truncated
+            record['action'].append(action)
+            record['reward'].append(np.float32(reward))
+            record['success'].append(bool(info['success']))
+            _append_obs(record, obs, _stored_cameras(cfg))
+            self.step += 1
+            self.bar.update(1)
+            self.update()
+        if len(record['action']) > cfg.agent.n_step:
+            self.store(_episode_arrays(record, instruction, embedding), instruction)
+        self.episodes += 1
+
+    def store(self, episode: dict[str, np.ndarray], instruction: str) -> None:
+        labeler = self.session.labeler
+        if labeler is not None:
+            vlm = labeler.label(f'ep{self.episodes}', episode['image_front'], instruction)
+            episode['vlm_reward_raw'] = vlm
+            episode['vlm_reward'] = (self.standardizer.update_and_standardize(instruction, vlm)
+                                     if self.cfg.reward.standardize_rewards else vlm)
+        self.replay.add(episode, self.step)
+        self.instructions[instruction] += 1
+        stats = {'return': float(episode['reward'].sum()), 'success': float(episode['success'].any()),
+                 'length': len(episode['action']), 'replay_transitions': self.replay.transitions}
+        if 'vlm_reward' in episode:
+            stats['vlm_return'] = float(episode['vlm_reward_raw'].sum())
+        self.board.scalars(self.step, stats, 'episode')
+
+    def close(self) -> None:
+        self.bar.close()
+        self.board.close()
+        self.env.close()
+        self.eval_env.close()
+        self.lock.close()
+
+
+def open_workspace(session: Session) -> Workspace:
+    """Lock the run, restore its newest checkpoint and build the loop state around it."""
     paths, agent = session.paths, session.agent
     lock = _lock(paths)
     if session.steps is not None and session.steps != session.config.steps:
@@ -74,118 +199,47 @@ def train(session: Session) -> dict[str, Any]:
     torch.set_num_threads(cfg.threads)
     checkpoint = latest_checkpoint(paths.root)
     if checkpoint is None:
+        lock.close()
         raise RuntimeError(f'{paths.root}: no checkpoint (every run is created with one at step 0)')
     payload = load_checkpoint(checkpoint, agent, run_hash(cfg))
     step, state = int(payload['step']), payload['trainer']
-    rng = numpy_rng_from_state(state['rng'])
     standardizer = RewardStandardizer()
     standardizer.load_state(state['reward_stats'])
-    instructions = Counter(state['instructions'])
-    evals: list[dict[str, Any]] = state['evals']
     replay = EpisodeReplay(paths.replay, cfg.replay.capacity, cfg.replay.memory_episodes,
                            _stored_cameras(cfg), cfg.agent.n_step)
     dropped = replay.truncate_after(step)
-    env, eval_env = make_env(session.info.task, cfg.env), make_env(session.info.task, cfg.env)
-    expert = make_expert(session.info.task) if cfg.prefill_expert_episodes else None
-    board = TensorBoard(paths.tensorboard)
     _print_start(session, step, checkpoint, dropped, replay)
+    return Workspace(
+        session, lock, step, int(state['episodes']), int(state['next_eval']), int(state['next_checkpoint']),
+        numpy_rng_from_state(state['rng']), standardizer, Counter(state['instructions']), state['evals'], replay,
+        make_env(session.info.task, cfg.env), make_env(session.info.task, cfg.env),
+        make_expert(session.info.task) if cfg.prefill_expert_episodes else None, TensorBoard(paths.tensorboard),
+        tqdm(total=cfg.steps, initial=step, unit='step', desc=_title(session.info), dynamic_ncols=True,
+             mininterval=5.0), last_log=step)
 
-    def save() -> None:
-        trainer = {'episodes': episodes, 'rng': numpy_rng_state(rng), 'evals': evals,
-                   'reward_stats': standardizer.state(), 'instructions': dict(instructions),
-                   'next_eval': next_eval, 'next_checkpoint': next_checkpoint}
-        save_checkpoint(paths.root, step, agent, run_hash(cfg), trainer, keep=cfg.keep_checkpoints)
 
-    def run_eval() -> None:
-        result = evaluate(eval_env, agent, session.embedder, [EVAL_SEED_BASE + k for k in range(cfg.eval_episodes)],
-                          session.info.instruction, record_first=cfg.video)
-        row = {'step': step, **result.summary()}
-        evals.append(row)
-        board.scalars(step, result.summary(), 'eval')
-        board.flush()
-        write_evals(paths.evals, evals)
-        plot_learning_curve(paths.curve, evals, f'{session.info.mode} {session.info.task} ({paths.root.name})')
-        if cfg.video:
-            write_video(paths.videos / f'eval_{step:09d}.mp4', result.frames, fps=10.0)
-        bar.set_postfix_str(f'eval success {result.success_rate:.2f} return {result.mean_return:.1f}')
-
-    episodes, next_eval = int(state['episodes']), int(state['next_eval'])
-    next_checkpoint = int(state['next_checkpoint'])
-    sums: dict[str, float] = defaultdict(float)
-    counts: dict[str, int] = defaultdict(int)
-    last_log = step
-    bar = tqdm(total=cfg.steps, initial=step, unit='step', desc=_title(session.info),
-               dynamic_ncols=True, mininterval=5.0)
-    if step >= next_eval:
-        run_eval()
-        next_eval = step + cfg.eval_every
-    while step < cfg.steps:
-        if session.linear_probe_steps and agent.critic_linear_probe and step >= session.linear_probe_steps:
-            agent.set_critic_linear_probe(False)
-        obs, info = env.reset(seed=cfg.seed * 1_000_003 + episodes)
-        instruction = session.info.instruction or info['instruction']
-        embedding = session.embedder(instruction)
-        demonstration = expert is not None and episodes < cfg.prefill_expert_episodes
-        if demonstration:
-            expert.reset()
-        record: dict[str, list[np.ndarray]] = defaultdict(list)
-        _append_obs(record, obs, _stored_cameras(cfg))
-        done = False
-        while not done and step < cfg.steps:
-            if demonstration:
-                action = expert.act(env.unwrapped.scene).astype(np.float32)
-            elif step < cfg.prefill_steps:
-                action = rng.uniform(-1.0, 1.0, cfg.agent.action_dim).astype(np.float32)
-            else:
-                action, _ = agent.act(obs, embedding, explore=True)
-            obs, reward, terminated, truncated, info = env.step(action)
-            done = terminated or truncated
-            record['action'].append(action)
-            record['reward'].append(np.float32(reward))
-            record['success'].append(bool(info['success']))
-            _append_obs(record, obs, _stored_cameras(cfg))
-            step += 1
-            bar.update(1)
-            if step > cfg.prefill_steps and step % cfg.update_every == 0 and replay.episodes:
-                for key, value in agent.update(replay.sample(cfg.batch_size, rng, session.reward_key)).items():
-                    sums[key] += value
-                    counts[key] += 1
-            if step - last_log >= cfg.log_every and counts:
-                board.scalars(step, {k: sums[k] / counts[k] for k in sums}, 'train')
-                sums.clear()
-                counts.clear()
-                last_log = step
-        if len(record['action']) > cfg.agent.n_step:
-            episode = _episode_arrays(record, instruction, embedding)
-            if session.labeler is not None:
-                vlm = session.labeler.label(f'ep{episodes}', episode['image_front'], instruction)
-                episode['vlm_reward_raw'] = vlm
-                episode['vlm_reward'] = (standardizer.update_and_standardize(instruction, vlm)
-                                         if cfg.reward.standardize_rewards else vlm)
-            replay.add(episode, step)
-            instructions[instruction] += 1
-            stats = {'return': float(episode['reward'].sum()), 'success': float(episode['success'].any()),
-                     'length': len(episode['action']), 'replay_transitions': replay.transitions}
-            if 'vlm_reward' in episode:
-                stats['vlm_return'] = float(episode['vlm_reward_raw'].sum())
-            board.scalars(step, stats, 'episode')
-        episodes += 1
-        if step >= next_eval or step >= cfg.steps:
-            run_eval()
-            next_eval = step + cfg.eval_every
-        if step >= next_checkpoint or step >= cfg.steps:
-            if session.info.mode == 'pretrain':
-                atomic_write_text(paths.instructions, json.dumps(dict(instructions.most_common()), indent=1) + '\n')
-            save()
-            next_checkpoint = step + cfg.checkpoint_every
-    bar.close()
-    board.close()
-    env.close()
-    eval_env.close()
-    lock.close()
-    last = evals[-1]
-    _print_end(session, last)
-    return last
+def train(session: Session) -> dict[str, Any]:
+    """Run (or continue) the session until config.steps env steps; return the last evaluation."""
+    ws = open_workspace(session)
+    try:
+        if ws.step >= ws.next_eval:
+            ws.run_eval()
+            ws.next_eval = ws.step + ws.cfg.eval_every
+        while ws.step < ws.cfg.steps:
+            if session.linear_probe_steps and session.agent.critic_linear_probe \
+                    and ws.step >= session.linear_probe_steps:
+                session.agent.set_critic_linear_probe(False)
+            ws.run_episode()
+            if ws.step >= ws.next_eval or ws.step >= ws.cfg.steps:
+                ws.run_eval()
+                ws.next_eval = ws.step + ws.cfg.eval_every
+            if ws.step >= ws.next_checkpoint or ws.step >= ws.cfg.steps:
+                ws.save()
+                ws.next_checkpoint = ws.step + ws.cfg.checkpoint_every
+    finally:
+        ws.close()
+    _print_end(session, ws.evals[-1])
+    return ws.evals[-1]
 
 
 def _lock(paths: RunPaths) -> IO[str]:

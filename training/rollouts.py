@@ -50,6 +50,7 @@ class ShardSpec:
     task: str
     seeds: tuple[int, ...]
     image_size: int
+    render_scale: int
     max_steps: int
     steps_after_success: int
     phrases: tuple[int, ...]                     # phrase indices this shard may use (one drawn per episode)
@@ -86,7 +87,8 @@ def _student_driver(student: dict[str, Any]) -> Callable[[dict[str, np.ndarray],
 
 def run_shard(spec: ShardSpec) -> dict[str, np.ndarray]:
     """Play the shard's episodes; every visited state gets the expert's label."""
-    env = sim.make(spec.task, image_size=spec.image_size, randomize=True, cameras=('front',),
+    env = sim.make(spec.task, image_size=spec.image_size, render_scale=spec.render_scale, randomize=True,
+                   cameras=('front',),
                    max_episode_steps=spec.max_steps)
     student = _student_driver(spec.student) if spec.student is not None else None
     focus = FOCUS[spec.task]
