@@ -9,6 +9,7 @@ arm never runs it implicitly. In sim, the scene is the task given, else the task
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,7 +112,7 @@ def build(mode: str, instruction: str = '', robot: str = 'sim', bundle: str = ''
     instruction = instruction.strip()
     bundle = bundle or str(_default_bundle(robot))
     task, note = _scene_task(robot, task, instruction)
-    notes += [note] if note else []
+    notes += [n for n in (note, _untrained_task_note(bundle, task)) if n]
     if not instruction:
         notes.append("no instruction given: the policy waits for one on the 'instruction' topic")
     user_files = (Path(params_file).expanduser(),) if params_file else ()
@@ -183,6 +184,18 @@ def _scene_task(robot: str, task: str, instruction: str) -> tuple[str, str]:
         return DEFAULT_SIM_TASK, ''
     return DEFAULT_SIM_TASK, (f'instruction {instruction!r} names no known task; running it as given in the '
                               f'{DEFAULT_SIM_TASK} scene')
+
+
+def _untrained_task_note(bundle: str, task: str) -> str:
+    """A note when the bundle's manifest lists the tasks it was trained for and the scene's is not one of them
+    (it still runs: a policy may generalise, and finetuning starts from somewhere)."""
+    manifest = Path(bundle) / 'manifest.json'
+    if not task or not manifest.is_file():
+        return ''
+    trained = json.loads(manifest.read_text()).get('tasks', [])
+    if not trained or task in trained:
+        return ''
+    return f'the bundle was trained for {", ".join(trained)}, not {task}; running it anyway'
 
 
 def _finetune_overrides(node: str, mode: str, reward: str, learner: str) -> dict[str, Any]:

@@ -140,6 +140,9 @@ def test_sim_runs_the_shipped_bundle_in_the_scene_the_instruction_names():
     assert g.notes == ("instruction 'wave hello' names no known task; running it as given in the push_button scene",)
     with pytest.raises(ValueError, match='choose one of: push_button, turn_tap, .*pretrain'):
         graph.build('deploy', instruction='push button', task='fold_laundry', bundle='/b')
+    g = graph.build('deploy', instruction='push button', task='pretrain')       # a task the bundle never saw
+    assert g.notes == ('the bundle was trained for push_button, pick_up_cup, take_lid_off_saucepan, '
+                       'close_microwave, turn_tap, not pretrain; running it anyway',)
 
 
 def test_a_real_arm_never_runs_the_default_bundle_implicitly():

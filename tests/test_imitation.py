@@ -110,3 +110,23 @@ def test_unknown_tasks_are_refused_in_one_line(tmp_path: Path, capsys: pytest.Ca
                        '--set', 'imitation.tasks=[push_button, wave]']) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "unknown ['wave']" in err and 'push_button' in err
+
+
+def test_batches_weigh_tasks_equally_and_keep_the_demos_share() -> None:
+    from training.imitation import EXPERT, STUDENT, Dataset
+
+    def shard(n: int, marker: float, z: float = 0.1) -> dict[str, np.ndarray]:
+        return {'image': np.zeros((n, 4, 4, 3), np.uint8), 'state': np.full((n, 4), marker, np.float32),
+                'label': np.zeros((n, 4), np.float32), 'focus': np.tile([0.5, 0.0, z], (n, 1)).astype(np.float32),
+                'phrase': np.zeros(n, np.int16), 'episode': np.zeros(n, np.int32), 'success': np.ones(1, bool)}
+    data = Dataset({'a': {0: np.zeros(2, np.float32)}, 'b': {0: np.ones(2, np.float32)}}, demo_fraction=0.25)
+    data.add('a', EXPERT, shard(10, 1.0))
+    data.add('a', EXPERT, shard(5, 9.0, z=-80.0))                     # fell off the table: dropped
+    data.add('a', STUDENT, shard(1000, 2.0))
+    data.add('b', EXPERT, shard(3, 3.0))
+    assert data.steps() == 1013
+    batch = data.sample(4000, np.random.default_rng(0))
+    marker = batch['state'][:, 0]
+    assert set(np.unique(marker)) == {1.0, 2.0, 3.0}
+    assert abs((marker == 3.0).mean() - 0.5) < 0.03                    # tasks weigh the same, whatever their size
+    assert abs((marker == 1.0).sum() / (marker != 3.0).sum() - 0.25) < 0.03

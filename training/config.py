@@ -83,6 +83,8 @@ class ImitationSettings:
     dagger_episodes_per_task: int = 60
     updates: int = 8_000                   # behaviour-cloning updates on the expert demos
     dagger_updates: int = 4_000            # more updates after each DAgger round (on all data so far)
+    demo_fraction: float = 0.5             # share of each task's batch rows from the expert's demos once DAgger
+                                           # data exists (the rest: the student's episodes, expert-labelled)
     batch_size: int = 128
     lr: float = 3e-4
     aux_weight: float = 1.0                # auxiliary head: regress the task's focus point (training only)

@@ -87,41 +87,55 @@ class BehaviourCloner:
         return {'action_loss': action_loss.item(), 'aux_loss': aux_loss.item(), 'gripper_accuracy': gripper_right.item()}
 
 
+EXPERT, STUDENT = 'expert', 'student'         # who drove: round 0's demos, or DAgger rounds' student episodes
+
+
 @dataclass
 class Dataset:
-    """Every shard of the run in memory, sampled with equal weight per task."""
+    """Every shard of the run in memory. A batch gives each task equal weight and, within a task, the expert's
+    demos `demo_fraction` of it once DAgger data exists (the rest from the student's episodes): aggregating
+    everything uniformly let the student's many stuck steps outweigh the demos, and push and tap got worse
+    with each round."""
     embeddings: dict[str, dict[int, np.ndarray]]
-    parts: dict[str, list[dict[str, np.ndarray]]] = field(default_factory=dict)
-    _merged: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    demo_fraction: float
+    parts: dict[tuple[str, str], list[dict[str, np.ndarray]]] = field(default_factory=dict)
+    _merged: dict[tuple[str, str], dict[str, np.ndarray]] = field(default_factory=dict)
 
-    def add(self, task: str, shard: dict[str, np.ndarray]) -> None:
+    def add(self, task: str, source: str, shard: dict[str, np.ndarray]) -> None:
         """Keep the shard's steps whose object is on the table (see rollouts.in_workspace)."""
         keep = in_workspace(shard['focus'])
-        self.parts.setdefault(task, []).append({k: v[keep] for k, v in shard.items() if k != 'success'})
-        self._merged.pop(task, None)
+        self.parts.setdefault((task, source), []).append({k: v[keep] for k, v in shard.items() if k != 'success'})
+        self._merged.pop((task, source), None)
 
     def steps(self) -> int:
         return sum(len(p['label']) for parts in self.parts.values() for p in parts)
 
-    def _task(self, task: str) -> dict[str, np.ndarray]:
-        if task not in self._merged:
-            keys = ('image', 'state', 'label', 'focus', 'phrase')
-            self._merged[task] = {k: np.concatenate([p[k] for p in self.parts[task]]) for k in keys}
-        return self._merged[task]
+    def _group(self, key: tuple[str, str]) -> dict[str, np.ndarray]:
+        if key not in self._merged:
+            fields_ = ('image', 'state', 'label', 'focus', 'phrase')
+            self._merged[key] = {k: np.concatenate([p[k] for p in self.parts[key]]) for k in fields_}
+        return self._merged[key]
+
+    def _sources(self, task: str, n: int, rng: np.random.Generator) -> dict[str, int]:
+        """How many of the task's n rows come from the expert's demos and from the student's episodes."""
+        if (task, STUDENT) not in self.parts:
+            return {EXPERT: n}
+        expert = int(n * self.demo_fraction + rng.random())          # the share, rounded at random
+        return {EXPERT: expert, STUDENT: n - expert}
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        tasks = sorted(self.parts)
-        picks = rng.integers(len(tasks), size=batch_size)
+        tasks = sorted({task for task, _ in self.parts})
+        counts = np.bincount(rng.integers(len(tasks), size=batch_size), minlength=len(tasks))
         rows: dict[str, list[np.ndarray]] = {k: [] for k in ('image', 'state', 'label', 'focus', 'instruction')}
-        for i, task in enumerate(tasks):
-            n = int((picks == i).sum())
-            if n == 0:
-                continue
-            data = self._task(task)
-            idx = rng.integers(len(data['label']), size=n)
-            for key in ('image', 'state', 'label', 'focus'):
-                rows[key].append(data[key][idx])
-            rows['instruction'].append(np.stack([self.embeddings[task][int(p)] for p in data['phrase'][idx]]))
+        for task, n in zip(tasks, counts):
+            for source, m in self._sources(task, int(n), rng).items():
+                if m == 0:
+                    continue
+                data = self._group((task, source))
+                idx = rng.integers(len(data['label']), size=m)
+                for key in ('image', 'state', 'label', 'focus'):
+                    rows[key].append(data[key][idx])
+                rows['instruction'].append(np.stack([self.embeddings[task][int(p)] for p in data['phrase'][idx]]))
         return {k: np.concatenate(v) for k, v in rows.items()}
 
 
@@ -205,8 +219,9 @@ def open_run(run_dir: Path) -> Imitation:
     if trainer['rng'] is not None:
         rng.bit_generator.state = trainer['rng']
     embeddings = {task: {i: embedder(p) for i, p in enumerate(task_phrases(task))} for task in config.imitation.tasks}
-    return Imitation(paths, config, info, learner, embedder, Dataset(embeddings), rng,
-                     TensorBoard(paths.tensorboard), list(trainer['evals']))
+    dataset = Dataset(embeddings, config.imitation.demo_fraction)
+    return Imitation(paths, config, info, learner, embedder, dataset, rng, TensorBoard(paths.tensorboard),
+                     list(trainer['evals']))
 
 
 # --- rounds ---------------------------------------------------------------------------------------------------
@@ -248,7 +263,7 @@ def collect(run: Imitation, r: int) -> None:
     for path, spec in specs:
         with np.load(path) as data:
             shard = {k: data[k] for k in data.files}
-        run.dataset.add(spec.task, shard)
+        run.dataset.add(spec.task, EXPERT if r == 0 else STUDENT, shard)
         successes.setdefault(spec.task, []).extend(shard['success'].tolist())
     rates = {task: float(np.mean(v)) for task, v in successes.items()}
     run.board.scalars(r, {f'driver_success/{task}': v for task, v in rates.items()}, 'collect')
