@@ -96,8 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     imi = sub.add_parser('imitate', help='multi-task imitation: expert demos, behaviour cloning, DAgger rounds',
                          description='Learn one language-conditioned policy for the downstream tasks from the '
                                      'scripted Markov experts: noisy demos with clean labels, behaviour cloning with '
-                                     'an auxiliary focus-point head, then DAgger rounds (the student drives, the '
-                                     'expert labels). Settings: the imitation.* keys of RUN/config.yaml (--set).')
+                                     'an auxiliary focus-point head, then optional DAgger rounds (the student drives, '
+                                     'the expert labels; off by default: measured worse, docs/training.md). '
+                                     'Settings: the imitation.* keys of RUN/config.yaml (--set).')
     _common(imi)
     imi.set_defaults(run=cmd_imitate)
 

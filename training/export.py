@@ -1,9 +1,6 @@
 """Export a policy and its text encoder to a policy bundle (the workstation side of models/bundle.py).
 
-Exporter: torch.onnx's TorchScript exporter (`dynamo=False`). With torch 2.13 it works from the pinned
-environment alone, exports in a fraction of the time, and gives an ORT graph that is as fast (fused Gelu,
-FusedGemm, NCHWc convs). The dynamo exporter needs the extra `onnxscript` package and, for the text encoder,
-writes an invalid model when the output is named 'embedding' (a clash with DistilBERT's internal names).
+The ONNX export itself is models.torch_onnx.onnx_export (TorchScript exporter; its docstring says why).
 
 The bundle is built in a hidden sibling directory, checked by loading it with the robot's `PolicyRuntime`
 and comparing with torch, and only then renamed to `out_dir`: a half-written bundle never exists there.

@@ -1,7 +1,8 @@
 """`lamp-train imitate`: one multi-task, language-conditioned policy learned from the scripted Markov experts.
 
     round 0   expert demos per task (noisy execution, clean labels), then behaviour cloning
-    round r   DAgger: the student drives, the expert labels every state it visits; clone on all data so far
+    round r   DAgger (imitation.dagger_rounds, default 0: it made the policy worse here, docs/training.md): the
+              student drives, the expert labels every state it visits; clone on all data so far
     after each round: success per task on held-out scenes (TensorBoard, evals.json, learning curve, video)
 
 The run is an ordinary run directory (training/run.py) whose checkpoints hold a full DrQ agent (the cloned
