@@ -172,3 +172,16 @@ def test_config_rejects_bad_values() -> None:
     with pytest.raises(ValueError, match='at least 2 heads'):
         AgentConfig(ensemble_size=1)
     assert AgentConfig().std(0) == 1.0 and AgentConfig().std(10**9) == pytest.approx(0.1)
+
+
+def test_keypoints_are_the_expected_positions_of_each_channel() -> None:
+    from training.agent.networks import spatial_softmax
+    maps = torch.zeros(1, 2, 3, 5)
+    maps[0, 0, 2, 4] = 60.0                      # bottom right
+    maps[0, 1, 0, 0] = 60.0                      # top left
+    np.testing.assert_allclose(spatial_softmax(maps)[0].numpy(), [1, 1, -1, -1], atol=1e-4)
+    config = AgentConfig(**{**TINY.__dict__, 'keypoints': True})
+    agent = DrQAgent(config, seed=0)
+    assert agent.encoder.output_dim == DrQAgent(TINY, seed=0).encoder.output_dim + 2 * TINY.channels[-1]
+    agent.update(random_batch(config))
+    assert agent.act(observation(config), np.zeros(TINY.embedding_dim, np.float32))[0].shape == (4,)

@@ -21,6 +21,7 @@ class AgentConfig:
     # --- networks (DrQ-v2 shapes, sized down for a CPU) ----------------------------------------------
     channels: tuple[int, ...] = (16, 32, 32, 32)  # one 3x3 conv per entry (a 16-wide first conv: half the CPU time)
     strides: tuple[int, ...] = (2, 2, 2, 1)
+    keypoints: bool = False                       # + spatial-softmax positions of the last conv's channels
     feature_dim: int = 50                         # trunk: Linear -> LayerNorm -> tanh (DrQ-v2's 50)
     hidden_dim: int = 256                         # actor and critic MLPs: two hidden layers
     augment_pad: int = 4                          # random shift of up to this many pixels (DrQ-v2: 4 at 84x84)
