@@ -49,7 +49,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='lamp-train', description=__doc__.split('\n\n')[0],
                                      epilog='Export a trained run with: lamp-export RUN --out BUNDLE.\n'
-                                            'The shipped bundle (bundles/default) from scratch, ~20 min on 2 CPU cores:\n'
+                                            'The shipped bundle (bundles/default) from scratch, ~20 min on '
+                                            '2 CPU cores:\n'
                                             '  lamp-train imitate --run-dir runs/il\n'
                                             '  lamp-export runs/il --out runs/il_bundle\n'
                                             '  lamp-sim eval-bundle runs/il_bundle --task all --episodes 50\n'

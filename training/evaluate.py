@@ -37,8 +37,10 @@ def video_frame(obs: dict[str, np.ndarray], cameras: Sequence[str]) -> np.ndarra
 
 
 def evaluate(env: gymnasium.Env, agent: DrQAgent, embed: Callable[[str], np.ndarray], seeds: Sequence[int],
-             instruction: str | None = None, record_first: bool = False) -> EvalResult:
-    """Episodes with the given seeds; `instruction` overrides the env's (finetuning's chosen instruction)."""
+             instruction: str | None = None, record_first: bool = False,
+             stop_at_success: bool = False) -> EvalResult:
+    """Episodes with the given seeds; `instruction` overrides the env's (finetuning's chosen instruction).
+    `stop_at_success` ends an episode at its first success (imitation's evaluation) instead of the time limit."""
     returns, successes, instructions, frames = [], [], [], []
     for k, seed in enumerate(seeds):
         obs, info = env.reset(seed=int(seed))
@@ -52,7 +54,7 @@ def evaluate(env: gymnasium.Env, agent: DrQAgent, embed: Callable[[str], np.ndar
             obs, reward, terminated, truncated, info = env.step(action)
             total += float(reward)
             success = success or bool(info['success'])
-            done = terminated or truncated
+            done = terminated or truncated or (stop_at_success and success)
             if record_first and k == 0:
                 frames.append(video_frame(obs, agent.config.cameras))
         returns.append(total)

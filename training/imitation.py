@@ -29,10 +29,9 @@ from tqdm import tqdm
 from lamp_ros.fileio import atomic_write_bytes
 from sim.tasks import DOWNSTREAM_TASKS
 from training.agent import DrQAgent
-from training.agent.networks import random_shift
 from training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from training.config import ImitationSettings, TrainConfig, differences, replace
-from training.evaluate import make_env
+from training.evaluate import evaluate, make_env
 from training.loop import run_hash
 from training.rollouts import ShardSpec, in_workspace, run_shard, task_phrases
 from training.run import (EVAL_SEED_BASE, RunInfo, RunPaths, check_new_run_dir, now, read_run, update_config,
@@ -68,9 +67,7 @@ class BehaviourCloner:
         self.agent.set_critic_linear_probe(on)
 
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
-        pad = self.agent.config.augment_pad
-        offsets = torch.randint(0, 2 * pad + 1, (len(batch['image']), 2)).numpy()
-        image = torch.from_numpy(random_shift(batch['image'], pad, offsets))
+        image = torch.from_numpy(self.agent.augment(batch['image'][:, None]))      # DrQ's random shift
         state, label = torch.from_numpy(batch['state']), torch.from_numpy(batch['label'])
         actor = self.policy.actor
         hidden = actor.hidden(self.policy.features(image), state, torch.from_numpy(batch['instruction']))
@@ -85,7 +82,8 @@ class BehaviourCloner:
         self.updates += 1
         self.agent.updates = self.updates
         gripper_right = ((action[:, 3] > 0) == (label[:, 3] > 0)).float().mean()
-        return {'action_loss': action_loss.item(), 'aux_loss': aux_loss.item(), 'gripper_accuracy': gripper_right.item()}
+        return {'action_loss': action_loss.item(), 'aux_loss': aux_loss.item(),
+                'gripper_accuracy': gripper_right.item()}
 
 
 EXPERT, STUDENT = 'expert', 'student'         # who drove: round 0's demos, or DAgger rounds' student episodes
@@ -233,7 +231,8 @@ def shard_specs(run: Imitation, r: int) -> list[tuple[Path, ShardSpec]]:
     episodes = s.demos_per_task if r == 0 else s.dagger_episodes_per_task
     student = None
     if r > 0:
-        student = {'config': run.config.agent, 'weights': {k: v.clone() for k, v in run.learner.policy.state_dict().items()}}
+        weights = {k: v.clone() for k, v in run.learner.policy.state_dict().items()}
+        student = {'config': run.config.agent, 'weights': weights}
     specs = []
     for t, task in enumerate(run.settings.tasks):
         base = t * TASK_SEED_STRIDE + r * 100_000
@@ -304,23 +303,11 @@ def clone(run: Imitation, until: int) -> None:
 def _eval_task(run: Imitation, task: str, frames: list[np.ndarray]) -> float:
     """Success rate of the deterministic policy (torch) on the task's held-out scenes; the first episode's
     frames are appended to `frames`. Episodes end at success."""
-    policy, env, wins = run.learner.policy, make_env(task, run.config.env), []
-    for k in range(run.settings.eval_episodes):
-        obs, info = env.reset(seed=EVAL_SEED_BASE + k)
-        embedding = torch.from_numpy(run.embedder(info['instruction']))[None]
-        success, done = False, False
-        while not done:
-            if k == 0:
-                frames.append(obs['image_front'])
-            with torch.inference_mode():
-                action = policy(torch.from_numpy(obs['image_front'])[None], torch.from_numpy(obs['state'])[None],
-                                embedding)[0].numpy()
-            obs, _, terminated, truncated, info = env.step(action)
-            success = success or info['success']
-            done = terminated or truncated or success
-        wins.append(success)
+    env, seeds = make_env(task, run.config.env), [EVAL_SEED_BASE + k for k in range(run.settings.eval_episodes)]
+    result = evaluate(env, run.learner.agent, run.embedder, seeds, record_first=True, stop_at_success=True)
     env.close()
-    return float(np.mean(wins))
+    frames.extend(result.frames)
+    return result.success_rate
 
 
 def evaluate_round(run: Imitation, r: int) -> None:

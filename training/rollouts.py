@@ -103,11 +103,12 @@ def run_shard(spec: ShardSpec) -> dict[str, np.ndarray]:
         expert.reset()
         succeeded_at = None
         for t in range(spec.max_steps):
-            if not in_workspace(focus(scene.task)):
+            point = focus(scene.task)
+            if not in_workspace(point):
                 break
             label = expert.act(scene)
             for key, value in (('image', obs['image_front']), ('state', obs['state']), ('label', expert_label(label)),
-                               ('focus', focus(scene.task)), ('phrase', phrase), ('episode', seed)):
+                               ('focus', point), ('phrase', phrase), ('episode', seed)):
                 columns[key].append(value)
             if student is not None:
                 action = student(obs, spec.embeddings[phrase])

@@ -94,7 +94,7 @@ class DrQAgent:
             raise ValueError(f'batch holds windows of {frames} frames; n_step {n} needs {n + 1}')
         # Frames t and t+n feed the critic; the ones between only the novelty ensemble: encode them only then.
         used = list(range(n + 1)) if novelty else [0, n]
-        x = images_to_input([self._tensor(self._augment(batch[f'image_{c}'][:, used])) for c in cfg.cameras])
+        x = images_to_input([self._tensor(self.augment(batch[f'image_{c}'][:, used])) for c in cfg.cameras])
         x = x.view(b, len(used), *x.shape[1:])
         state, action = self._tensor(batch['state']), self._tensor(batch['action'])
         instruction, extrinsic = self._tensor(batch['instruction']), self._tensor(batch['reward'])
@@ -140,7 +140,7 @@ class DrQAgent:
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(array).to(self.device, non_blocking=True)
 
-    def _augment(self, frames: np.ndarray) -> np.ndarray:
+    def augment(self, frames: np.ndarray) -> np.ndarray:
         """uint8 [B, k, H, W, 3] -> uint8 [B * k, H, W, 3], each frame randomly shifted (offsets from torch's RNG)."""
         flat = frames.reshape(-1, *frames.shape[2:])
         pad = self.config.augment_pad
