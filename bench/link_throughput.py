@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import zmq
 
+from lamp_ros.contract import STATE_KEYS
 from lamp_ros.link.learner_server import LinkServer, ServerConfig
 from lamp_ros.link.robot_client import ClientConfig, LinkClient
 
@@ -63,18 +64,19 @@ def link(n: int, chunk: int, tmp: Path, fsync: bool = False) -> tuple[float, flo
         with lock:
             return chunk_id in stored
 
-    server = LinkServer(ServerConfig(endpoint='tcp://127.0.0.1:*'), store, is_stored)
+    server = LinkServer(ServerConfig(endpoint='tcp://127.0.0.1:*', max_message_bytes=64 << 20), store, is_stored)
     client = LinkClient(ClientConfig(endpoint=server.endpoint, outbox_dir=tmp / 'outbox', bundle_dir=tmp / 'b',
                                      window=64, fsync=fsync))
     rng = np.random.default_rng(0)
     arrays = {'image_front': rng.integers(0, 255, (chunk, SIZE, SIZE, 3), dtype=np.uint8),
-              'state': np.zeros((chunk, 4), np.float32), 'action': np.zeros((chunk, 4), np.float32),
-              'reward': np.zeros(chunk, np.float32), 'intervention': np.zeros(chunk, bool)}
+              'image_stamp': np.zeros(chunk, np.float64), 'state': np.zeros((chunk, len(STATE_KEYS)), np.float32),
+              'action': np.zeros((chunk, 4), np.float32), 'reward': np.zeros(chunk, np.float32),
+              'intervention': np.zeros(chunk, bool)}
     while not client.connected:
         time.sleep(0.01)
     start = time.perf_counter()
     for i in range(n // chunk):
-        client.send({'episode': 'e', 'first_step': i * chunk}, arrays)
+        client.send({'episode': 'robot-e', 'first_step': i * chunk, 'instruction': '', 'last': None}, arrays)
     persisted = time.perf_counter() - start
     while client.backlog:
         time.sleep(0.001)

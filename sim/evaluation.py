@@ -27,9 +27,15 @@ HELD_OUT_SEED_BASE = 2_000_000_000
 episodes are seeded far below it). Defined here because sim must not import training."""
 
 EPISODE_STEPS = 150
-RENDER_SCALE = 2
-"""Cameras render at twice the bundle's size and are area-resized to it: the picture the ROS graph gives the
-policy (sim_arm renders 128x128, the policy node INTER_AREA-resizes to a 64x64 bundle)."""
+GRAPH_CAMERA_SIZE = 128
+"""The square image the sim arm's camera publishes in the ROS graph (config/sim_arm.yaml image_size)."""
+
+
+def render_scale(image_size: int) -> int:
+    """Cameras render at the graph camera's size (or the bundle's, if larger) and are area-resized to the
+    bundle's: the picture the ROS graph gives the policy (sim_arm renders 128x128; the policy node
+    INTER_AREA-resizes it to a 64x64 bundle, and passes it as is to a 128x128 one)."""
+    return max(1, GRAPH_CAMERA_SIZE // image_size)
 CAMERA = 'front'
 MAX_IMAGE_SIDE = 1024          # the sim renders any size; beyond this a manifest is surely wrong
 WILSON_Z = 1.959963984540054   # two-sided 95 %
@@ -196,7 +202,7 @@ def run_job(job: Job, report: Report) -> None:
             report(('start', task, seed))
             if task not in envs:
                 envs[task] = sim.make(task, image_size=job.image_size, randomize=True, cameras=(CAMERA,),
-                                      render_scale=RENDER_SCALE, max_episode_steps=EPISODE_STEPS,
+                                      render_scale=render_scale(max(job.image_size)), max_episode_steps=EPISODE_STEPS,
                                       terminate_on_success=True)
             frames: list[np.ndarray] | None = [] if job.video_dir else None
             episode = run_episode(envs[task], runtime, seed, job.instruction, embed, index, frames)

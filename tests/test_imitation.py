@@ -3,6 +3,7 @@ and a valid start for RL finetuning. Debug preset: two tasks, tiny networks, a f
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -130,3 +131,54 @@ def test_batches_weigh_tasks_equally_and_keep_the_demos_share() -> None:
     assert set(np.unique(marker)) == {1.0, 2.0, 3.0}
     assert abs((marker == 3.0).mean() - 0.5) < 0.03                    # tasks weigh the same, whatever their size
     assert abs((marker == 1.0).sum() / (marker != 3.0).sum() - 0.25) < 0.03
+
+
+def test_failed_expert_episodes_are_left_out_of_the_demos() -> None:
+    from training.imitation import EXPERT, Dataset
+    n = 6
+    shard = {'image': np.zeros((n, 4, 4, 3), np.uint8), 'state': np.zeros((n, 4), np.float32),
+             'label': np.zeros((n, 4), np.float32), 'focus': np.tile([0.5, 0.0, 0.1], (n, 1)).astype(np.float32),
+             'phrase': np.zeros(n, np.int16), 'episode': np.array([7, 7, 8, 8, 8, 9], np.int32),
+             'success': np.array([True, False, True]), 'seeds': np.array([7, 8, 9], np.int32)}
+    data = Dataset({'a': {0: np.zeros(2, np.float32)}}, demo_fraction=0.5)
+    data.add('a', EXPERT, shard)
+    assert data.steps() == 3                                           # episode 8 (failed) dropped
+
+
+def test_fumbled_demos_show_the_expert_recovering_from_a_missed_grasp() -> None:
+    from training.rollouts import ShardSpec, run_shard
+    spec = ShardSpec('pick_up_cup', tuple(range(6)), 32, 1, 80, 2, (0,), {0: np.zeros(8, np.float32)},
+                     noise_std=0.0, noisy_fraction=0.0, fumble_fraction=1.0)
+    shard = run_shard(spec)
+    closed_empty_told_to_open = (shard['state'][:, 3] < 0.05) & (shard['label'][:, 3] > 0)
+    assert closed_empty_told_to_open.any()                             # a state clean demos never visit
+    assert shard['success'].mean() >= 0.5                              # and the expert comes back from it
+    assert shard['seeds'].tolist() == list(range(6))
+
+
+def test_only_pick_demos_fumble() -> None:
+    from training.rollouts import ShardSpec, run_shard
+    spec = ShardSpec('turn_tap', (0, 1), 32, 1, 40, 2, (0,), {0: np.zeros(8, np.float32)})
+    clean, fumbled = run_shard(spec), run_shard(replace(spec, fumble_fraction=1.0))
+    assert np.array_equal(clean['state'], fumbled['state'])
+
+
+def test_the_offset_target_adds_three_auxiliary_outputs() -> None:
+    """The focus point's offset from the TCP, beside the point itself: what a grasp must get right."""
+    from training.agent import DrQAgent
+    from training.config import PRESETS, replace
+    from training.imitation import BehaviourCloner
+    config = PRESETS['debug']()
+    settings = replace(config.imitation, aux_offset_weight=1.0)
+    learner = BehaviourCloner(DrQAgent(replace(config.agent, embedding_dim=8), seed=0), settings)
+    size, n = config.env.image_size, 4
+    rng = np.random.default_rng(0)
+    batch = {'image': rng.integers(0, 255, (n, size, size, 3), dtype=np.uint8),
+             'state': np.tile([0.4, 0.0, 0.2, 1.0], (n, 1)).astype(np.float32),
+             'label': np.zeros((n, 4), np.float32), 'focus': np.tile([0.5, 0.0, 0.1], (n, 1)).astype(np.float32),
+             'instruction': np.zeros((n, 8), np.float32)}
+    metrics = learner.update(batch)
+    assert learner.aux_head.out_features == 6 and np.isfinite(list(metrics.values())).all()
+    without = BehaviourCloner(DrQAgent(replace(config.agent, embedding_dim=8), seed=0),
+                              replace(settings, aux_offset_weight=0.0))
+    assert without.aux_head.out_features == 3

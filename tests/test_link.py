@@ -12,6 +12,7 @@ from lamp_ros.link import keys
 from lamp_ros.link.learner_server import LinkServer, ServerConfig
 from lamp_ros.link.outbox import Outbox
 from lamp_ros.link.robot_client import ClientConfig, LinkClient
+from tests.robot_traffic import wait
 from lamp_ros.link.wire import Message, WireError, decode, encode, pack, unpack
 
 
@@ -39,19 +40,12 @@ class MemoryStore:
             return sorted(self.chunks.values(), key=lambda c: c[0].get('first_step', -1))
 
 
-def chunk(i: int, n: int = 5):
-    return {'episode': 'ep0', 'first_step': i * n}, {
-        'image_front': np.full((n, 16, 16, 3), i % 256, np.uint8),
-        'action': np.full((n, 4), i, np.float32), 'reward': np.arange(n, dtype=np.float32)}
-
-
-def wait(predicate, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
+def chunk(i: int, n: int = 5, robot: str = 'robot'):
+    """Chunk i of an episode, as lamp_ros/core/transitions.py makes them (its meta and arrays)."""
+    return {'episode': f'{robot}-ep0', 'first_step': i * n, 'instruction': 'push button', 'last': None}, {
+        'image_front': np.full((n, 16, 16, 3), i % 256, np.uint8), 'image_stamp': np.arange(n, dtype=np.float64),
+        'state': np.zeros((n, 8), np.float32), 'action': np.full((n, 4), i, np.float32),
+        'reward': np.arange(n, dtype=np.float32), 'intervention': np.zeros(n, bool)}
 
 
 def client(tmp: Path, endpoint: str, **kw) -> LinkClient:
@@ -69,7 +63,7 @@ def test_wire_round_trip_and_rejections():
         decode(frames[:-1])
     with pytest.raises(WireError, match='unknown message kind'):
         decode([b'evil'] + frames[1:])
-    with pytest.raises(WireError, match='values, header says'):
+    with pytest.raises(WireError, match='has 7 bytes, header says'):
         decode(frames[:2] + [b'\0' * 7] + frames[3:])
     with pytest.raises(WireError, match='torn write'):
         unpack(pack(frames)[:-3])
@@ -158,8 +152,8 @@ def test_curve_keys_authenticate_and_refuse_strangers(tmp_path):
     bad = client(tmp_path / 'bad', server.endpoint, robot_id='bad', keys=keys.load(stranger['robot_secret']),
                  server_public_key=learner_public)
     try:
-        ok.send(*chunk(1))
-        bad.send(*chunk(2))
+        ok.send(*chunk(1, robot='ok'))
+        bad.send(*chunk(2, robot='bad'))
         assert wait(lambda: ok.backlog == 0)
         time.sleep(1.0)
         assert not bad.connected and bad.backlog == 1

@@ -87,6 +87,8 @@ def declared_parameters(module: str) -> set[str]:
 
 def yaml_parameters(path: Path) -> set[str]:
     data = yaml.safe_load(path.read_text())
+    if data is None:
+        return set()                  # comments only: the node's defaults apply (config/safety.yaml)
     (section,) = data.values()
     return set(section['ros__parameters'])
 

@@ -83,6 +83,14 @@ def test_help_of_every_command() -> None:
 
 
 # --- eval-bundle ---------------------------------------------------------------------------------------
+
+
+def test_eval_bundle_sees_the_picture_the_ros_graph_gives_the_policy() -> None:
+    """The sim arm's camera size (config/sim_arm.yaml) area-resized to the bundle's: 128 -> 64 is a 2x render."""
+    import yaml
+    params = yaml.safe_load((Path(__file__).parents[1] / 'config' / 'sim_arm.yaml').read_text())
+    assert params['/**']['ros__parameters']['image_size'] == [evaluation.GRAPH_CAMERA_SIZE] * 2
+    assert [evaluation.render_scale(size) for size in (32, 64, 128, 256)] == [4, 2, 1, 1]
 # Workers are spawned processes: the worker stand-ins below are module-level so that they pickle by name,
 # and this module imports no torch at the top (tests.tiny does), so a worker importing it stays torch-free.
 

@@ -77,6 +77,8 @@ class ImitationSettings:
     demos_per_task: int = 300
     noisy_fraction: float = 0.5            # demos executed with N(0, noise_std) on the motion dims ...
     noise_std: float = 0.3                 # ... but labelled with the expert's clean action
+    fumble_fraction: float = 0.0           # pick demos with one scripted missed grasp the expert recovers
+                                           # from (training/rollouts.Fumble); measured at 0.3: docs/training.md
     max_episode_steps: int = 80            # demo and DAgger episodes (evaluation uses env.episode_steps)
     steps_after_success: int = 8           # keep recording this long after success: the policy learns to hold
     dagger_rounds: int = 0                 # DAgger made push and tap worse here (docs/training.md): off
@@ -88,6 +90,7 @@ class ImitationSettings:
     batch_size: int = 128
     lr: float = 3e-4
     aux_weight: float = 1.0                # auxiliary head: regress the task's focus point (training only)
+    aux_offset_weight: float = 0.0         # and its offset from the TCP (> 0 adds that target; measured at 1)
     eval_episodes: int = 10                # per task, held-out scenes, after each round
     checkpoint_every: int = 1_000          # updates
     workers: int = 2                       # processes collecting episodes

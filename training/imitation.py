@@ -42,6 +42,8 @@ from training.text import InstructionEmbedder, default_source, load as load_text
 
 TASK_SEED_STRIDE = 1_000_000          # training seeds: task index * stride + round * 100_000 + k (never eval's)
 EPISODES_PER_SHARD = 10
+OFFSET_SCALE_M, OFFSET_CLIP = 0.02, 5.0  # the focus point's offset from the TCP, in 2 cm units, within 10 cm:
+#                                        the grasp-scale errors the policy must see weigh most
 
 
 class BehaviourCloner:
@@ -52,7 +54,8 @@ class BehaviourCloner:
         self.agent = agent
         self.policy = agent.policy
         self.settings = settings
-        self.aux_head = nn.Linear(self.policy.actor.policy[0].in_features, 3)
+        outputs = 6 if settings.aux_offset_weight > 0 else 3         # focus point [, its offset from the TCP]
+        self.aux_head = nn.Linear(self.policy.actor.policy[0].in_features, outputs)
         self.optimizer = torch.optim.Adam([*self.policy.parameters(), *self.aux_head.parameters()], lr=settings.lr)
         self.updates = 0
         self.critic_linear_probe = False
@@ -72,10 +75,14 @@ class BehaviourCloner:
         actor = self.policy.actor
         hidden = actor.hidden(self.policy.features(image), state, torch.from_numpy(batch['instruction']))
         action = torch.tanh(actor.policy(hidden))
-        focus = actor.state_norm(F.pad(torch.from_numpy(batch['focus']), (0, 1)))[:, :3]
+        focus = torch.from_numpy(batch['focus'])
         action_loss = F.mse_loss(action, label)
-        aux_loss = F.mse_loss(self.aux_head(hidden), focus)
+        predicted = self.aux_head(hidden)
+        aux_loss = F.mse_loss(predicted[:, :3], actor.state_norm(F.pad(focus, (0, 1)))[:, :3])
         loss = action_loss + self.settings.aux_weight * aux_loss
+        if self.settings.aux_offset_weight > 0:
+            offset = torch.clamp((focus - state[:, :3]) / OFFSET_SCALE_M, -OFFSET_CLIP, OFFSET_CLIP)
+            loss = loss + self.settings.aux_offset_weight * F.mse_loss(predicted[:, 3:], offset)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -101,9 +108,14 @@ class Dataset:
     _merged: dict[tuple[str, str], dict[str, np.ndarray]] = field(default_factory=dict)
 
     def add(self, task: str, source: str, shard: dict[str, np.ndarray]) -> None:
-        """Keep the shard's steps whose object is on the table (see rollouts.in_workspace)."""
+        """Keep the shard's steps whose object is on the table (see rollouts.in_workspace) and, of the expert's
+        demos, only the episodes it finished: a fumble can leave a scene it cannot recover (the cup lying
+        wedged), and looping there teaches nothing."""
         keep = in_workspace(shard['focus'])
-        self.parts.setdefault((task, source), []).append({k: v[keep] for k, v in shard.items() if k != 'success'})
+        if source == EXPERT and 'seeds' in shard:
+            keep &= np.isin(shard['episode'], shard['seeds'][shard['success']])
+        per_episode = ('success', 'seeds')
+        self.parts.setdefault((task, source), []).append({k: v[keep] for k, v in shard.items() if k not in per_episode})
         self._merged.pop((task, source), None)
 
     def steps(self) -> int:
@@ -240,7 +252,8 @@ def shard_specs(run: Imitation, r: int) -> list[tuple[Path, ShardSpec]]:
             seeds = tuple(range(base + k, base + min(k + EPISODES_PER_SHARD, episodes)))
             spec = ShardSpec(task, seeds, size, run.config.env.render_scale, s.max_episode_steps,
                              s.steps_after_success, tuple(range(min(s.train_phrases, len(task_phrases(task))))),
-                             run.dataset.embeddings[task], s.noise_std, s.noisy_fraction, student)
+                             run.dataset.embeddings[task], s.noise_std, s.noisy_fraction, student,
+                             s.fumble_fraction)
             specs.append((run.paths.root / 'demos' / f'round{r}_{task}_{k // EPISODES_PER_SHARD:04d}.npz', spec))
     return specs
 

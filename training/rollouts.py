@@ -10,6 +10,7 @@ shared state) and returns flat per-step arrays, which the caller writes to disk 
     phrase   int16 [N]            index into the task's phrases
     episode  int32 [N]            the seed of each step's episode
     success  bool [E]             per episode: did it succeed (the driver's success, not the expert's)
+    seeds    int32 [E]            per episode: its seed (the shard's seeds, in order)
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import sim
 from lamp_ros.contract import GRIPPER_OPEN_THRESHOLD
 from sim.config import SceneConfig
 from sim.env import state_bounds
-from sim.experts import make_expert, noisy_action
+from sim.experts import OPEN_OPENING, PickExpert, make_expert, noisy_action
 from sim.tasks import DOWNSTREAM_TASKS
 
 FOCUS: dict[str, Callable[[Any], np.ndarray]] = {
@@ -58,6 +59,7 @@ class ShardSpec:
     noise_std: float = 0.0                       # expert driver: N(0, noise_std) on motion ...
     noisy_fraction: float = 0.0                  # ... in this fraction of episodes
     student: dict[str, Any] | None = None        # {'config': AgentConfig, 'weights': state_dict}: DAgger
+    fumble_fraction: float = 0.0                 # expert driver: episodes with one scripted mistake (Fumble)
 
 
 def expert_label(action: np.ndarray) -> np.ndarray:
@@ -66,6 +68,56 @@ def expert_label(action: np.ndarray) -> np.ndarray:
     label = np.asarray(action, np.float32).copy()
     label[3] = 1.0 if action[3] >= GRIPPER_OPEN_THRESHOLD else -1.0
     return label
+
+
+FUMBLE_RADIUS_M = (0.015, 0.04)   # a fumble's localisation error in the table plane: beyond the grasp tolerances
+
+
+class ShiftedScene:
+    """The scene as a student with a localisation error sees it: the TCP seems `offset` from where it is."""
+
+    def __init__(self, scene: Any, offset: np.ndarray) -> None:
+        self._scene, self._offset = scene, offset
+
+    def ee_position(self) -> np.ndarray:
+        return self._scene.ee_position() + self._offset
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._scene, name)
+
+
+@dataclass(frozen=True)
+class Fumble:
+    """One scripted missed grasp of the kind the cloned policy makes, for the expert to recover from in a demo.
+
+    For `steps` steps from step `start` the expert drives as if the TCP were `offset` from where it is (it
+    comes down beside the object and closes on nothing). Then fingers closed on nothing rise for up to
+    `lift` steps, as a policy that believes it holds the object does. The recorded labels stay the
+    expert's own, so the demos teach the way back (open, rise, come again), which clean demos never
+    visit. Pick tasks only: on push_button and turn_tap such demos made the policy worse
+    (docs/training.md), whose expert labels change abruptly near the button and the lever.
+    """
+    expert: PickExpert
+    start: int
+    steps: int
+    offset: np.ndarray
+    lift: int
+
+    @classmethod
+    def draw(cls, expert: PickExpert, rng: np.random.Generator) -> Fumble:
+        angle, radius = rng.uniform(0.0, 2 * np.pi), rng.uniform(*FUMBLE_RADIUS_M)
+        offset = np.array([radius * np.cos(angle), radius * np.sin(angle), rng.uniform(-0.01, 0.01)])
+        return cls(expert, int(rng.integers(0, 8)), int(rng.integers(8, 19)), offset, int(rng.integers(0, 9)))
+
+    def action(self, t: int, scene: Any) -> np.ndarray | None:
+        """The mistaken action at step t, or None where the expert itself drives."""
+        end = self.start + self.steps
+        if self.start <= t < end:
+            return self.expert.act(ShiftedScene(scene, self.offset))
+        closed_on_nothing = scene.gripper_opening() < OPEN_OPENING and not self.expert.grasped(scene)
+        if end <= t < end + self.lift and closed_on_nothing:
+            return np.array([0.0, 0.0, 1.0, 0.0], np.float32)
+        return None
 
 
 def _student_driver(student: dict[str, Any]) -> Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray]:
@@ -98,8 +150,11 @@ def run_shard(spec: ShardSpec) -> dict[str, np.ndarray]:
         rng = np.random.default_rng([seed, 7])
         phrase = int(rng.choice(spec.phrases))
         noisy = spec.student is None and rng.random() < spec.noisy_fraction
+        expert = make_expert(spec.task)
+        fumbles = spec.student is None and spec.fumble_fraction > 0 and isinstance(expert, PickExpert)
+        fumble = Fumble.draw(expert, rng) if fumbles and rng.random() < spec.fumble_fraction else None
         obs, _ = env.reset(seed=seed)
-        scene, expert = env.unwrapped.scene, make_expert(spec.task)
+        scene = env.unwrapped.scene
         expert.reset()
         succeeded_at = None
         for t in range(spec.max_steps):
@@ -113,7 +168,7 @@ def run_shard(spec: ShardSpec) -> dict[str, np.ndarray]:
             if student is not None:
                 action = student(obs, spec.embeddings[phrase])
             else:
-                action = noisy_action(label, spec.noise_std, rng) if noisy else label
+                action = _expert_driver(t, label, scene, fumble, spec.noise_std if noisy else 0.0, rng)
             obs, _, _, _, info = env.step(action)
             if info['success'] and succeeded_at is None:
                 succeeded_at = t
@@ -125,7 +180,17 @@ def run_shard(spec: ShardSpec) -> dict[str, np.ndarray]:
             'label': np.stack(columns['label']).astype(np.float32),
             'focus': np.stack(columns['focus']).astype(np.float32),
             'phrase': np.array(columns['phrase'], np.int16), 'episode': np.array(columns['episode'], np.int32),
-            'success': np.array(successes, bool)}
+            'success': np.array(successes, bool), 'seeds': np.array(spec.seeds, np.int32)}
+
+
+def _expert_driver(t: int, label: np.ndarray, scene: Any, fumble: Fumble | None, noise_std: float,
+                   rng: np.random.Generator) -> np.ndarray:
+    """What the expert driver executes at step t: the fumble's action while it lasts, else the label
+    (with N(0, noise_std) on the motion when the episode is noisy)."""
+    mistaken = fumble.action(t, scene) if fumble is not None else None
+    if mistaken is not None:
+        return mistaken
+    return noisy_action(label, noise_std, rng) if noise_std > 0 else label
 
 
 def task_phrases(task: str) -> tuple[str, ...]:

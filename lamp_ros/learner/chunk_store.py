@@ -2,9 +2,12 @@
 
 Every chunk is written to RUN/incoming/<episode>/ (atomically) and its id appended to a log before the link
 acknowledges it, so a chunk the robot resends after a learner crash is recognised and not stored twice, and
-nothing acknowledged is ever lost. When an episode's chunks are all there (the last one says how many steps),
-they become one replay episode in the training format (training/replay.py): frames at the agent's image
-size, the agent's state fields, actions, rewards (the reward of o_{t+1}), success, intervention flags.
+nothing acknowledged is ever lost. A chunk that contradicts its episode's stored chunks is refused instead
+(episode_parts.py). When an episode's chunks are all there (the last one says how many steps), they become
+one replay episode in the training format (training/replay.py): frames at the agent's image size, the agent's
+state fields, actions, rewards (the reward of o_{t+1}), success, intervention flags. An episode mostly
+without rewards goes to RUN/unrewarded/ instead (rewards.py). On start, `recover` completes every episode a
+crash left complete in incoming/ (its last chunk acknowledged, the replay file not yet written).
 """
 from __future__ import annotations
 
@@ -21,23 +24,28 @@ import numpy as np
 
 from lamp_ros.contract import STATE_KEYS
 from lamp_ros.fileio import atomic_write_bytes
+from lamp_ros.learner.episode_parts import READ_ERRORS, EpisodeParts, Part, chunk_file, scan
+from lamp_ros.learner.rewards import RewardFlow
+from lamp_ros.link.refusal import EPISODE_CONFLICT, Refused
 
 log = logging.getLogger(__name__)
 STORED_LOG = 'stored_chunks.log'
 LABELS = 'labels.jsonl'
-LAST_CHUNK_SUFFIX = '.last.npz'             # the chunk that ends an episode (success, label, o_T)
+SOURCE_KEY = 'source_episode'            # in each replay episode: the incoming episode it was made of
 
 
 class ChunkStore:
     def __init__(self, incoming: Path, add_episode: Callable[[dict[str, np.ndarray]], Any],
-                 embed: Callable[[str], np.ndarray], image_size: int, state_keys: tuple[str, ...]) -> None:
+                 embed: Callable[[str], np.ndarray], image_size: int, state_keys: tuple[str, ...],
+                 unrewarded: Path | None = None, max_missing_rewards: float = 0.5) -> None:
         unknown = [k for k in state_keys if k not in STATE_KEYS]
         if unknown:
             raise ValueError(f'state keys {unknown} are not in the contract {STATE_KEYS}')
         self.incoming = Path(incoming)
         self.incoming.mkdir(parents=True, exist_ok=True)
+        self.unrewarded = Path(unrewarded) if unrewarded is not None else self.incoming.parent / 'unrewarded'
         self.add_episode, self.embed = add_episode, embed
-        self.image_size = image_size
+        self.image_size, self.max_missing_rewards = image_size, max_missing_rewards
         self.state_index = [STATE_KEYS.index(k) for k in state_keys]
         self._lock = threading.Lock()
         log_path = self.incoming / STORED_LOG
@@ -45,73 +53,150 @@ class ChunkStore:
         self._stored = {e[0] for e in entries if e}
         self.transitions_stored = sum(int(e[1]) for e in entries if len(e) == 2)    # since the run began
         self._log = open(log_path, 'a')
+        self._episodes: dict[str, EpisodeParts] = {}          # incomplete episodes touched since start
+        self.reward_flow = RewardFlow()
         self.episodes_completed = 0
+        self.episodes_unrewarded = 0
         self.rewards_missing = 0
 
     def is_stored(self, chunk_id: str) -> bool:
         with self._lock:
             return chunk_id in self._stored
 
+    @property
+    def episodes_incomplete(self) -> int:
+        return sum(1 for p in self.incoming.iterdir() if p.is_dir())
+
+    # --- intake (the link thread) ------------------------------------------------------------------------
     def store(self, chunk_id: str, meta: dict, arrays: dict[str, np.ndarray]) -> None:
-        """Durably keep a chunk (called by the link before it acknowledges); complete its episode if it can."""
-        episode = str(meta.get('episode', ''))
-        if not episode or '/' in episode or episode.startswith('.'):
-            raise ValueError(f'chunk {chunk_id} names no usable episode ({episode!r})')
-        folder = self.incoming / episode
+        """Durably keep a chunk the link checked (lamp_ros/link/schema.py) before it is acknowledged; complete
+        its episode if it can. Raises Refused if the chunk contradicts its episode's stored chunks."""
+        episode = meta['episode']
         if 'label_update' in meta:               # an operator label after the episode was complete: kept on record
             with self._lock, open(self.incoming / LABELS, 'a') as f:
                 f.write(json.dumps({'episode': episode, **meta['label_update']}) + '\n')
-        else:
-            folder.mkdir(exist_ok=True)
-            buffer = io.BytesIO()
-            np.savez(buffer, meta=np.array(json.dumps(meta)), **arrays)
-            suffix = LAST_CHUNK_SUFFIX if meta.get('last') else '.npz'
-            atomic_write_bytes(folder / f'{int(meta["first_step"]):07d}_{chunk_id}{suffix}', buffer.getvalue())
+            self._logged(chunk_id, 0)
+            return
+        last = meta.get('last')
+        part = Part(meta['first_step'], len(arrays['action']), chunk_id, last['steps'] if last else None)
+        sides = tuple(arrays['image_front'].shape[1:3])
+        parts = self._parts(episode)
+        problem = parts.conflict(part, sides)
+        if problem:
+            raise Refused(EPISODE_CONFLICT, f'chunk {chunk_id} of episode {episode}: {problem}')
+        folder = self.incoming / episode
+        folder.mkdir(exist_ok=True)
+        buffer = io.BytesIO()
+        np.savez(buffer, meta=np.array(json.dumps(meta)), **arrays)
+        atomic_write_bytes(chunk_file(folder, part), buffer.getvalue())
+        parts.add(part, sides)
+        self._logged(chunk_id, part.steps)
+        self.reward_flow.note(arrays['reward'])
+        if parts.complete():
+            self._complete_logged(folder, parts)
+
+    def _logged(self, chunk_id: str, steps: int) -> None:
         with self._lock:
-            steps = len(arrays.get('action', ()))
             self._stored.add(chunk_id)
             self._log.write(f'{chunk_id} {steps}\n')           # chunk id and its transitions, one line each
             self._log.flush()
             self.transitions_stored += steps
-        if folder.is_dir():
-            self._try_complete(folder)
 
-    def _try_complete(self, folder: Path) -> None:
-        if not any(folder.glob(f'*{LAST_CHUNK_SUFFIX}')):
-            return                                    # not before its last chunk: don't read the others yet
-        parts = []
-        for path in sorted(folder.glob('*.npz')):
-            with np.load(path, allow_pickle=False) as data:
-                parts.append((json.loads(str(data['meta'])), {k: data[k] for k in data.files if k != 'meta'}))
-        last = next((m['last'] for m, _ in parts if m.get('last')), None)
-        if last is None:
+    def _parts(self, episode: str) -> EpisodeParts:
+        parts = self._episodes.get(episode)
+        if parts is None:
+            folder = self.incoming / episode
+            parts = self._scanned(folder) if folder.is_dir() else EpisodeParts()
+            self._episodes[episode] = parts
+        return parts
+
+    def _scanned(self, folder: Path) -> EpisodeParts:
+        parts, problems = scan(folder)
+        for problem in problems:
+            log.error('episode %s: %s (an acknowledged chunk is lost: disk fault?)', folder.name, problem)
+        return parts
+
+    def _complete_logged(self, folder: Path, parts: EpisodeParts) -> None:
+        """Complete an episode; a disk error leaves it in incoming/ for the next start (the chunk is stored)."""
+        try:
+            self._complete(folder, parts)
+        except OSError as e:
+            log.error('episode %s is complete but not yet in the replay (%s): retried at the next start',
+                      folder.name, e)
+
+    # --- completion -------------------------------------------------------------------------------------
+    def recover(self, last_added: str = '') -> int:
+        """At start: complete every episode left complete in incoming/ by a crash; returns how many.
+        `last_added`: the source of the replay's newest episode (its folder may have outlived the crash)."""
+        done = 0
+        for folder in sorted(p for p in self.incoming.iterdir() if p.is_dir()):
+            if folder.name == last_added:
+                shutil.rmtree(folder)                 # in the replay already: killed before the folder went
+                continue
+            parts = self._scanned(folder)
+            if parts.complete():
+                self._complete(folder, parts)
+                done += 1
+        if done:
+            log.info('%d complete episodes found in %s after a restart: added', done, self.incoming)
+        return done
+
+    def _complete(self, folder: Path, parts: EpisodeParts) -> None:
+        for part in parts.parts.values():             # a chunk written but not logged (crash): its resend is
+            if not self.is_stored(part.chunk_id):     # a duplicate now, not a new chunk of a gone episode
+                self._logged(part.chunk_id, part.steps)
+        chunks = self._read(folder)
+        if chunks is None:
             return
-        steps = sum(len(a['action']) for _, a in parts)
-        starts = [m['first_step'] for m, _ in parts]
-        expected = list(np.cumsum([0] + [len(a['action']) for _, a in parts[:-1]]))
-        if steps != last['steps'] or starts != expected:
-            return                                    # a chunk is still on its way (resent after an outage)
-        if steps < 2 or 'final_image' not in parts[-1][1]:
-            log.warning('episode %s: %d steps and no final frame: not stored as an episode', folder.name, steps)
-            shutil.rmtree(folder)
-            return
-        self.add_episode(self._episode(parts, last))
-        self.episodes_completed += 1
+        if 'final_image' not in chunks[-1][1] or parts.last.episode_steps < 2:
+            log.warning('episode %s: %d steps and no final frame: not stored as an episode', folder.name,
+                        parts.last.episode_steps)
+        else:
+            self._deliver(folder.name, chunks)
         shutil.rmtree(folder)
+        self._episodes.pop(folder.name, None)
 
-    def _episode(self, parts: list[tuple[dict, dict]], last: dict) -> dict[str, np.ndarray]:
-        cat = lambda key: np.concatenate([a[key] for _, a in parts])   # noqa: E731
-        final = parts[-1][1]
+    def _read(self, folder: Path) -> list[tuple[dict, dict]] | None:
+        chunks = []
+        for path in sorted(folder.glob('*.npz')):
+            try:
+                with np.load(path, allow_pickle=False) as data:
+                    chunks.append((json.loads(str(data['meta'])), {k: data[k] for k in data.files if k != 'meta'}))
+            except READ_ERRORS as e:
+                log.error('episode %s: %s unreadable (%s): left in incoming/', folder.name, path.name, e)
+                return None
+        return chunks
+
+    def _deliver(self, key: str, chunks: list[tuple[dict, dict]]) -> None:
+        """To the replay, or to unrewarded/ if most rewards are missing."""
+        cat = lambda name: np.concatenate([a[name] for _, a in chunks])   # noqa: E731
+        final = chunks[-1][1]
+        last = next(m['last'] for m, _ in chunks if m.get('last'))
+        rewards = cat('reward')
         episode, missing = self.format(
             frames=np.concatenate([cat('image_front'), final['final_image']]),
             states=np.concatenate([cat('state'), final['final_state']]), actions=cat('action'),
-            rewards=cat('reward'), success=bool(last.get('success')), interventions=cat('intervention'),
-            instruction=str(parts[0][0].get('instruction', '')))
+            rewards=rewards, success=bool(last.get('success')), interventions=cat('intervention'),
+            instruction=str(chunks[0][0].get('instruction', '')))
+        episode[SOURCE_KEY] = np.array(key)
+        if missing > self.max_missing_rewards * len(rewards):
+            episode['reward'] = rewards.astype(np.float32)          # NaN kept: relabel before training on it
+            self._keep_unrewarded(key, episode, missing)
+            return
         if missing:
             self.rewards_missing += missing
-            log.warning('episode %s: %d of %d rewards missing, stored as 0', parts[0][0]['episode'], missing,
-                        len(episode['reward']))
-        return episode
+            log.warning('episode %s: %d of %d rewards missing, stored as 0', key, missing, len(rewards))
+        self.add_episode(episode)
+        self.episodes_completed += 1
+
+    def _keep_unrewarded(self, key: str, episode: dict[str, np.ndarray], missing: int) -> None:
+        self.unrewarded.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        np.savez(buffer, **episode)
+        atomic_write_bytes(self.unrewarded / f'{key}.npz', buffer.getvalue())
+        self.episodes_unrewarded += 1
+        log.warning('episode %s: %d of %d rewards missing: kept out of the replay, in %s', key, missing,
+                    len(episode['reward']), self.unrewarded)
 
     def format(self, frames: np.ndarray, states: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
                success: bool, interventions: np.ndarray, instruction: str) -> tuple[dict[str, np.ndarray], int]:

@@ -31,6 +31,11 @@ def add_learner_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument('--bundle-every', type=int, default=200, help='agent updates between bundles (default 200)')
     p.add_argument('--checkpoint-every', type=int, default=500, help='agent updates between checkpoints')
     p.add_argument('--updates-per-transition', type=float, default=1.0, help='update-to-data ratio cap (default 1)')
+    p.add_argument('--reward', default='', choices=('', 'task', 'r3m', 'clip'), metavar='SOURCE',
+                   help='the reward source the robots pair steps with (task, r3m, clip), recorded in the run; a run '
+                        'made with another is refused (default: as recorded, or the first robot\'s hello)')
+    p.add_argument('--max-message-bytes', type=int, default=None, metavar='N',
+                   help='refuse robot messages over N bytes (default: LearnerOptions, 4 MiB)')
     p.add_argument('--device', default='cpu', help='torch device, e.g. cuda (default cpu)')
     p.add_argument('--threads', type=int, default=1, help='torch threads (default 1)')
     p.add_argument('--duration', type=float, default=None, metavar='S', help='stop after S seconds')
@@ -45,13 +50,16 @@ def add_learner_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_learner(args: argparse.Namespace) -> int:
+    """0 after a stop; 2 if it cannot start as asked; 1 if the link thread died (a supervisor restarts it)."""
     from lamp_ros.learner.learner import Learner, LearnerError, LearnerOptions
+    from lamp_ros.link.learner_server import LinkFailed
     logging.basicConfig(level=logging.INFO, format='[learner] %(message)s')
+    size = {} if args.max_message_bytes is None else {'max_message_bytes': args.max_message_bytes}
     options = LearnerOptions(run_dir=args.run, init_run=args.init, preset=args.preset, bind=args.bind,
                              keys_dir=args.keys, bundle_every=args.bundle_every,
                              checkpoint_every=args.checkpoint_every,
                              updates_per_transition=args.updates_per_transition, device=args.device,
-                             threads=args.threads, demos_dir=args.demos)
+                             threads=args.threads, demos_dir=args.demos, reward_source=args.reward, **size)
     try:
         learner = Learner(options)
     except (LearnerError, FileNotFoundError) as e:
@@ -66,6 +74,9 @@ def run_learner(args: argparse.Namespace) -> int:
           flush=True)
     try:
         learner.run(stop)
+    except LinkFailed as e:
+        print(f'lamp-ros learner: {e}; exiting to be restarted', file=sys.stderr, flush=True)
+        return 1
     finally:
         learner.checkpoint()
         learner.close()

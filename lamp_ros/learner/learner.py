@@ -1,16 +1,19 @@
 """The online learner: robots' transitions in (pyzmq link), agent updates, new policy bundles out.
 
-    RUN/learner.json      how the run was made: init run (a `lamp-train` run) or preset, text encoder
+    RUN/learner.json      how the run was made: init run (a `lamp-train` run) or preset, text encoder, reward source
     RUN/config.yaml       the training config (training/config.py), resolved for finetuning
     RUN/checkpoints/      agent + optimizers + learner counters (training/checkpoint.py); resume from the newest
     RUN/incoming/         chunks as they arrive, until their episode is complete (chunk_store.py)
     RUN/replay/           complete episodes in the training replay format (training/replay.py)
+    RUN/unrewarded/       complete episodes that came mostly without rewards (NaN kept; not trained on)
     RUN/bundles/vNNNN/    every policy bundle pushed to the robots
 
 Why it looks like this: a chunk is on disk before it is acknowledged, so a learner killed at any moment loses
-nothing a robot considers delivered; the robot resends the rest. Training (the agent, torch) runs in the
-caller's thread, storing in the link's thread: a slow update never delays an acknowledgement. Updates are
-bounded by `updates_per_transition` so a learner with few transitions does not overfit them while it waits.
+nothing a robot considers delivered; the robot resends the rest, and on start incoming/ is rescanned for
+episodes a crash left complete. Training (the agent, torch) runs in the caller's thread, storing in the link's
+thread: a slow update never delays an acknowledgement. Updates are bounded by `updates_per_transition` so a
+learner with few transitions does not overfit them while it waits, and pause while robots send steps without
+rewards (rewards.py). If the link thread ever dies, `run` raises LinkFailed: the process must exit non-zero.
 """
 from __future__ import annotations
 
@@ -28,10 +31,13 @@ import torch
 
 from lamp_ros.contract import DEFAULT_CONTROL_RATE_HZ
 from lamp_ros.fileio import atomic_write_text
-from lamp_ros.learner.chunk_store import ChunkStore
+from lamp_ros.learner.chunk_store import SOURCE_KEY, ChunkStore
 from lamp_ros.learner.demos import import_demos
+from lamp_ros.learner.rewards import RewardSourceError, checked_source
 from lamp_ros.link import keys as curve_keys
 from lamp_ros.link.learner_server import LinkServer, ServerConfig
+from lamp_ros.link.refusal import REWARD_SOURCE, Refused
+from lamp_ros.link.schema import Hello
 from training.agent import DrQAgent
 from training.export import export_bundle
 from sim import STATE_KEYS
@@ -66,6 +72,9 @@ class LearnerOptions:
     demos_dir: Path | None = None           # recorded episodes (lamp-ros record) to add to the replay, once each
     device: str = 'cpu'
     threads: int = 1
+    reward_source: str = ''                 # task | r3m | clip; '' : as the run recorded it, or the first hello's
+    max_message_bytes: int = ServerConfig.max_message_bytes   # a robot message over this is refused
+    max_missing_rewards: float = 0.5        # an episode with more missing rewards than this goes to unrewarded/
 
 
 @dataclass
@@ -81,6 +90,8 @@ class Learner:
         self.root = Path(options.run_dir).expanduser()
         torch.set_num_threads(options.threads)
         self.config, info = _open_or_create(self.root, options)
+        self.reward_source = str(info.get('reward_source', ''))
+        self._info_lock = threading.Lock()
         self.source = text.TextEncoderSource.from_json(info['text_encoder'])
         if tuple(self.config.agent.cameras) != ('front',):
             raise LearnerError(f'the robot sends the front camera only; this agent takes {self.config.agent.cameras}')
@@ -96,11 +107,13 @@ class Learner:
                                     self.config.replay.memory_episodes, ('front',), self.config.agent.n_step)
         self._replay_lock = threading.Lock()
         self.store = ChunkStore(self.root / 'incoming', self._add_episode, self.embedder,
-                                self.config.agent.image_size, STATE_KEYS)
+                                self.config.agent.image_size, STATE_KEYS, self.root / 'unrewarded',
+                                options.max_missing_rewards)
+        self.store.recover(last_added=_last_source(self.replay))
         if options.demos_dir is not None:
             added = import_demos(Path(options.demos_dir).expanduser(), self.root, self.store, self._add_episode)
             log.info('%d recorded episodes from %s added to the replay', added, options.demos_dir)
-        self.server = LinkServer(_server_config(options), self.store.store, self.store.is_stored)
+        self.server = LinkServer(_server_config(options), self.store.store, self.store.is_stored, self._accept_hello)
         self._last_push = 0.0
         self.metrics: dict[str, float] = {}
         log.info('learner %s: %d episodes (%d transitions) in replay, %d updates, bundle v%d; listening on %s%s',
@@ -116,26 +129,52 @@ class Learner:
                 return
             self.replay.add(episode, end_step=self.replay.transitions + len(episode['action']))
 
+    def _accept_hello(self, hello: Hello) -> None:
+        """(link thread) A robot announcing another reward source than the run's is refused; the first one
+        announced is recorded for a run that had none."""
+        if not hello.reward_source:
+            return
+        with self._info_lock:
+            try:
+                source = checked_source(self.reward_source, hello.reward_source, str(self.root))
+            except RewardSourceError as e:
+                raise Refused(REWARD_SOURCE, str(e)) from e
+            if source != self.reward_source:
+                _record_reward_source(self.root, source)
+                self.reward_source = source
+                log.info('learner %s: reward source %r (announced by robot %s) recorded', self.root, source,
+                         hello.robot_id)
+
     # --- status ---------------------------------------------------------------------------------------
     @property
     def version_name(self) -> str:
         return f'{self.root.name}-v{self.counters.bundle_version:04d}'
 
+    def training_state(self) -> str:
+        """'training', 'waiting for transitions' or 'paused: why'."""
+        return self.store.reward_flow.status() or ('training' if self._can_update() else 'waiting for transitions')
+
     def status(self) -> dict[str, Any]:
         return {'updates': self.counters.updates, 'bundle_version': self.version_name,
+                'training': self.training_state(), 'reward_source': self.reward_source,
                 'transitions_stored': self.store.transitions_stored, 'episodes': len(self.replay.episodes),
                 'replay_transitions': self.replay.transitions, 'duplicates': self.server.duplicates,
+                'episodes_unrewarded': self.store.episodes_unrewarded,
+                'episodes_incomplete': self.store.episodes_incomplete,
+                'refused': self.server.faults.totals(), 'faults': self.server.faults.active(),
                 'robots': sorted(self.server.robots), **{f'train/{k}': v for k, v in self.metrics.items()}}
 
     # --- training (caller's thread) -------------------------------------------------------------------
     def run(self, stop: threading.Event, max_updates: int | None = None) -> None:
-        """Train until `stop` is set (or max_updates more updates); push bundles as configured."""
+        """Train until `stop` is set (or max_updates more updates); push bundles as configured. Raises
+        LinkFailed if the link thread died."""
         if self.counters.bundle_version == 0:
             self.publish_bundle()
         target = None if max_updates is None else self.counters.updates + max_updates
         while not stop.is_set() and (target is None or self.counters.updates < target):
+            self.server.check()
             self._offer_bundle_to_new_robots()
-            if not self._can_update():
+            if self.store.reward_flow.paused or not self._can_update():
                 stop.wait(0.05)
                 continue
             with self._replay_lock:
@@ -193,14 +232,45 @@ class Learner:
 
 
 def _server_config(options: LearnerOptions) -> ServerConfig:
+    if options.max_message_bytes < 1:
+        raise LearnerError(f'max_message_bytes must be positive, got {options.max_message_bytes}')
     if options.keys_dir is None:
-        return ServerConfig(endpoint=options.bind)
+        return ServerConfig(endpoint=options.bind, max_message_bytes=options.max_message_bytes)
     keys_dir = Path(options.keys_dir).expanduser()
     authorized = keys_dir / 'authorized'
     if not authorized.is_dir():
         raise LearnerError(f'{authorized} does not exist: create keys with `lamp-ros keys {keys_dir}`')
     return ServerConfig(endpoint=options.bind, keys=curve_keys.load(keys_dir / 'learner.key_secret'),
-                        authorized_dir=authorized)
+                        authorized_dir=authorized, max_message_bytes=options.max_message_bytes)
+
+
+def _resumed(root: Path, options: LearnerOptions) -> dict[str, Any]:
+    """learner.json of an existing run, if `options` agree with it (init run, reward source)."""
+    info = json.loads((root / INFO_FILE).read_text())
+    if options.init_run is not None and str(Path(options.init_run).resolve()) != info['init_run']:
+        raise LearnerError(f'{root} was started from {info["init_run"] or "scratch"}, not {options.init_run}; '
+                           'choose another run directory')
+    try:
+        source = checked_source(info.get('reward_source', ''), options.reward_source, str(root))
+    except RewardSourceError as e:
+        raise LearnerError(str(e)) from e
+    if source != info.get('reward_source', ''):
+        _record_reward_source(root, source)
+        info['reward_source'] = source
+    return info
+
+
+def _last_source(replay: EpisodeReplay) -> str:
+    """The incoming episode the replay's newest episode was made of ('' if none or a demo)."""
+    if not replay.episodes:
+        return ''
+    episode = replay.load(replay.episodes[-1])
+    return str(episode[SOURCE_KEY]) if SOURCE_KEY in episode else ''
+
+
+def _record_reward_source(root: Path, source: str) -> None:
+    info = json.loads((root / INFO_FILE).read_text())
+    atomic_write_text(root / INFO_FILE, json.dumps({**info, 'reward_source': source}, indent=1) + '\n')
 
 
 def _open_or_create(root: Path, options: LearnerOptions) -> tuple[TrainConfig, dict[str, Any]]:
@@ -208,10 +278,7 @@ def _open_or_create(root: Path, options: LearnerOptions) -> tuple[TrainConfig, d
 
     info_path = root / INFO_FILE
     if info_path.is_file():
-        info = json.loads(info_path.read_text())
-        if options.init_run is not None and str(Path(options.init_run).resolve()) != info['init_run']:
-            raise LearnerError(f'{root} was started from {info["init_run"] or "scratch"}, not {options.init_run}; '
-                               'choose another run directory')
+        info = _resumed(root, options)
         return load_yaml((root / 'config.yaml').read_text()), info
     if root.exists() and any(root.iterdir()):
         raise LearnerError(f'{root} exists and is not a learner run (no {INFO_FILE}); choose an empty directory')
@@ -234,7 +301,7 @@ def _open_or_create(root: Path, options: LearnerOptions) -> tuple[TrainConfig, d
     if checkpoint is not None:
         load_weights(checkpoint, agent)
     info = {'init_run': str(init) if options.init_run is not None else '',
-            'init_checkpoint': str(checkpoint or ''), 'preset': config.preset,
+            'init_checkpoint': str(checkpoint or ''), 'preset': config.preset, 'reward_source': options.reward_source,
             'text_encoder': source.to_json(), 'created': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}
     atomic_write_text(root / 'config.yaml', dump_yaml(config))
     save_checkpoint(root, 0, agent, run_hash(config), {'learner': asdict(Counters())})

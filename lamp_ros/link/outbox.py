@@ -16,6 +16,7 @@ from lamp_ros.fileio import atomic_write_bytes
 from lamp_ros.link.wire import WireError, pack, unpack
 
 SUFFIX = '.chunk'
+REFUSED_SUFFIX = '.refused'         # refused for good by the learner: kept, no longer sent (rename to resend)
 log = logging.getLogger(__name__)
 
 
@@ -54,10 +55,10 @@ class Outbox:
         with self._lock:
             self._pending[chunk_id] = path
             self._memory[chunk_id] = frames
-            self._memory_used += _size(frames)
+            self._memory_used += frames_size(frames)
             while self._memory_used > self.memory_bytes and self._memory:
                 _, old = self._memory.popitem(last=False)
-                self._memory_used -= _size(old)
+                self._memory_used -= frames_size(old)
 
     def pending(self) -> list[tuple[str, Path]]:
         """(chunk id, file) of every unacknowledged chunk, oldest first."""
@@ -85,20 +86,35 @@ class Outbox:
 
     def ack(self, chunk_id: str) -> bool:
         """Delete an acknowledged chunk; False if it was not pending (a duplicate ack)."""
-        with self._lock:
-            path = self._pending.pop(chunk_id, None)
-            frames = self._memory.pop(chunk_id, None)
-            if frames is not None:
-                self._memory_used -= _size(frames)
+        path = self._take(chunk_id)
         if path is None:
             return False
         path.unlink(missing_ok=True)
         return True
+
+    def set_aside(self, chunk_id: str) -> bool:
+        """Keep a chunk the learner refused for good on disk, out of the backlog; False if it was not pending."""
+        path = self._take(chunk_id)
+        if path is None:
+            return False
+        os.replace(path, path.with_suffix(REFUSED_SUFFIX))
+        return True
+
+    def _take(self, chunk_id: str) -> Path | None:
+        """Remove a chunk from the backlog (and the memory cache); its file, or None if it was not pending."""
+        with self._lock:
+            path = self._pending.pop(chunk_id, None)
+            frames = self._memory.pop(chunk_id, None)
+            if frames is not None:
+                self._memory_used -= frames_size(frames)
+        return path
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._pending)
 
 
-def _size(frames: list) -> int:
+def frames_size(frames: list) -> int:
+    """Bytes of an encoded message."""
     return sum(memoryview(f).nbytes for f in frames)
+

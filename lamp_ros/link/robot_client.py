@@ -1,10 +1,14 @@
 """Robot side of the learner link: sends chunks of transitions, receives policy bundles.
 
 One background thread owns the zmq DEALER socket (zmq sockets are not thread-safe). `send` persists the
-chunk in the durable outbox first and wakes the thread; the thread sends pending chunks while the learner
-answers (a window of un-acked chunks in flight), and only pings while it doesn't. A learner that comes back
-gets the whole backlog, oldest first. Bundles are written to disk atomically and handed to `on_bundle`
-from a separate worker thread, so validating one never stalls the link.
+chunk in the durable outbox first and wakes the thread. The thread says hello (robot id, state fields, action
+size, reward source: lamp_ros/link/schema.py) until the learner welcomes it, then sends pending chunks (a
+window of un-acked chunks in flight) and pings; after an outage, or when the learner answers `hello_first`
+(it restarted), it says hello again. A learner that comes back gets the whole backlog, oldest first.
+A chunk the learner refuses for good (or one over the size limit its welcome announced) is set aside in the
+outbox (`.refused`, kept on disk, out of the backlog) with one log line per kind of refusal; a transient
+refusal is retried. Bundles are written to disk atomically and handed to `on_bundle` from a separate worker
+thread, so validating one never stalls the link.
 """
 from __future__ import annotations
 
@@ -21,8 +25,12 @@ from typing import Callable
 import numpy as np
 import zmq
 
+from lamp_ros.contract import ACTION_DIM, STATE_KEYS
+from lamp_ros.link.fault_log import FaultLog
 from lamp_ros.link.keys import CurveKeys
-from lamp_ros.link.outbox import Outbox
+from lamp_ros.link.outbox import Outbox, frames_size
+from lamp_ros.link.refusal import HELLO_FIRST, TOO_LARGE
+from lamp_ros.link.schema import Hello
 from lamp_ros.link.wire import Message, WireError, decode, encode
 
 log = logging.getLogger(__name__)
@@ -41,6 +49,9 @@ class ClientConfig:
     fsync: bool = False               # outbox survives power cuts too (slower), see Outbox
     keys: CurveKeys | None = None     # this robot's key pair
     server_public_key: bytes | None = None
+    state_keys: tuple[str, ...] = STATE_KEYS     # announced in the hello: what the chunks' state holds
+    action_dim: int = ACTION_DIM
+    reward_source: str = ''           # announced in the hello (task, r3m, clip); '' = not said
 
 
 class LinkClient:
@@ -50,10 +61,14 @@ class LinkClient:
         self.config = config
         self.outbox = Outbox(config.outbox_dir, fsync=config.fsync)
         self.on_bundle = on_bundle
-        self.connected = False
+        self.connected = False            # welcomed by the learner, and heard from within timeout_s
         self.chunks_sent = 0
         self.chunks_acked = 0
+        self.chunks_refused = 0           # set aside: refused for good by the learner
         self.bundles_received = 0
+        self.max_message_bytes: int | None = None    # from the learner's welcome
+        self.faults = FaultLog(log, 'refusal or fault')
+        self._hello = Hello(config.robot_id, tuple(config.state_keys), config.action_dim, config.reward_source)
         self._ctx = zmq.Context.instance()
         self._wake_addr = f'inproc://lamp-link-wake-{id(self)}'
         self._wake_rx = self._ctx.socket(zmq.PAIR)
@@ -116,11 +131,11 @@ class LinkClient:
             while not self._stop.is_set():
                 now = time.monotonic()
                 if now - last_ping >= cfg.ping_interval_s:
-                    self._try_send(sock, encode(Message('ping', {'robot_id': cfg.robot_id, 'backlog': len(self.outbox)})))
+                    self._try_send(sock, self._greeting())
+                    self.faults.sweep()
                     last_ping = now
                 if self.connected and now - last_heard > cfg.timeout_s:
-                    self.connected = False
-                    in_flight.clear()                 # resend everything when the learner is back
+                    self._lost(in_flight)
                     log.warning('learner %s not answering: buffering transitions on disk (%d pending)',
                                 cfg.endpoint, len(self.outbox))
                 if self.connected:
@@ -133,12 +148,19 @@ class LinkClient:
                     while sock.poll(0):
                         frames = sock.recv_multipart(copy=False)
                         last_heard = time.monotonic()
-                        if not self.connected:
-                            self.connected = True
-                            log.info('learner %s connected (%d chunks pending)', cfg.endpoint, len(self.outbox))
                         self._handle(sock, frames, in_flight)
         finally:
             sock.close(linger=0)
+
+    def _greeting(self) -> list:
+        """A ping once welcomed, else a hello (again after an outage or a learner restart)."""
+        if self.connected:
+            return encode(Message('ping', {'robot_id': self.config.robot_id, 'backlog': len(self.outbox)}))
+        return encode(Message('hello', self._hello.meta()))
+
+    def _lost(self, in_flight: dict[str, float]) -> None:
+        self.connected = False
+        in_flight.clear()                 # resend everything once welcomed again
 
     def _try_send(self, sock: zmq.Socket, frames: list) -> bool:
         try:
@@ -157,7 +179,7 @@ class LinkClient:
             if chunk_id in in_flight:
                 continue
             frames = self.outbox.load(chunk_id)
-            if frames is None:
+            if frames is None or self._over_limit(chunk_id, frames):
                 continue
             if not self._try_send(sock, frames):
                 return
@@ -166,13 +188,32 @@ class LinkClient:
             if len(in_flight) >= self.config.window:
                 return
 
+    def _over_limit(self, chunk_id: str, frames: list) -> bool:
+        """A chunk the learner would refuse for its size (its welcome said the limit) is set aside unsent."""
+        size = frames_size(frames)
+        if self.max_message_bytes is None or size <= self.max_message_bytes:
+            return False
+        self._set_aside(chunk_id, TOO_LARGE, f'chunk of {size} bytes, over the learner\'s limit of '
+                                             f'{self.max_message_bytes} (its max_message_bytes)')
+        return True
+
+    def _set_aside(self, chunk_id: str, code: str, reason: str) -> None:
+        if self.outbox.set_aside(chunk_id):
+            self.chunks_refused += 1
+            self.faults.fault('learner', code, f'{reason}; chunk {chunk_id} set aside in {self.outbox.directory} '
+                                               '(*.refused)')
+
     def _handle(self, sock: zmq.Socket, frames: list, in_flight: dict[str, float]) -> None:
         try:
             msg = decode(frames)
         except WireError as e:
-            log.error('ignoring a malformed message from the learner: %s', e)
+            self.faults.fault('learner', 'malformed', f'ignoring a malformed message from the learner: {e}')
             return
-        if msg.kind == 'ack':
+        if msg.kind == 'welcome':
+            self._welcomed(msg.meta)
+        elif msg.kind == 'refused':
+            self._refused(sock, msg.meta, in_flight)
+        elif msg.kind == 'ack':
             for chunk_id in msg.meta.get('chunk_ids', []):
                 in_flight.pop(chunk_id, None)
                 if self.outbox.ack(chunk_id):
@@ -188,6 +229,26 @@ class LinkClient:
             if path is not None:
                 self.bundles_received += 1
                 self._bundles.put((version, path))
+
+    def _welcomed(self, meta: dict) -> None:
+        limit = meta.get('max_message_bytes')
+        self.max_message_bytes = limit if isinstance(limit, int) and limit > 0 else None
+        if not self.connected:
+            log.info('learner %s connected (%d chunks pending)', self.config.endpoint, len(self.outbox))
+        self.connected = True
+
+    def _refused(self, sock: zmq.Socket, meta: dict, in_flight: dict[str, float]) -> None:
+        """hello_first: introduce ourselves again; a permanent refusal of a chunk: set it aside; a transient
+        one: it is resent after resend_after_s."""
+        code, reason, chunk_id = str(meta.get('code')), str(meta.get('reason')), str(meta.get('chunk_id') or '')
+        if code == HELLO_FIRST:
+            self._lost(in_flight)
+            self._try_send(sock, self._greeting())
+        elif chunk_id and meta.get('permanent') is True:
+            in_flight.pop(chunk_id, None)
+            self._set_aside(chunk_id, code, reason)
+            return
+        self.faults.fault('learner', code, reason)
 
     def _store_bundle(self, version: str, files: dict[str, bytes], base: str,
                       reuse: dict[str, str]) -> tuple[Path | None, str]:

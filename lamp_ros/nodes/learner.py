@@ -41,11 +41,16 @@ class LearnerNode(Node):
             min_transitions=declare(self, 'min_transitions', 0, 'No updates before this many transitions.'),
             device=declare(self, 'device', 'cpu', 'torch device, e.g. cuda.'),
             threads=declare(self, 'threads', 1, 'torch threads.'),
-            demos_dir=Path(demos).expanduser() if demos else None)
+            demos_dir=Path(demos).expanduser() if demos else None,
+            reward_source=declare(self, 'reward_source', '', 'task, r3m or clip: recorded in the run, which then '
+                                  'refuses another (empty: as recorded, or the first robot hello\'s).'),
+            max_message_bytes=declare(self, 'max_message_bytes', LearnerOptions.max_message_bytes,
+                                      'A robot message over this many bytes is refused.'))
         logging.basicConfig(level=logging.INFO, format='[learner] %(message)s')
         self.learner = Learner(options)
         self.progress_pub = self.create_publisher(String, c.LEARNER_PROGRESS.name, profile(c.LEARNER_PROGRESS))
         self._stop = threading.Event()
+        self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._train, name='learner', daemon=True)
         self._thread.start()
         self.create_timer(1.0, self._report)
@@ -53,11 +58,16 @@ class LearnerNode(Node):
     def _train(self) -> None:
         try:
             self.learner.run(self._stop)
-        except Exception as e:                 # said loudly; the robot side keeps buffering and acting safely
+        except BaseException as e:             # said loudly, then the node exits non-zero (see _report)
+            self._failure = e
             self.get_logger().fatal(f'learner stopped: {e!r}')
             raise
 
     def _report(self) -> None:
+        """Progress; if training or the link died, end the node with an error (the process exits non-zero,
+        so a supervisor restarts it; the robots keep buffering meanwhile)."""
+        if self._failure is not None:
+            raise RuntimeError(f'learner stopped: {self._failure!r}') from self._failure
         self.progress_pub.publish(String(data=json.dumps(self.learner.status())))
 
     def on_shutdown(self) -> None:
