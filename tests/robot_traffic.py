@@ -2,6 +2,7 @@
 episodes chunked by the robot's real TransitionAssembler, and a raw zmq peer that sends any frames at all."""
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 
@@ -36,6 +37,13 @@ def robot(tmp: Path, endpoint: str, robot_id: str = 'robot', on_bundle=None, **k
     return LinkClient(ClientConfig(endpoint=endpoint, robot_id=robot_id, outbox_dir=tmp / robot_id / 'outbox',
                                    bundle_dir=tmp / robot_id / 'bundles', ping_interval_s=0.1, timeout_s=1.0, **kw),
                       on_bundle=on_bundle)
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (for a learner's --bind)."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
 
 
 def wait(predicate, timeout: float = 10.0) -> bool:

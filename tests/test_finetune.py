@@ -4,7 +4,6 @@ policy node swaps them in between episodes, a learner killed with SIGKILL loses 
 acting, buffers, and delivers the backlog when the learner is back), and every transition sent is stored."""
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,12 +17,7 @@ from lamp_ros import contract as c
 from lamp_ros.learner.learner import Learner, LearnerOptions
 from lamp_ros.link import keys as curve_keys
 from lamp_ros.link.robot_client import ClientConfig, LinkClient
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+from tests.robot_traffic import free_port
 
 
 def start_learner(run, endpoint, log):

@@ -2,22 +2,15 @@
 robot delivered reaches the training replay exactly once (incoming/ is rescanned on start; the robot resends
 what was not acknowledged, a duplicate is acknowledged without being stored again)."""
 import signal
-import socket
 import subprocess
 import sys
 
 import numpy as np
 
 from lamp_ros.learner.chunk_store import SOURCE_KEY
-from tests.robot_traffic import episode_chunks, robot, wait
+from tests.robot_traffic import episode_chunks, free_port, robot, wait
 
 EPISODES = 40
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def start(run, endpoint, log):
