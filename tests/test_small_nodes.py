@@ -37,3 +37,18 @@ def test_gripper_thresholds_with_hysteresis_and_republishes(nodes, probe):
     send(float('nan'))
     probe.spin_for(0.3)
     assert 'non-finite gripper action' in nodes.log('gripper') and nodes.alive('gripper')
+
+
+def test_gripper_sends_the_current_command_with_every_action(nodes, probe):
+    """A reset opens the gripper behind the node's back: the next "closed" action must close it, not a re-send
+    seconds later (this is what lost 2 of 10 deploy-graph button presses)."""
+    nodes.start('gripper', {'min_switch_interval_s': 0.0, 'republish_rate_hz': 0.05})
+    cmds = probe.record(c.GRIPPER_CMD)
+    send = lambda a: probe.publish(c.SAFE_GRIPPER_ACTION, Float32(data=a))  # noqa: E731
+    assert probe.wait_for(lambda: cmds, 10, lambda: send(-1.0)), nodes.log('gripper')
+    for _ in range(3):
+        n = len(cmds)
+        send(-1.0)
+        assert probe.wait_for(lambda: len(cmds) > n, 2.0), 'an unchanged command is sent again with the action'
+        assert cmds[-1][1].data == 0.0
+    assert nodes.log('gripper').count('gripper -> closed') == 1, 'only switches are logged'

@@ -1,6 +1,9 @@
 """gripper node: safety/gripper_action (continuous, already through the safety layer) -> robot/gripper_cmd
-(0 closed / 1 open) with hysteresis and a switch-rate limit; re-sent periodically so a driver that
-missed a message (or restarted) still converges to the current command."""
+(0 closed / 1 open) with hysteresis and a switch-rate limit. The current command is sent with every action,
+not only when it changes: a robot reset opens the gripper behind this node's back (sim_arm, a real arm's home
+routine), and a policy that keeps asking "closed" must get it closed at once, not at the next periodic re-send
+(a push landed with open fingers straddling the button in 2 of 10 deploy-graph episodes before this). Also
+re-sent periodically, so a driver that missed a message (or restarted) converges while no actions arrive."""
 from __future__ import annotations
 
 import math
@@ -37,20 +40,17 @@ class GripperNode(Node):
         if not math.isfinite(msg.data):
             self.get_logger().error(f'non-finite gripper action {msg.data}: ignored', throttle_duration_sec=5.0)
             return
-        self._send(self.logic.update(self._now(), msg.data))
+        self._publish(self.logic.update(self._now(), msg.data))
 
     def _on_timer(self) -> None:
-        changed = self.logic.poll(self._now())
-        if changed is not None:
-            self._send(changed)
-        elif self.logic.command is not None:
-            self.pub.publish(Float64(data=self.logic.command))
+        self._publish(self.logic.poll(self._now()))
 
-    def _send(self, command: float | None) -> None:
-        if command is None:
-            return
-        self.get_logger().info(f"gripper -> {'open' if command else 'closed'}")
-        self.pub.publish(Float64(data=command))
+    def _publish(self, changed: float | None) -> None:
+        """Send the current command (none before the first action); log only a switch."""
+        if changed is not None:
+            self.get_logger().info(f"gripper -> {'open' if changed else 'closed'}")
+        if self.logic.command is not None:
+            self.pub.publish(Float64(data=self.logic.command))
 
 
 def main(args: list[str] | None = None) -> int:
