@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from lamp_ros.paths import config_file, default_bundle_dir
 
 MODES = ('deploy', 'finetune')
@@ -130,9 +132,16 @@ def build(mode: str, instruction: str = '', robot: str = 'sim', bundle: str = ''
         overrides.update({param: values[arg.name] for arg in ARGUMENTS for node, param in arg.sets
                           if node == spec.name and values.get(arg.name)})
         overrides.update(_finetune_overrides(spec.name, mode, reward, learner))
-        files = (config_file(COMMON_PARAMS), config_file(f'{spec.name}.yaml')) + user_files
+        files = tuple(f for f in (config_file(COMMON_PARAMS), config_file(f'{spec.name}.yaml')) if _holds_values(f))
+        files += user_files
         nodes.append(NodeLaunch(spec, files, overrides))
     return Graph(mode, robot, tuple(nodes), tuple(notes))
+
+
+def _holds_values(path: Path) -> bool:
+    """False for a config file of comments only (config/safety.yaml: the node's defaults apply): it is not
+    passed to the node, as not every ROS distribution's parameter parser accepts an empty document."""
+    return not path.is_file() or yaml.safe_load(path.read_text()) is not None
 
 
 def _checked_reward(mode: str, robot: str, reward: str, learner: str) -> str:

@@ -39,3 +39,9 @@ def default_bundle_dir() -> Path:
 def data_dir() -> Path:
     """Per-user data (weights, runs, learner state); LAMP_ROS_HOME overrides."""
     return Path(os.environ.get('LAMP_ROS_HOME', Path.home() / '.local' / 'share' / PACKAGE)).expanduser()
+
+
+def state_dir() -> Path:
+    """Per-user state that must survive restarts but is no data (the safety node's latched e-stop):
+    $XDG_STATE_HOME/lamp_ros, by default ~/.local/state/lamp_ros."""
+    return Path(os.environ.get('XDG_STATE_HOME') or Path.home() / '.local' / 'state').expanduser() / PACKAGE

@@ -1,13 +1,26 @@
 """Test isolation for real ROS 2 traffic: a DDS domain of our own, discovery limited to this machine,
 offscreen MuJoCo. Set before anything imports rclpy (child node processes inherit it)."""
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ['ROS_DOMAIN_ID'] = str(1 + os.getpid() % 100)
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ.setdefault('MUJOCO_GL', 'egl')
 os.environ.setdefault('RCUTILS_LOGGING_BUFFERED_STREAM', '0')
+# The safety node saves its latched e-stop under $XDG_STATE_HOME: never the developer's own, and
+# (state_home below) a fresh one per test, so that one test's e-stop does not hold the next test's arm.
+os.environ['XDG_STATE_HOME'] = tempfile.mkdtemp(prefix='lamp_ros_test_state.')
+atexit.register(shutil.rmtree, os.environ['XDG_STATE_HOME'], ignore_errors=True)
 
 import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def state_home(tmp_path, monkeypatch):
+    monkeypatch.setenv('XDG_STATE_HOME', str(tmp_path / 'state'))
+    return tmp_path / 'state'
 
 
 @pytest.fixture(scope='session')

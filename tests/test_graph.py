@@ -176,3 +176,11 @@ def test_the_robot_path_imports_no_torch():
             'graph.build("deploy", instruction="push button"); assert "torch" not in sys.modules, "torch imported"')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
+
+
+def test_a_config_file_of_comments_only_is_not_passed_to_its_node() -> None:
+    """config/safety.yaml holds no values (SafetyConfig's defaults are the safe ones): not every ROS
+    distribution's parameter parser takes an empty document, so the node gets common.yaml only."""
+    from lamp_ros import graph
+    safety = next(n for n in graph.build('deploy').nodes if n.spec.name == 'safety')
+    assert [f.name for f in safety.params_files] == ['common.yaml']

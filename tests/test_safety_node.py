@@ -1,13 +1,16 @@
 """The safety node as a real process on real topics: the test plays camera, arm driver and policy."""
+import json
 import math
 import time
 
 import numpy as np
 import pytest
+import rclpy
 from std_msgs.msg import Bool
 
 from lamp_ros import contract as c
-from lamp_ros.ros.convert import action_msg, image_msg, pose_msg, twist_linear
+from lamp_ros.ros.convert import action_msg, image_msg, pose_msg, to_sec, twist_linear
+from lamp_ros.ros.interfaces import profile
 
 RATE = 10.0
 PERIOD = 1.0 / RATE
@@ -22,6 +25,7 @@ class Feeder:
         self.position = np.array(position)
         self.action = np.array([0.5, 0.0, 0.0, 1.0])
         self.send_images = True
+        self.send_actions = True
         self.last_image_t = None
         self.last_action_t = None
         self.image = np.zeros((8, 8, 3), np.uint8)
@@ -37,8 +41,9 @@ class Feeder:
             self.probe.publish(c.CAMERA_IMAGE, image_msg(self.image, stamp, 'camera_front'))
             self.last_image_t = now
         self.probe.publish(c.EE_POSE, pose_msg(self.position, np.array([1.0, 0, 0, 0]), stamp, 'base'))
-        self.probe.publish(c.POLICY_ACTION, action_msg(self.action))
-        self.last_action_t = now
+        if self.send_actions:
+            self.probe.publish(c.POLICY_ACTION, action_msg(self.action))
+            self.last_action_t = now
 
 
 @pytest.fixture
@@ -167,3 +172,73 @@ def test_operator_takes_over_and_applied_actions_flag_interventions(safety, prob
     t_locked = time.monotonic()
     probe.wait_for(lambda: False, 0.6, operator_step)
     assert all(twist_linear(m)[0] > 0 for t, m in twists if t > t_locked + 0.1)
+
+
+def flood(probe, feeder, seconds: float, hz: float = 1000.0) -> int:
+    """+-1 along x, alternating, at `hz` on average on policy/action (camera and pose at the control rate beside
+    it). The gaps vary a little, so that which sign is newest when a command is due is not always the same."""
+    sent, sign, end = 0, 1.0, time.monotonic() + seconds
+    next_t, rng = time.monotonic(), np.random.default_rng(0)
+    while time.monotonic() < end:
+        feeder.step()
+        if time.monotonic() >= next_t:
+            probe.publish(c.POLICY_ACTION, action_msg(np.array([sign, 0.0, 0.0, 1.0])))
+            sign, sent, next_t = -sign, sent + 1, next_t + rng.uniform(0.5, 1.5) / hz
+        probe.executor.spin_once(timeout_sec=0)
+    return sent
+
+
+def test_output_never_faster_than_the_control_rate_under_a_1khz_alternating_flood(safety, probe, nodes):
+    feeder, twists, _, status = safety
+    feeder.send_actions = False
+    t0 = time.monotonic()
+    sent = flood(probe, feeder, 3.0)
+    probe.wait_for(lambda: False, 0.3, feeder.step)
+    out = [(to_sec(m.header.stamp), twist_linear(m)) for t, m in twists if t > t0 + 0.2 and t < t0 + 3.0]
+    stamps, v = np.array([s for s, _ in out]), np.array([v for _, v in out])
+    gaps = np.diff(stamps)
+    accel = np.linalg.norm(np.diff(v, axis=0), axis=1) / gaps
+    flips = int(np.sum(np.diff(np.sign(v[:, 0])) != 0))
+    print(f'flood: {sent} actions in 3 s -> {(len(out) - 1) / (stamps[-1] - stamps[0]):.2f} Hz out, min gap '
+          f'{gaps.min() * 1e3:.1f} ms, max accel {accel.max():.2f} m/s^2, {flips} sign changes')
+    assert sent > 1500, f'the probe managed only {sent} actions in 3 s'
+    assert gaps.min() >= 0.9 * PERIOD - 1e-6, f'two twists {gaps.min() * 1e3:.1f} ms apart'   # stamps: decisions
+    assert len(out) <= 2.8 * RATE + 2, f'{len(out)} twists in 2.8 s'     # one per slot of the grid
+    assert accel.max() <= 3.0 * (1 + 1e-4), f'{accel.max():.4f} m/s^2 > max_accel_mps2 3.0'   # (stamp rounding)
+    log = nodes.log('safety')
+    assert log.count('down-sampling') == 1, log                   # reported once, not per dropped action
+    assert len(log.splitlines()) < 20, log
+    assert json.loads(status[-1][1].data)['dropped_actions'] > 1000
+
+
+def test_estop_survives_a_restart_after_its_sender_is_gone(nodes, probe, state_home):
+    """The e-stop sender goes away, the safety node restarts: it restores the e-stop from its state file and
+    holds still, ignores a stale latched release from another publisher, and moves only after a new release."""
+    params = {'control_rate_hz': RATE, 'startup_max_hold_s': 5.0}
+    nodes.start('safety', params)
+    twists, status = probe.record(c.EE_TWIST_CMD), probe.record(c.SAFETY_STATUS)
+    feeder = Feeder(probe)
+    assert probe.wait_for(lambda: twists and moving(twists[-1][1]), 20, feeder.step), nodes.log('safety')
+    probe.publish(c.ESTOP, Bool(data=False))                      # an operator console, released long ago
+    probe.wait_for(lambda: False, 0.3, feeder.step)
+    sender = rclpy.create_node('estop_button')
+    sender.create_publisher(Bool, c.ESTOP.name, profile(c.ESTOP)).publish(Bool(data=True))
+    estop = lambda: status and json.loads(status[-1][1].data)['estop']     # noqa: E731
+    assert probe.wait_for(estop, 10, feeder.step), nodes.log('safety')
+    state_file = state_home / 'lamp_ros' / 'safety.estop.json'           # the default: under $XDG_STATE_HOME
+    saved = lambda: json.loads(state_file.read_text())['engaged']          # noqa: E731
+    assert probe.wait_for(saved, 5, feeder.step), 'e-stop not saved'       # written just after the stop
+    sender.destroy_node()                                         # the e-stop's sender is gone
+    assert nodes.stop('safety') == 0
+
+    nodes.start('safety', params)                                 # restart: nobody latches True any more
+    t_restart = time.monotonic()
+    probe.wait_for(lambda: False, 4.0, feeder.step)
+    after = [m for t, m in twists if t > t_restart]
+    log = nodes.log('safety')
+    assert after and not any(moving(m) for m in after), 'moved after a restart although the e-stop was engaged'
+    assert 'E-STOP ENGAGED (restored' in log and 'release ignored' in log, log
+    probe.wait_for(lambda: time.monotonic() > t_restart + 5.5, 10, feeder.step)
+    probe.publish(c.ESTOP, Bool(data=False))                      # an explicit release, now
+    assert probe.wait_for(lambda: moving(twists[-1][1]), 5.0, feeder.step), nodes.log('safety')
+    assert probe.wait_for(lambda: not saved(), 5, feeder.step), 'release not saved'

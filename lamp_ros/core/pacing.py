@@ -1,5 +1,8 @@
-"""When the policy acts: on each fresh camera image, no faster than the control rate."""
+"""When the policy acts: on each fresh camera image, no faster than the control rate. The same grid paces the
+camera node's frames and the safety node's commands."""
 from __future__ import annotations
+
+import math
 
 
 class ImagePacer:
@@ -22,6 +25,11 @@ class ImagePacer:
 
     def due(self, t: float) -> bool:
         return self._next is None or t >= self._next - self.early_s
+
+    @property
+    def next_due(self) -> float:
+        """The earliest time `due` will say yes (-inf before the first action)."""
+        return -math.inf if self._next is None else self._next - self.early_s
 
     def acted(self, t: float) -> None:
         if self._next is None or t > self._next + self.period_s:

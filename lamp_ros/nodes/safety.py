@@ -2,15 +2,20 @@
 
 policy/action or teleop/action -> [ActionArbiter] -> [SafetyFilter] -> robot/ee_twist_cmd (m/s) and
 safety/gripper_action; control/applied_action reports what was commanded, in action units, with the
-intervention flag (1 = the operator's action). A command is published as soon as an action arrives (low
-latency); a watchdog timer publishes zero velocity while any stop condition holds (stale inputs, e-stop,
-rejected action).
+intervention flag (1 = the operator's action). robot/ee_twist_cmd goes out at the control rate, never
+faster: an action is passed on as soon as it arrives if its slot on the grid of control periods is open (low
+latency), else when the slot opens, the newest action winning. A watchdog timer stops the arm while
+any stop condition holds (stale inputs, e-stop, rejected action). The latched e-stop is saved to a state
+file (`estop_state_file`) and restored on start, so it survives a restart of this node after its sender
+has gone: motion needs an explicit release.
 """
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
+from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.duration import Duration
 from rclpy.node import Node
@@ -19,44 +24,64 @@ from std_msgs.msg import Bool, Float32, Float32MultiArray, String
 
 from lamp_ros import contract as c
 from lamp_ros.core.arbiter import ActionArbiter, ArbiterConfig
-from lamp_ros.core.safety import Command, InterventionLog, SafetyConfig, SafetyFilter
-from lamp_ros.ros.convert import action_array, applied_action_msg, pose_arrays, twist_msg
+from lamp_ros.core.estop_store import EstopStore, default_estop_file
+from lamp_ros.core.safety import Command, DownsampleReport, InterventionLog, SafetyConfig, SafetyFilter
+from lamp_ros.ros.convert import action_array, applied_action_msg, pose_arrays, to_sec, twist_msg
 from lamp_ros.ros.node_process import declare, run_node
 from lamp_ros.ros.interfaces import profile
+
+SLOT_MARGIN_S = 0.001      # a deferred command's timer fires this much after its slot (timers are never early)
+
+
+def declare_config(node: Node) -> SafetyConfig:
+    """The filter's parameters; their defaults are SafetyConfig's (the one source of the safe values)."""
+    d = SafetyConfig()
+    return SafetyConfig(
+        control_rate_hz=declare(node, 'control_rate_hz', d.control_rate_hz, 'Control rate of the policy, Hz.'),
+        action_scale_m=declare(node, 'action_scale_m', d.action_scale_m,
+                               'Metres per control step for an action of magnitude 1 (LAMP: 0.03).'),
+        workspace_min=tuple(declare(node, 'workspace_min', list(d.workspace_min),
+                                    'Workspace box lower corner [x, y, z], metres, base frame.')),
+        workspace_max=tuple(declare(node, 'workspace_max', list(d.workspace_max),
+                                    'Workspace box upper corner [x, y, z], metres, base frame.')),
+        max_step_m=declare(node, 'max_step_m', d.max_step_m, 'Largest translation per control step along any axis, metres.'),
+        max_speed_mps=declare(node, 'max_speed_mps', d.max_speed_mps, 'Largest EE speed, m/s.'),
+        max_accel_mps2=declare(node, 'max_accel_mps2', d.max_accel_mps2,
+                               'Largest change of commanded velocity per second, m/s^2 (stops are immediate).'),
+        max_hold_s=declare(node, 'max_hold_s', d.max_hold_s,
+                           'Longest the arm may keep executing one twist after it is published (its driver\'s '
+                           'command timeout, plus a tick), s: the workspace box is kept for that worst case.'),
+        stale_timeout_periods=declare(node, 'stale_timeout_periods', d.stale_timeout_periods,
+                                      'Image, EE pose or action older than this many control periods -> stop.'),
+        startup_hold_s=declare(node, 'startup_hold_s', d.startup_hold_s,
+                               'No motion for this long after start (time to receive a latched e-stop).'),
+        startup_max_hold_s=declare(node, 'startup_max_hold_s', d.startup_max_hold_s,
+                                   'Longer, up to this, while a known e-stop publisher has not delivered its '
+                                   'latched state; a release heard this early does not lift a restored e-stop.'))
 
 
 class SafetyNode(Node):
     def __init__(self) -> None:
         super().__init__('safety')
-        d = SafetyConfig()
-        cfg = SafetyConfig(
-            control_rate_hz=declare(self, 'control_rate_hz', d.control_rate_hz, 'Control rate of the policy, Hz.'),
-            action_scale_m=declare(self, 'action_scale_m', d.action_scale_m,
-                                   'Metres per control step for an action of magnitude 1 (LAMP: 0.03).'),
-            workspace_min=tuple(declare(self, 'workspace_min', list(d.workspace_min),
-                                        'Workspace box lower corner [x, y, z], metres, base frame.')),
-            workspace_max=tuple(declare(self, 'workspace_max', list(d.workspace_max),
-                                        'Workspace box upper corner [x, y, z], metres, base frame.')),
-            max_step_m=declare(self, 'max_step_m', d.max_step_m, 'Largest translation per control step along any axis, metres.'),
-            max_speed_mps=declare(self, 'max_speed_mps', d.max_speed_mps, 'Largest EE speed, m/s.'),
-            max_accel_mps2=declare(self, 'max_accel_mps2', d.max_accel_mps2,
-                                   'Largest change of commanded velocity, m/s^2 (stops are immediate).'),
-            stale_timeout_periods=declare(self, 'stale_timeout_periods', d.stale_timeout_periods,
-                                          'Image, EE pose or action older than this many control periods -> stop.'),
-            startup_hold_s=declare(self, 'startup_hold_s', d.startup_hold_s,
-                                   'No motion for this long after start (time to receive a latched e-stop).'),
-            startup_max_hold_s=declare(self, 'startup_max_hold_s', d.startup_max_hold_s,
-                                       'Longer, up to this, while a known e-stop publisher has not delivered '
-                                       'its latched state.'))
+        cfg = declare_config(self)
         self.frame_id = declare(self, 'base_frame_id', 'base', 'Robot base frame: of the EE pose and the published twist.')
         watchdog_hz = declare(self, 'watchdog_rate_hz', 50.0, 'How often stale inputs are checked, Hz.')
-        self.filter = SafetyFilter(cfg, start_t=self._now())
+        self.estop_store = EstopStore(Path(declare(
+            self, 'estop_state_file', str(default_estop_file(f"{self.get_namespace().rstrip('/')}/{self.get_name()}")),
+            'Where the latched e-stop is saved, to survive a restart of this node (one file per robot).')))
+        saved = self.estop_store.load()
+        self.estop_store.save(saved.engaged)                   # fail at start, not at the first e-stop
+        self.filter = SafetyFilter(cfg, start_t=self._now(), estop_engaged=saved.engaged)
         self.log = InterventionLog()
+        self.downsample = DownsampleReport()
         self.arbiter = ActionArbiter(ArbiterConfig(
             takeover_hold_s=declare(self, 'takeover_hold_s', ArbiterConfig().takeover_hold_s,
                                     "Control returns to the policy this long after the operator's last action.")),
             mode=declare(self, 'control_mode', 'auto', "'auto' (operator takes over while teleop sends), "
                                                        "'policy' or 'teleop'; also settable on control/mode."))
+        self._source = 'policy'                                # of the newest action
+        self._slot_timer = None
+        self._state = ''
 
         self.twist_pub = self.create_publisher(TwistStamped, c.EE_TWIST_CMD.name, profile(c.EE_TWIST_CMD))
         self.gripper_pub = self.create_publisher(Float32, c.SAFE_GRIPPER_ACTION.name, profile(c.SAFE_GRIPPER_ACTION))
@@ -72,8 +97,9 @@ class SafetyNode(Node):
         self.create_subscription(Bool, c.ESTOP.name, self._on_estop, profile(c.ESTOP))
         self.create_timer(1.0 / watchdog_hz, self._on_watchdog)
         self.create_timer(1.0, self._publish_status)
-        self._state = ''
         self.get_logger().info(f'safety layer up: {cfg}')
+        if saved.engaged:
+            self.get_logger().warning(f'E-STOP ENGAGED (restored: {saved.detail}); publish False on estop to release')
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -86,19 +112,33 @@ class SafetyNode(Node):
             self.get_logger().error(f"EE pose in frame '{msg.header.frame_id}', expected '{self.frame_id}': ignored",
                                     throttle_duration_sec=5.0)
             return
-        self.filter.on_ee_pose(self._now(), pose_arrays(msg)[0])
+        stamp = to_sec(msg.header.stamp)
+        self.filter.on_ee_pose(self._now(), pose_arrays(msg)[0], measured_t=stamp if stamp > 0 else None)
 
     def _on_action(self, msg: Float32MultiArray, source: str) -> None:
         t = self._now()
         if not self.arbiter.accept(source, t):
             return
         self.filter.on_action(t, action_array(msg))
-        cmd = self.filter.command(t)
-        self._publish(cmd)
-        if not cmd.stopped:
-            self.applied_pub.publish(applied_action_msg(
-                cmd.velocity / (self.filter.config.action_scale_m * self.filter.config.control_rate_hz),
-                cmd.gripper, source == 'teleop', self.get_clock().now().to_msg()))
+        self._source = source
+        self._poll()
+
+    def _poll(self) -> None:
+        """Publish what the filter says is due now, stamped with the time it decided at; if an action waits for
+        its slot, wake up then."""
+        now = self.get_clock().now()
+        t = now.nanoseconds * 1e-9
+        cmd = self.filter.poll(t)
+        if cmd is not None:
+            self._publish(cmd, now.to_msg(), t)
+        if self.filter.pending and self._slot_timer is None:
+            delay = max(self.filter.next_slot - t, 0.0) + SLOT_MARGIN_S
+            self._slot_timer = self.create_timer(delay, self._on_slot)
+
+    def _on_slot(self) -> None:
+        self.destroy_timer(self._slot_timer)                   # one-shot
+        self._slot_timer = None
+        self._poll()
 
     def _on_mode(self, msg: String) -> None:
         try:
@@ -109,27 +149,39 @@ class SafetyNode(Node):
         self.get_logger().info(f'control mode: {msg.data}')
 
     def _on_estop(self, msg: Bool) -> None:
-        self.filter.on_estop(msg.data)
-        self.get_logger().warning('E-STOP ENGAGED' if msg.data else 'e-stop released')
+        change = self.filter.on_estop(msg.data, self._now())
         if msg.data:
-            self._publish(self.filter.watchdog(self._now()))
+            self._poll()                                       # stop first, then write it down
+            self.get_logger().warning('E-STOP ENGAGED')
+        elif change == 'ignored':
+            self.get_logger().warning('e-stop release ignored: it came within startup_max_hold_s of a restart that '
+                                      'restored the e-stop, so it may be older than the e-stop; publish False again')
+        else:
+            self.get_logger().info('e-stop released')
+        if change in ('engaged', 'released'):
+            self.estop_store.save(self.filter.estop_engaged)
+            self._publish_status()
 
     def _on_watchdog(self) -> None:
         now = self._now()
         if self.filter.waiting_for_estop_state(now):      # a graph query: only while it can matter
             self.filter.on_estop_publishers(self.count_publishers(c.ESTOP.name))
-        stop = self.filter.watchdog(now)
-        if stop is not None:
-            self._publish(stop)
+        self._poll()
+        for line in self.downsample.update(now, self.filter.dropped):
+            self.get_logger().info(line)
 
-    def _publish(self, cmd: Command) -> None:
-        self.twist_pub.publish(twist_msg(cmd.velocity, self.get_clock().now().to_msg(), self.frame_id))
+    def _publish(self, cmd: Command, stamp: Time, t: float) -> None:
+        self.twist_pub.publish(twist_msg(cmd.velocity, stamp, self.frame_id))
         if cmd.gripper is not None:
             self.gripper_pub.publish(Float32(data=cmd.gripper))
-        self._report(cmd)
+        if not cmd.stopped:
+            cfg = self.filter.config
+            self.applied_pub.publish(applied_action_msg(cmd.velocity / (cfg.action_scale_m * cfg.control_rate_hz),
+                                                        cmd.gripper, self._source == 'teleop', stamp))
+        self._report(cmd, t)
 
-    def _report(self, cmd: Command) -> None:
-        started, cleared = self.log.update(cmd)
+    def _report(self, cmd: Command, t: float) -> None:
+        started, cleared = self.log.update(cmd, t)
         for reason in started:      # one call site per severity: rclpy refuses changing severities per line
             if reason.stops:
                 self.get_logger().warning(f'safety intervention (STOP): {reason}')
@@ -150,7 +202,8 @@ class SafetyNode(Node):
             'last_reason': str(last) if last else '',
             'estop': self.filter.estop_engaged,
             'control_mode': self.arbiter.mode,
-            'operator': self.arbiter.operator_engaged(self._now())})))
+            'operator': self.arbiter.operator_engaged(self._now()),
+            'dropped_actions': self.filter.dropped})))
 
     def on_shutdown(self) -> None:
         """Leave the arm commanded to zero velocity."""
