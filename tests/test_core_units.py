@@ -4,7 +4,7 @@ import pytest
 
 from lamp_ros.core.gripper import CLOSED, OPEN, GripperConfig, GripperLogic
 from lamp_ros.core.images import ImageRejected, decode_rgb8, fit_to_size
-from lamp_ros.core.observation import RobotState, state_vector
+from lamp_ros.core.observation import RobotState, StateHistory, state_vector
 from lamp_ros.core.pacing import ImagePacer
 
 
@@ -102,3 +102,26 @@ def test_robot_state_reports_missing_and_stale():
     s.pose_t, s.gripper_t = 0.5, 0.95
     assert s.missing(('ee_x', 'gripper_opening'), 1.0, 0.15) == ['robot/ee_pose (stale)']
     assert s.missing(('gripper_opening',), 1.0, 0.15) == []
+
+
+def test_state_history_pairs_an_image_with_the_state_of_its_stamp():
+    h = StateHistory(keep=4)
+    q = np.array([0.0, 1.0, 0.0, 0.0])
+    for k in range(6):                                    # ticks 0..5 at 10 Hz; only the last 4 are kept
+        h.add_pose(0.1 * k, 10.0 + 0.1 * k, np.array([0.01 * k, 0.0, 0.3]), q)
+        h.add_gripper(0.1 * k, 10.0 + 0.1 * k, 1.0 - 0.1 * k)
+    assert h.at(0.31).position[0] == pytest.approx(0.03) and h.at(0.31).gripper_opening == pytest.approx(0.7)
+    assert h.latest().position[0] == pytest.approx(0.05) and h.latest().pose_t == pytest.approx(10.5)
+    assert h.at(0.0).position[0] == pytest.approx(0.02), 'the oldest kept reading'
+    keys = ('ee_x', 'gripper_opening')
+    assert h.caught_up(keys, 0.5, 99.0), 'readings stamped at the image stamp'
+    assert not h.caught_up(keys, 0.6, 10.55), 'the tick of the image has not come yet'
+    assert h.caught_up(keys, 0.6, 10.45), 'a reading that arrived after the image is as new as it gets'
+    assert h.caught_up(('ee_x',), 0.6, 10.45) and not StateHistory().caught_up(keys, 0.0, 0.0)
+
+
+def test_state_history_with_unstamped_readings_uses_the_newest():
+    h = StateHistory()
+    for k in range(3):
+        h.add_pose(0.0, float(k), np.array([float(k), 0.0, 0.0]), np.zeros(4))
+    assert h.at(1234.5).position[0] == 2.0

@@ -21,7 +21,7 @@ from std_msgs.msg import String
 
 from lamp_ros import contract as c
 from lamp_ros.core.images import ImageRejected
-from lamp_ros.core.observation import RobotState, state_vector
+from lamp_ros.core.observation import StateHistory, state_vector
 from lamp_ros.core.transitions import TransitionAssembler
 from lamp_ros.link import keys as curve_keys
 from lamp_ros.link.robot_client import ClientConfig, LinkClient
@@ -54,7 +54,7 @@ class ActorNode(Node):
         self._finish_deadline = 0.0
 
         self.assembler = TransitionAssembler(robot_id, chunk_steps, reward_timeout)
-        self.robot = RobotState()
+        self.robot = StateHistory()
         self.image: np.ndarray | None = None
         self.image_stamp = float('nan')
         self.instruction = ''
@@ -95,12 +95,11 @@ class ActorNode(Node):
         self.image_stamp = to_sec(msg.header.stamp)
 
     def _on_pose(self, msg: PoseStamped) -> None:
-        self.robot.pose_t = self._now()
-        self.robot.position, self.robot.quaternion = pose_arrays(msg)
+        self.robot.add_pose(to_sec(msg.header.stamp), self._now(), *pose_arrays(msg))
 
     def _on_gripper(self, msg: JointState) -> None:
         try:
-            self.robot.gripper_opening, self.robot.gripper_t = gripper_opening(msg), self._now()
+            self.robot.add_gripper(to_sec(msg.header.stamp), self._now(), gripper_opening(msg))
         except ValueError as e:
             self.get_logger().error(f'gripper state ignored: {e}', throttle_duration_sec=5.0)
 
@@ -113,12 +112,17 @@ class ActorNode(Node):
         except ValueError as e:
             self.get_logger().error(f'applied action not recorded: {e}', throttle_duration_sec=5.0)
             return
-        if self.image is None or self.robot.position is None or self.robot.gripper_opening is None:
+        if self.image is None or not self._has_state():
             return
         self.assembler.on_step(self._now(), self.image, self.image_stamp, self._state(), action, intervention)
 
+    def _has_state(self) -> bool:
+        latest = self.robot.latest()
+        return latest.position is not None and latest.gripper_opening is not None
+
     def _state(self) -> np.ndarray:
-        return state_vector(c.STATE_KEYS, self.robot)
+        """The robot state of the current image's stamp (the policy node pairs them the same way)."""
+        return state_vector(c.STATE_KEYS, self.robot.at(self.image_stamp))
 
     def _on_episode_status(self, msg: String) -> None:
         status = json.loads(msg.data)
@@ -146,7 +150,7 @@ class ActorNode(Node):
     def _finish(self, status: dict) -> None:
         self._pending_finish = None
         key = self.assembler.episode.key if self.assembler.episode else ''
-        state = self._state() if self.robot.position is not None and self.robot.gripper_opening is not None else None
+        state = self._state() if self._has_state() else None
         chunks = self.assembler.stop(self._now(), self.image if state is not None else None, self.image_stamp,
                                      state, bool(status.get('success')), str(status.get('label', '')))
         for meta, arrays in chunks:

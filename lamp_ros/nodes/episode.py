@@ -43,6 +43,10 @@ class EpisodeNode(Node):
         self.reset_delay_s = declare(self, 'reset_delay_s', 0.3,
                                      'Auto reset waits this long after a stop: the frame that shows the last '
                                      "action's result (o_T) and its reward still belong to the episode.")
+        self.wired_topics = declare(self, 'wired_topics', [c.EE_TWIST_CMD.name, c.GRIPPER_CMD.name],
+                                    'Command topics that need a publisher and a subscriber (as discovered here) '
+                                    'before a reset: an episode begun earlier moves the arm while the driver '
+                                    'does not yet hear the gripper node.')
         self.instruction = ''
         self._stopped_at = 0.0
         self.event_pub = self.create_publisher(String, c.EPISODE_EVENT.name, profile(c.EPISODE_EVENT))
@@ -99,6 +103,10 @@ class EpisodeNode(Node):
                 message = f'{c.ROBOT_RESET_SERVICE} is not available (is the arm driver / sim_arm running?)'
                 self.get_logger().error(message)
                 return False, message
+            if self._unwired():
+                message = f'{", ".join(self._unwired())} is not available yet (command path still being discovered)'
+                self.get_logger().warning(message, throttle_duration_sec=5.0)
+                return False, message
             result = await self.robot_reset.call_async(Trigger.Request())
             if not result.success:
                 self.get_logger().error(f'arm reset failed: {result.message}')
@@ -109,6 +117,16 @@ class EpisodeNode(Node):
             return True, result.message
         finally:
             self._resetting = False
+
+    def _unwired(self) -> list[str]:
+        """The wired_topics that lack a publisher or a subscriber, each with what is missing."""
+        missing = []
+        for topic in self.wired_topics:
+            ends = [end for end, count in (('publisher', self.count_publishers(topic)),
+                                           ('subscriber', self.count_subscribers(topic))) if count == 0]
+            if ends:
+                missing.append(f'{topic} ({" and ".join(ends)})')
+        return missing
 
     # --- inputs --------------------------------------------------------------------------------------
     def _on_applied(self, msg: JointState) -> None:
@@ -141,7 +159,7 @@ class EpisodeNode(Node):
             self._publish()
 
     async def _tick(self) -> None:
-        if self._pending_auto_start and self.robot_reset.service_is_ready():
+        if self._pending_auto_start and self.robot_reset.service_is_ready() and not self._unwired():
             self._pending_auto_start = False
             await self._reset()
         elif (self.auto_reset and self.tracker.state == 'stopped' and self.tracker.stop_reason != 'operator'

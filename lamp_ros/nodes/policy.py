@@ -1,6 +1,7 @@
 """policy node: runs a policy bundle with onnxruntime (no torch on the robot).
 
-Observation = latest camera image + robot state (fields named by the bundle) + the embedding of the
+Observation = latest camera image + the robot state of the image's stamp (fields named by the bundle; on
+a new image it waits up to sync_wait_s for that state, which comes on other topics) + the embedding of the
 current instruction (computed once per instruction by the bundle's text encoder). By default it acts
 on each fresh image, no faster than the control rate (trigger:=image), which keeps camera-to-command
 latency at the compute time; trigger:=timer acts on a fixed timer with the latest image instead.
@@ -26,9 +27,9 @@ from std_msgs.msg import Float32MultiArray, String
 from lamp_ros import contract as c
 from lamp_ros.core.bundle_swap import BundleSwapper, load_checked
 from lamp_ros.core.images import ImageRejected, fit_to_size
-from lamp_ros.core.observation import RobotState, state_vector
+from lamp_ros.core.observation import StateHistory, state_vector
 from lamp_ros.core.pacing import ImagePacer
-from lamp_ros.ros.convert import action_msg, gripper_opening, image_array, pose_arrays
+from lamp_ros.ros.convert import action_msg, gripper_opening, image_array, pose_arrays, to_sec
 from lamp_ros.ros.node_process import declare, run_node
 from lamp_ros.ros.interfaces import profile
 from models.bundle import BundleError
@@ -55,6 +56,9 @@ class PolicyNode(Node):
         stale_periods = declare(self, 'stale_timeout_periods', 1.5,
                                 'Images and robot state older than this many control periods are not used.')
         self.stale_s = stale_periods / self.control_rate_hz
+        self.sync_wait_s = declare(self, 'sync_wait_s', 0.03,
+                                   "On a new image, wait up to this long for the robot state of the image's "
+                                   'stamp (it comes on other topics, often just after the image).')
 
         self.action_pub = self.create_publisher(Float32MultiArray, c.POLICY_ACTION.name, profile(c.POLICY_ACTION))
         self.status_pub = self.create_publisher(String, c.POLICY_STATUS.name, profile(c.POLICY_STATUS))
@@ -65,9 +69,11 @@ class PolicyNode(Node):
         self.episode_running = False
         self._load_bundle()
 
-        self.robot = RobotState()
+        self.robot = StateHistory()
         self.image: np.ndarray | None = None
-        self.image_t: float | None = None
+        self.image_t: float | None = None              # arrival
+        self.image_stamp = 0.0                         # header stamp
+        self._sync_timer = None                        # set while an image waits for its robot state
         self.instruction = ''
         self.embedding: np.ndarray | None = None
         self._embeddings: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -194,7 +200,8 @@ class PolicyNode(Node):
         if not (np.all(np.isfinite(position)) and np.all(np.isfinite(quaternion))):
             self.get_logger().error('non-finite EE pose ignored', throttle_duration_sec=5.0)
             return
-        self.robot.pose_t, self.robot.position, self.robot.quaternion = self._now(), position, quaternion
+        self.robot.add_pose(to_sec(msg.header.stamp), self._now(), position, quaternion)
+        self._act_when_synced()
 
     def _on_gripper(self, msg: JointState) -> None:
         try:
@@ -202,7 +209,8 @@ class PolicyNode(Node):
         except ValueError as e:
             self.get_logger().error(f'gripper state ignored: {e}', throttle_duration_sec=5.0)
             return
-        self.robot.gripper_t, self.robot.gripper_opening = self._now(), opening
+        self.robot.add_gripper(to_sec(msg.header.stamp), self._now(), opening)
+        self._act_when_synced()
 
     def _on_image(self, msg: Image) -> None:
         if self.runtime is None:
@@ -215,9 +223,28 @@ class PolicyNode(Node):
             self.get_logger().error(f'camera image rejected: {e}', throttle_duration_sec=2.0)
             return
         t = self._now()
-        self.image, self.image_t = np.array(image, copy=True), t
-        if self.trigger == 'image' and self.pacer.due(t):
-            self._act(t)
+        self.image, self.image_t, self.image_stamp = np.array(image, copy=True), t, to_sec(msg.header.stamp)
+        if self.trigger == 'image' and self.pacer.due(t) and self._sync_timer is None:
+            self._sync_timer = self.create_timer(self.sync_wait_s, self._on_sync_timeout)
+            self._act_when_synced()
+
+    def _act_when_synced(self) -> None:
+        """Act on the waiting image once the robot state of its stamp is in."""
+        if self._sync_timer is None or self.runtime is None:
+            return
+        if self.robot.caught_up(self.runtime.manifest.state_keys, self.image_stamp, self.image_t):
+            self._stop_waiting()
+            self._act(self._now())
+
+    def _on_sync_timeout(self) -> None:
+        """The state of the image's stamp did not come in sync_wait_s: act on the nearest there is."""
+        if self._sync_timer is not None:
+            self._stop_waiting()
+            self._act(self._now())
+
+    def _stop_waiting(self) -> None:
+        self.destroy_timer(self._sync_timer)
+        self._sync_timer = None
 
     def _on_timer(self) -> None:
         if self.runtime is not None:
@@ -229,7 +256,7 @@ class PolicyNode(Node):
             self._set_status('waiting', 'waiting for an episode to start')
             return
         keys = self.runtime.manifest.state_keys
-        waiting = self.robot.missing(keys, t, self.stale_s)
+        waiting = self.robot.latest().missing(keys, t, self.stale_s)
         if self.image_t is None or t - self.image_t > self.stale_s:
             waiting.insert(0, c.CAMERA_IMAGE.name)
         if self.embedding is None:
@@ -237,7 +264,8 @@ class PolicyNode(Node):
         if waiting:
             self._set_status('waiting', 'waiting for ' + ', '.join(waiting))
             return
-        action = self.runtime.act(self.image, state_vector(keys, self.robot), self.embedding)
+        state = state_vector(keys, self.robot.at(self.image_stamp))
+        action = self.runtime.act(self.image, state, self.embedding)
         if not np.all(np.isfinite(action)):
             self._set_status('waiting', f'policy produced a non-finite action {action.tolist()}; not published')
             return
