@@ -19,6 +19,17 @@ ACTION_DIM = 4
 ACTION_SCALE_M = 0.03
 """LAMP's action scaling: |a| = 1 moves the end effector at most 3 cm per control step."""
 
+MAX_SPEED_MPS = 0.3
+"""The safety layer's default end-effector speed limit (norm of the velocity, m/s). The sim env moves the arm
+within it too, so a policy learns the motion it is deployed with (a diagonal action is not faster in sim)."""
+
+MAX_ACCEL_MPS2 = 3.0
+"""The safety layer's default acceleration limit (norm, m/s^2); the sim env applies it as well."""
+
+MAX_INSTRUCTION_CHARS = 512
+"""Longest instruction any node accepts (after stripping). The text encoders read 32 tokens; the bound keeps a
+megabyte "instruction" from costing memory, log and seconds of encoding in every node that hears it."""
+
 GRIPPER_OPEN_THRESHOLD = 0.5
 """A gripper action >= this means open (LAMP/RLBench's discrete gripper)."""
 

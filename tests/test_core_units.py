@@ -4,6 +4,7 @@ import pytest
 
 from lamp_ros.core.gripper import CLOSED, OPEN, GripperConfig, GripperLogic
 from lamp_ros.core.images import ImageRejected, decode_rgb8, fit_to_size
+from lamp_ros.core.instruction import InstructionRejected, checked_instruction
 from lamp_ros.core.observation import RobotState, StateHistory, state_vector
 from lamp_ros.core.pacing import ImagePacer
 
@@ -87,6 +88,8 @@ class TestImages:
             fit_to_size(img, 64, 64, resize=False)
         with pytest.raises(ImageRejected, match='aspect ratio'):
             fit_to_size(np.zeros((480, 640, 3), np.uint8), 64, 64, resize=True)
+        with pytest.raises(ImageRejected, match='never upscaled'):
+            fit_to_size(np.zeros((1, 1, 3), np.uint8), 64, 64, resize=True)
 
 
 def test_state_vector_follows_bundle_keys():
@@ -125,3 +128,12 @@ def test_state_history_with_unstamped_readings_uses_the_newest():
     for k in range(3):
         h.add_pose(0.0, float(k), np.array([float(k), 0.0, 0.0]), np.zeros(4))
     assert h.at(1234.5).position[0] == 2.0
+
+
+@pytest.mark.parametrize('text, problem', [('   ', 'empty'), ('x' * 513, '513 characters'),
+                                           ('a\n' * 400, 'starting "a\\\\na')])
+def test_instructions_are_bounded(text, problem):
+    with pytest.raises(InstructionRejected, match=problem):
+        checked_instruction(text)
+    assert checked_instruction('  push the button ') == 'push the button'
+    assert checked_instruction('y' * 512) == 'y' * 512

@@ -18,7 +18,11 @@ def test_prompt_latches_instruction_and_follows_parameter(nodes, probe):
     assert probe.wait_for(lambda: got[-1][1].data == 'turn tap', 5)
     request.parameters[0].value.string_value = '   '
     result = probe.call(SetParameters, '/prompt/set_parameters', request).results[0]
-    assert not result.successful and 'non-empty' in result.reason
+    assert not result.successful and 'empty instruction' in result.reason
+    request.parameters[0].value.string_value = 'x' * 600
+    result = probe.call(SetParameters, '/prompt/set_parameters', request).results[0]
+    assert not result.successful and '600 characters (at most 512)' in result.reason
+    assert got[-1][1].data == 'turn tap'
 
 
 def test_gripper_thresholds_with_hysteresis_and_republishes(nodes, probe):

@@ -28,10 +28,13 @@ def decode_rgb8(encoding: str, height: int, width: int, step: int, data) -> np.n
 
 
 def fit_to_size(image: np.ndarray, height: int, width: int, resize: bool) -> np.ndarray:
-    """Return the image at (height, width): as is, or downscaled when allowed and the aspect ratio matches."""
+    """Return the image at (height, width): as is, or downscaled when allowed and the aspect ratio matches.
+    Never upscaled: a smaller picture holds less than the model was trained on, so acting on it is guessing."""
     h, w = image.shape[:2]
     if (h, w) == (height, width):
         return image
+    if h < height or w < width:
+        raise ImageRejected(f'size {w}x{h} is smaller than the expected {width}x{height} (never upscaled)')
     if not resize:
         raise ImageRejected(f'size {w}x{h}, expected {width}x{height} (resizing disabled)')
     if abs(w / h - width / height) > 0.01:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lamp_ros.contract import ACTION_DIM, ACTION_SCALE_M, DEFAULT_CONTROL_RATE_HZ
+from lamp_ros.contract import ACTION_DIM, ACTION_SCALE_M, DEFAULT_CONTROL_RATE_HZ, MAX_ACCEL_MPS2, MAX_SPEED_MPS
 from lamp_ros.core.pacing import ImagePacer
 from lamp_ros.core.workspace import MotionLog, WorkspaceGuard
 
@@ -47,8 +47,8 @@ class SafetyConfig:
     workspace_min: tuple[float, float, float] = (0.22, -0.26, 0.01)
     workspace_max: tuple[float, float, float] = (0.70, 0.26, 0.31)
     max_step_m: float = 0.03                          # translation per control step, along each axis
-    max_speed_mps: float = 0.3
-    max_accel_mps2: float = 3.0
+    max_speed_mps: float = MAX_SPEED_MPS
+    max_accel_mps2: float = MAX_ACCEL_MPS2
     max_hold_s: float = 0.35                          # the arm may execute one twist this long (sim_arm: a twist
                                                       # runs on each 0.1 s tick within cmd_timeout_s 0.25 s)
     stale_timeout_periods: float = 1.5                # inputs older than this many control periods -> stop

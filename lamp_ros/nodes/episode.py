@@ -19,6 +19,7 @@ from std_srvs.srv import Trigger
 
 from lamp_ros import contract as c
 from lamp_ros.core.episode import EpisodeConfig, EpisodeTracker
+from lamp_ros.core.instruction import InstructionRejected, checked_instruction
 from lamp_ros.ros.convert import applied_action
 from lamp_ros.ros.interfaces import profile
 from lamp_ros.ros.node_process import declare, run_node
@@ -150,7 +151,10 @@ class EpisodeNode(Node):
             self.get_logger().error(f'episode label ignored: {e}')
 
     def _on_instruction(self, msg: String) -> None:
-        self.instruction = msg.data.strip()          # used from the next episode on
+        try:
+            self.instruction = checked_instruction(msg.data)          # used from the next episode on
+        except InstructionRejected as e:
+            self.get_logger().error(f'{e}: ignored', throttle_duration_sec=5.0)
 
     def _apply(self, change) -> None:
         before = (self.tracker.state, self.tracker.success, self.tracker.label)

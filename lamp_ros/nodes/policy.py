@@ -27,6 +27,7 @@ from std_msgs.msg import Float32MultiArray, String
 from lamp_ros import contract as c
 from lamp_ros.core.bundle_swap import BundleSwapper, load_checked
 from lamp_ros.core.images import ImageRejected, fit_to_size
+from lamp_ros.core.instruction import InstructionRejected, checked_instruction
 from lamp_ros.core.observation import StateHistory, state_vector
 from lamp_ros.core.pacing import ImagePacer
 from lamp_ros.ros.convert import action_msg, gripper_opening, image_array, pose_arrays, to_sec
@@ -180,9 +181,10 @@ class PolicyNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_instruction(self, msg: String) -> None:
-        text = msg.data.strip()
-        if not text:
-            self.get_logger().error('empty instruction ignored')
+        try:
+            text = checked_instruction(msg.data)
+        except InstructionRejected as e:
+            self.get_logger().error(f'{e}: ignored', throttle_duration_sec=5.0)
             return
         if self.runtime is None:
             self.instruction = text

@@ -33,6 +33,7 @@ from std_msgs.msg import String
 
 from lamp_ros import contract as c
 from lamp_ros.core.images import ImageRejected, fit_to_size
+from lamp_ros.core.instruction import InstructionRejected, checked_instruction
 from lamp_ros.ros.convert import image_array
 from lamp_ros.ros.interfaces import profile
 from lamp_ros.ros.node_process import declare, run_node
@@ -188,9 +189,10 @@ class RewardNode(Node):
         self.get_logger().info(f'episode start: the next image is o_0 (episode {self._episode})')
 
     def _on_instruction(self, msg: String) -> None:
-        text = msg.data.strip()
-        if not text:
-            self.get_logger().error('empty instruction ignored')
+        try:
+            text = checked_instruction(msg.data)
+        except InstructionRejected as e:
+            self.get_logger().error(f'{e}: ignored', throttle_duration_sec=5.0)
             return
         with self._wake:
             self._instruction = text

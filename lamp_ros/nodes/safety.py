@@ -25,11 +25,13 @@ from std_msgs.msg import Bool, Float32, Float32MultiArray, String
 from lamp_ros import contract as c
 from lamp_ros.core.arbiter import ActionArbiter, ArbiterConfig
 from lamp_ros.core.estop_store import EstopStore, default_estop_file
+from lamp_ros.core.images import ImageRejected
 from lamp_ros.core.safety import Command, DownsampleReport, InterventionLog, SafetyConfig, SafetyFilter
-from lamp_ros.ros.convert import action_array, applied_action_msg, pose_arrays, to_sec, twist_msg
+from lamp_ros.ros.convert import action_array, applied_action_msg, image_array, pose_arrays, to_sec, twist_msg
 from lamp_ros.ros.node_process import declare, run_node
 from lamp_ros.ros.interfaces import profile
 
+MIN_LIVE_IMAGE_SIDE = 16  # a frame smaller than this is no camera picture (a policy needs far more)
 SLOT_MARGIN_S = 0.001      # a deferred command's timer fires this much after its slot (timers are never early)
 
 
@@ -66,6 +68,9 @@ class SafetyNode(Node):
         cfg = declare_config(self)
         self.frame_id = declare(self, 'base_frame_id', 'base', 'Robot base frame: of the EE pose and the published twist.')
         watchdog_hz = declare(self, 'watchdog_rate_hz', 50.0, 'How often stale inputs are checked, Hz.')
+        self.min_image_side = declare(self, 'min_image_side', MIN_LIVE_IMAGE_SIDE,
+                                      'Camera frames that fail the rgb8 checks or are smaller than this many pixels '
+                                      'on a side do not count as a live camera.')
         self.estop_store = EstopStore(Path(declare(
             self, 'estop_state_file', str(default_estop_file(f"{self.get_namespace().rstrip('/')}/{self.get_name()}")),
             'Where the latched e-stop is saved, to survive a restart of this node (one file per robot).')))
@@ -105,6 +110,15 @@ class SafetyNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_image(self, msg: Image) -> None:
+        """Only a frame that passes the image checks keeps the camera alive for the watchdog."""
+        try:
+            image = image_array(msg)
+            if min(image.shape[:2]) < self.min_image_side:
+                raise ImageRejected(f'{image.shape[1]}x{image.shape[0]} is smaller than {self.min_image_side} '
+                                    'pixels on a side')
+        except ImageRejected as e:
+            self.get_logger().error(f'camera frame does not count as live: {e}', throttle_duration_sec=5.0)
+            return
         self.filter.on_image(self._now())
 
     def _on_pose(self, msg: PoseStamped) -> None:

@@ -1,0 +1,22 @@
+"""Checking an instruction that arrives from the outside world (topic, parameter, console) before a node keeps it."""
+from __future__ import annotations
+
+from lamp_ros.contract import MAX_INSTRUCTION_CHARS
+
+PREVIEW_CHARS = 40
+
+
+class InstructionRejected(ValueError):
+    """An instruction no node should act on; the message is the reason, fit for one log line."""
+
+
+def checked_instruction(text: str) -> str:
+    """`text` stripped, or InstructionRejected when it is empty or longer than MAX_INSTRUCTION_CHARS."""
+    stripped = text.strip()
+    if not stripped:
+        raise InstructionRejected('empty instruction')
+    if len(stripped) > MAX_INSTRUCTION_CHARS:
+        preview = stripped[:PREVIEW_CHARS].encode('unicode_escape').decode('ascii')
+        raise InstructionRejected(f'instruction of {len(stripped)} characters (at most {MAX_INSTRUCTION_CHARS}), '
+                                  f'starting "{preview}..."')
+    return stripped
