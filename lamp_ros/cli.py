@@ -51,6 +51,9 @@ def _build_graph(mode: str, **arguments: str) -> graph.Graph:
 def _run_graph(mode: str, args: argparse.Namespace) -> int:
     from lamp_ros.runner import GraphRunner
     g = _build_graph(mode, **{a.name: getattr(args, a.name) for a in graph.ARGUMENTS})
+    refused = graph.refused_bundle(g)
+    if refused:
+        raise SystemExit(f'lamp-ros {mode}: {refused}')
     runner = GraphRunner(g)
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, lambda *_: runner.request_stop())

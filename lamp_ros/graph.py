@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from lamp_ros.contract import ACTION_SCALE_M, DEFAULT_CONTROL_RATE_HZ
 from lamp_ros.paths import config_file, default_bundle_dir
 
 MODES = ('deploy', 'finetune')
@@ -36,9 +37,11 @@ class NodeSpec:
     remappings: tuple[tuple[str, str], ...] = ()
     modes: tuple[str, ...] = MODES
     mode_params: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()   # (mode, ((param, value), ...))
+    robot_params: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()  # (robot, ((param, value), ...))
 
-    def params_for(self, mode: str) -> dict[str, Any]:
-        return dict(next((p for m, p in self.mode_params if m == mode), ()))
+    def params_for(self, mode: str, robot: str = 'sim') -> dict[str, Any]:
+        return {**dict(next((p for m, p in self.mode_params if m == mode), ())),
+                **dict(next((p for r, p in self.robot_params if r == robot), ()))}
 
 
 NODES: tuple[NodeSpec, ...] = (
@@ -49,7 +52,8 @@ NODES: tuple[NodeSpec, ...] = (
     NodeSpec('episode', 'episode', ROBOTS, 0, 'episode start/stop/reset, step limit, success',
              mode_params=(('finetune', (('auto_start', True), ('auto_reset', True))),)),
     NodeSpec('policy', 'policy', ROBOTS, 0, 'ONNX policy bundle -> policy/action',
-             mode_params=(('finetune', (('require_episode', True),)),)),
+             mode_params=(('finetune', (('require_episode', True),)),),
+             robot_params=(('real', (('require_episode', True),)),)),     # a real arm moves only when asked
     NodeSpec('reward', 'reward', ROBOTS, 0, 'R(o_0, o_t, instruction) of camera frames -> reward',
              modes=('finetune',)),
     NodeSpec('actor', 'actor', ROBOTS, 0, 'transitions -> learner over pyzmq; learner bundles -> policy',
@@ -96,6 +100,17 @@ class NodeLaunch:
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
+    def param(self, name: str, default: Any = None) -> Any:
+        """The value the node will get for `name`: its params files in order (`/**` and its own name), then the
+        overrides; `default` when none sets it (the node's declared default)."""
+        value = default
+        for path in self.params_files:
+            loaded = yaml.safe_load(path.read_text()) or {}
+            for key in ('/**', self.spec.name, f'/{self.spec.name}'):
+                value = (loaded.get(key) or {}).get('ros__parameters', {}).get(name, value)
+        return self.overrides.get(name, value)
+
+
 @dataclass(frozen=True)
 class Graph:
     mode: str
@@ -128,7 +143,7 @@ def build(mode: str, instruction: str = '', robot: str = 'sim', bundle: str = ''
             continue
         if (spec.name == 'reward' and reward == 'task') or (spec.name == 'learner' and learner != 'local'):
             continue
-        overrides = spec.params_for(mode)
+        overrides = spec.params_for(mode, robot)
         overrides.update({param: values[arg.name] for arg in ARGUMENTS for node, param in arg.sets
                           if node == spec.name and values.get(arg.name)})
         overrides.update(_finetune_overrides(spec.name, mode, reward, learner))
@@ -218,3 +233,21 @@ def _finetune_overrides(node: str, mode: str, reward: str, learner: str) -> dict
     if node == 'actor' and learner != 'local':
         return {'learner': learner}
     return {}
+
+
+def refused_bundle(g: Graph) -> str:
+    """Why the policy node of `g` would refuse its bundle, or '': checked before any node starts, so a deploy
+    with a bundle that cannot run fails at once instead of leaving a graph up that never acts."""
+    policy = next((n for n in g.nodes if n.spec.name == 'policy'), None)
+    bundle = policy.param('bundle_path', '') if policy else ''
+    if not bundle:
+        return ''
+    from lamp_ros.core.bundle_swap import load_checked          # onnxruntime: only when a graph is run
+    from models.bundle import BundleError
+    try:
+        load_checked(Path(bundle), threads=1,
+                     control_rate_hz=float(policy.param('control_rate_hz', DEFAULT_CONTROL_RATE_HZ)),
+                     action_scale_m=float(policy.param('action_scale_m', ACTION_SCALE_M)))
+    except (BundleError, OSError) as e:
+        return f'the policy would refuse its bundle: {e}'
+    return ''

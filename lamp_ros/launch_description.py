@@ -14,6 +14,9 @@ from lamp_ros import graph
 def _nodes(context: LaunchContext, mode: str) -> list:
     args = {a.name: LaunchConfiguration(a.name).perform(context) for a in graph.ARGUMENTS}
     g = graph.build(mode, **args)
+    refused = graph.refused_bundle(g)
+    if refused:
+        raise RuntimeError(refused)                     # ros2 launch stops before any node starts
     actions = [LogInfo(msg=f'[lamp_ros] {note}') for note in g.notes]
     for n in g.nodes:
         actions.append(Node(

@@ -155,6 +155,34 @@ def test_a_real_arm_never_runs_the_default_bundle_implicitly():
     assert all('task' not in n.overrides for n in real.nodes)
 
 
+def test_a_real_arm_moves_only_inside_an_episode():
+    policy = lambda g: next(n for n in g.nodes if n.spec.name == 'policy')  # noqa: E731
+    assert policy(graph.build('deploy', robot='real', bundle='/b')).param('require_episode') is True
+    assert policy(graph.build('deploy', instruction='push button')).param('require_episode', False) is False
+
+
+def test_node_parameters_resolve_as_the_node_gets_them(tmp_path):
+    site = tmp_path / 'site.yaml'
+    site.write_text('/**:\n  ros__parameters:\n    control_rate_hz: 20.0\npolicy:\n  ros__parameters:\n'
+                    '    threads: 3\n')
+    g = graph.build('deploy', instruction='push button', params_file=str(site), bundle='/my/bundle')
+    policy = next(n for n in g.nodes if n.spec.name == 'policy')
+    assert policy.param('control_rate_hz') == 20.0 and policy.param('threads') == 3      # site file wins
+    assert policy.param('bundle_path') == '/my/bundle' and policy.param('resize_images') is True
+    assert policy.param('not_declared', 'dflt') == 'dflt'
+
+
+def test_a_bundle_the_policy_would_refuse_fails_deploy_before_any_node_starts(make_bundle):
+    bundle = make_bundle(64, 5.0)                                           # made for 5 Hz control
+    for robot in ('sim', 'real'):
+        out = subprocess.run([sys.executable, '-m', 'lamp_ros.cli', 'deploy', '--robot', robot, '--bundle',
+                              str(bundle), '--instruction', 'push button', '--duration', '30'],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode != 0 and out.stderr.count('\n') == 1, out.stderr
+        assert '5.0 Hz control but control_rate_hz is 10.0' in out.stderr and 'started' not in out.stdout
+    assert graph.refused_bundle(graph.build('deploy', bundle=str(make_bundle(64)))) == ''
+
+
 def test_missing_default_text_encoder_names_the_command_that_builds_it(tmp_path, monkeypatch):
     monkeypatch.setattr(graph, 'default_bundle_dir', lambda: tmp_path)
     with pytest.raises(SystemExit) as e:
