@@ -6,6 +6,7 @@ import pytest
 
 from lamp_ros.core.estop_store import EstopStore, default_estop_file
 from lamp_ros.core.safety import Command, DownsampleReport, InterventionLog, Reason, SafetyConfig, SafetyFilter
+from lamp_ros.core.staleness import InputClock
 
 CFG = SafetyConfig(control_rate_hz=10.0, action_scale_m=0.03, workspace_min=(0.0, -0.5, 0.0),
                    workspace_max=(1.0, 0.5, 1.0), max_step_m=0.03, max_speed_mps=0.3, max_accel_mps2=100.0,
@@ -308,3 +309,28 @@ def test_downsampling_is_reported_when_it_starts_and_when_it_ends():
     assert lines[4] == [said[0]] and not report.active            # started at the fifth drop
     sporadic = DownsampleReport(quiet_s=2.0, min_dropped=5)      # one now and then, by jitter: no news
     assert not any(sporadic.update(t, n) for n, t in enumerate((0.0, 3.0, 6.0, 9.0, 12.0, 15.0), start=1))
+
+
+def test_stale_limits_follow_each_inputs_measured_rhythm():
+    rng = np.random.default_rng(0)
+    f = SafetyFilter(CFG, start_t=0.0)
+    assert [c.limit_s for c in f.clocks.values()] == pytest.approx([0.15] * 3), 'before any rhythm is known'
+    t_image, t_pose = 1.0, 1.0
+    for _ in range(200):                                    # a jittery 10 Hz camera, a 500 Hz pose
+        t_image += 0.1 + rng.uniform(-0.02, 0.05)
+        f.on_image(t_image)
+        for _ in range(50):
+            t_pose += 0.002
+            f.on_ee_pose(t_pose, np.array([0.5, 0.0, 0.5]))
+    assert 0.15 < f.clocks['image'].limit_s <= 0.18 + 1e-9, 'a late frame is no stop, but a dead camera stops in 2 periods'
+    assert f.clocks['ee_pose'].limit_s == pytest.approx(0.04), 'a fast input gets a tight limit'
+    f.on_action(t_image, np.zeros(4))
+    reasons = f.poll(t_image + 0.19).reasons
+    assert any(r.code == 'stale_image' and 'from its measured rate' in r.detail for r in reasons), reasons
+
+
+def test_input_clock_validation():
+    with pytest.raises(ValueError):
+        InputClock(0.15, 0.2, 0.1, 1.5)
+    with pytest.raises(ValueError, match='stale_margin'):
+        SafetyConfig(stale_margin=0.5)

@@ -29,12 +29,14 @@ import numpy as np
 
 from lamp_ros.contract import ACTION_DIM, ACTION_SCALE_M, DEFAULT_CONTROL_RATE_HZ, MAX_ACCEL_MPS2, MAX_SPEED_MPS
 from lamp_ros.core.pacing import ImagePacer
+from lamp_ros.core.staleness import InputClock
 from lamp_ros.core.workspace import MotionLog, WorkspaceGuard
 
 STOP_CODES = ('starting', 'estop', 'action_rejected', 'no_image', 'stale_image', 'no_ee_pose', 'stale_ee_pose',
               'no_action', 'stale_action')
 LIMIT_CODES = ('action_clipped', 'step_limit', 'speed_limit', 'accel_limit', 'workspace', 'outside_workspace')
 POSE_LOOKBACK_S = 1.0        # how old a pose's stamp may say it is (older stamps count as this old)
+WATCHED = {'image': 'camera image', 'ee_pose': 'EE pose', 'action': 'policy action'}   # the watchdog's inputs
 MIN_GAP_PERIODS = 0.9        # commands on the grid, never closer than this many periods (a slot opens this early)
 
 
@@ -51,7 +53,12 @@ class SafetyConfig:
     max_accel_mps2: float = MAX_ACCEL_MPS2
     max_hold_s: float = 0.35                          # the arm may execute one twist this long (sim_arm: a twist
                                                       # runs on each 0.1 s tick within cmd_timeout_s 0.25 s)
-    stale_timeout_periods: float = 1.5                # inputs older than this many control periods -> stop
+    stale_timeout_periods: float = 1.5                # inputs older than this many control periods -> stop, until
+                                                      # an input's own rhythm is measured (lamp_ros.core.staleness):
+    stale_margin: float = 1.5                         # then its limit is this times the p99 of its intervals,
+    stale_min_s: float = 0.04                         # at least this (two 50 Hz watchdog ticks),
+    stale_max_periods: float = 1.8                    # at most this many periods: a dead input stops the arm
+                                                      # within 2 periods (with the 50 Hz watchdog)
     startup_hold_s: float = 1.0                       # no motion until discovery had time to deliver a latched e-stop
     startup_max_hold_s: float = 10.0                  # ... and, while an e-stop publisher is known whose state has
                                                       # not arrived yet, up to this long
@@ -61,9 +68,13 @@ class SafetyConfig:
         if lo.shape != (3,) or hi.shape != (3,) or np.any(lo >= hi):
             raise ValueError(f'workspace_min {self.workspace_min} must be below workspace_max {self.workspace_max}')
         for name in ('control_rate_hz', 'action_scale_m', 'max_step_m', 'max_speed_mps', 'max_accel_mps2',
-                     'max_hold_s', 'stale_timeout_periods'):
+                     'max_hold_s', 'stale_timeout_periods', 'stale_min_s', 'stale_max_periods'):
             if not getattr(self, name) > 0:
                 raise ValueError(f'{name} must be > 0, got {getattr(self, name)}')
+        if self.stale_margin < 1.0:
+            raise ValueError(f'stale_margin must be >= 1, got {self.stale_margin}')
+        if self.stale_min_s > self.stale_max_periods * self.period_s:
+            raise ValueError(f'stale_min_s {self.stale_min_s} exceeds stale_max_periods * period')
         if self.startup_hold_s < 0:
             raise ValueError(f'startup_hold_s must be >= 0, got {self.startup_hold_s}')
         if self.max_hold_s < self.period_s:
@@ -114,11 +125,8 @@ class Command:
 
 @dataclass
 class _Inputs:
-    image_t: float | None = None
-    ee_t: float | None = None
     ee_measured_t: float | None = None        # when the position was measured (the pose's stamp, if any)
     ee_position: np.ndarray | None = None
-    action_t: float | None = None
     action: np.ndarray | None = None
     action_problem: Reason | None = None
     pending: bool = False                 # an action arrived that no command has used yet
@@ -143,10 +151,13 @@ class SafetyFilter:
         self._guard = WorkspaceGuard(config.workspace_min, config.workspace_max, config.max_hold_s, axis_decel,
                                      config.max_speed_mps / math.sqrt(3.0), config.control_rate_hz)
         self._log = MotionLog(config.max_hold_s, keep_s=POSE_LOOKBACK_S + config.max_hold_s + config.period_s)
+        self.clocks = {name: InputClock(config.stale_timeout_s, config.stale_min_s,
+                                        config.stale_max_periods * config.period_s, config.stale_margin)
+                       for name in WATCHED}
 
     # --- inputs ---------------------------------------------------------------------------------
     def on_image(self, t: float) -> None:
-        self._in.image_t = t
+        self.clocks['image'].arrived(t)
 
     def on_ee_pose(self, t: float, position: np.ndarray, measured_t: float | None = None) -> None:
         """`measured_t`: when the position was measured (the pose's stamp), if known: the workspace prediction
@@ -160,7 +171,8 @@ class SafetyFilter:
         measured = t if measured_t is None else min(max(measured_t, t - POSE_LOOKBACK_S), t)
         if self._in.ee_measured_t is not None and measured < self._in.ee_measured_t:
             return                              # delivered out of order
-        self._in.ee_t, self._in.ee_measured_t, self._in.ee_position = t, measured, position
+        self.clocks['ee_pose'].arrived(t)
+        self._in.ee_measured_t, self._in.ee_position = measured, position
 
     def on_estop(self, engaged: bool, t: float) -> str:
         """What the message did: 'engaged', 'released', 'ignored' or '' (no change). A release heard within
@@ -187,7 +199,8 @@ class SafetyFilter:
         if self._in.pending:
             self.dropped += 1                   # faster than the control rate: the newest wins
         a = np.asarray(action, dtype=float).reshape(-1)
-        self._in.action_t, self._in.pending = t, True
+        self.clocks['action'].arrived(t)
+        self._in.pending = True
         if a.shape != (ACTION_DIM,):
             self._in.action, self._in.action_problem = None, Reason(
                 'action_rejected', f'expected {ACTION_DIM} values, got {a.size}')
@@ -251,13 +264,14 @@ class SafetyFilter:
             reasons.append(Reason('starting', 'an e-stop publisher is known but its latched state has not arrived'))
         if s.estop:
             reasons.append(Reason('estop', 'e-stop engaged; publish False on estop to release'))
-        for code, stamp, what in (('image', s.image_t, 'camera image'), ('ee_pose', s.ee_t, 'EE pose'),
-                                  ('action', s.action_t, 'policy action')):
-            if stamp is None:
+        for code, what in WATCHED.items():
+            clock = self.clocks[code]
+            age = clock.age(t)
+            if age is None:
                 reasons.append(Reason(f'no_{code}', f'no {what} received yet'))
-            elif t - stamp > cfg.stale_timeout_s:
-                reasons.append(Reason(f'stale_{code}', f'{what} is {t - stamp:.3f} s old '
-                                                        f'(limit {cfg.stale_timeout_s:.3f} s)'))
+            elif age > clock.limit_s:
+                reasons.append(Reason(f'stale_{code}', f'{what} is {age:.3f} s old (limit {clock.limit_s:.3f} s, '
+                                                        'from its measured rate)'))
         if s.action_problem is not None:
             reasons.append(s.action_problem)
         return reasons

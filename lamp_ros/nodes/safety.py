@@ -54,7 +54,13 @@ def declare_config(node: Node) -> SafetyConfig:
                            'Longest the arm may keep executing one twist after it is published (its driver\'s '
                            'command timeout, plus a tick), s: the workspace box is kept for that worst case.'),
         stale_timeout_periods=declare(node, 'stale_timeout_periods', d.stale_timeout_periods,
-                                      'Image, EE pose or action older than this many control periods -> stop.'),
+                                      'Image, EE pose or action older than this many control periods -> stop, '
+                                      'until the input\'s own rate is measured (10 arrivals).'),
+        stale_margin=declare(node, 'stale_margin', d.stale_margin,
+                             "Then an input is stale when older than this times the p99 of its recent intervals,"),
+        stale_min_s=declare(node, 'stale_min_s', d.stale_min_s, 'but at least this many seconds'),
+        stale_max_periods=declare(node, 'stale_max_periods', d.stale_max_periods,
+                                  'and at most this many control periods (a dead input stops the arm within 2).'),
         startup_hold_s=declare(node, 'startup_hold_s', d.startup_hold_s,
                                'No motion for this long after start (time to receive a latched e-stop).'),
         startup_max_hold_s=declare(node, 'startup_max_hold_s', d.startup_max_hold_s,
