@@ -230,8 +230,10 @@ def _finetune_overrides(node: str, mode: str, reward: str, learner: str) -> dict
         return {'publish_task_reward': True}
     if node == 'reward':
         return {'model': REWARD_NODE_MODEL[reward]}
-    if node == 'actor' and learner != 'local':
-        return {'learner': learner}
+    if node == 'actor':                    # the learner records the source and refuses robots with another
+        return {'reward_source': reward, **({'learner': learner} if learner != 'local' else {})}
+    if node == 'learner':
+        return {'reward_source': reward}
     return {}
 
 

@@ -97,13 +97,15 @@ def test_finetune_graph_reward_and_learner_arguments():
                                                 'safety', 'gripper']
     params = {n.spec.name: n.overrides for n in sim.nodes}
     assert params['sim_arm'] == {'task': 'push_button', 'publish_task_reward': True}
-    assert params['learner'] == {'init_run': '/runs/pt'}
+    assert params['learner'] == {'init_run': '/runs/pt', 'reward_source': 'task'}
+    assert params['actor'] == {'reward_source': 'task'}, 'announced in the hello; the learner refuses others'
     assert params['policy']['require_episode'] is True
     real = graph.build('finetune', robot='real', bundle='/b', learner='tcp://gpu:5555')
     assert [n.spec.name for n in real.nodes] == ['camera', 'prompt', 'episode', 'policy', 'reward', 'actor',
                                                  'safety', 'gripper']
     params = {n.spec.name: n.overrides for n in real.nodes}
-    assert params['reward'] == {'model': 'r3m-onnx'} and params['actor'] == {'learner': 'tcp://gpu:5555'}
+    assert params['reward'] == {'model': 'r3m-onnx'}
+    assert params['actor'] == {'learner': 'tcp://gpu:5555', 'reward_source': 'r3m'}
     with pytest.raises(ValueError, match='simulation only'):
         graph.build('finetune', robot='real', reward='task')
     with pytest.raises(ValueError, match='learner'):

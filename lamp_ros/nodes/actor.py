@@ -42,6 +42,9 @@ class ActorNode(Node):
         robot_key = declare(self, 'robot_key', '', 'CurveZMQ: this robot\'s secret key file (empty: no encryption).')
         learner_key = declare(self, 'learner_public_key', '', "CurveZMQ: the learner's public key file.")
         chunk_steps = declare(self, 'chunk_steps', 10, 'Control steps per chunk sent to the learner.')
+        reward_source = declare(self, 'reward_source', '',
+                                "What this robot's rewards come from (task, r3m, clip), announced to the learner, "
+                                'which refuses a robot whose source differs from its run\'s ("": not said).')
         reward_timeout = declare(self, 'reward_timeout_s', 2.0,
                                  'A step whose reward has not arrived after this long is sent with NaN (counted).')
         self.hold_without_learner = declare(self, 'hold_without_learner', False,
@@ -67,7 +70,8 @@ class ActorNode(Node):
         server_key = curve_keys.load(Path(learner_key)).public if learner_key else None
         self.link = LinkClient(ClientConfig(endpoint=endpoint, robot_id=robot_id, outbox_dir=Path(outbox),
                                             bundle_dir=Path(bundles), keys=keys, server_public_key=server_key,
-                                            fsync=self.fsync), on_bundle=self._on_bundle)
+                                            fsync=self.fsync, reward_source=reward_source),
+                               on_bundle=self._on_bundle)
         self.bundle_pub = self.create_publisher(String, c.POLICY_BUNDLE.name, profile(c.POLICY_BUNDLE))
         self.status_pub = self.create_publisher(String, c.LEARNER_STATUS.name, profile(c.LEARNER_STATUS))
         self.mode_pub = self.create_publisher(String, c.CONTROL_MODE.name, profile(c.CONTROL_MODE))
