@@ -185,8 +185,8 @@ class PickExpert(Expert):
     """
     HOVER_M = 0.08
     FUNNEL = Funnel(dead_m=0.012, slope=3.0, top_m=HOVER_M)
-    START_M = np.array([0.008, 0.015, 0.015])   # open fingers this near the grasp point (x, y, z) start closing;
-    #                                            x is across the pads, where an offset squeezes the object out
+    START_M = np.array([0.015, 0.008, 0.015])   # open fingers this near the grasp point (x, y, z) start closing;
+    #                                            y is across the pads, where an offset squeezes the object out
     KEEP_XY_M, KEEP_Z_M = 0.025, 0.02          # closing fingers this near it keep closing
     NEAR_XY_M, NEAR_Z_M = 0.05, 0.03           # fingers not open this near it open in place (rising would drag it)
 

@@ -34,7 +34,10 @@ TCP_SITE = 'pinch'                       # gym-hil's site between the 2F-85 fing
 GRIPPER_BASE = 'base'                    # the 2F-85 body welded to the target
 TARGET_BODY = 'tcp_target'                 # the carriage: its joint positions are the TCP target
 READY_JOINTS = (0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785)   # Franka's "ready" pose: IK start
-TCP_DOWN_QUAT = (0.0, 1.0, 0.0, 0.0)     # TCP z axis down; fingers close along the world y axis
+# TCP z axis down; the fingers close along the world x axis, the front camera's line of sight: depth is what
+# a front camera sees worst (1 px of 64^2 is ~3 cm in depth, ~1.5 cm across), and along the closing axis the
+# open fingers' stroke (85 mm) absorbs the error, while the pads' narrow width needs the well-seen axis.
+TCP_DOWN_QUAT = (0.0, 0.7071067811865476, 0.7071067811865476, 0.0)
 FINGER_CTRL_OPEN, FINGER_CTRL_CLOSED = 0.0, 255.0
 DRIVER_CLOSED_RAD = 0.8                  # 2F-85 driver joint when closed on nothing
 LEFT_FINGER_BODIES = ('left_follower', 'left_pad', 'left_silicone_pad')

@@ -145,17 +145,29 @@ def test_bad_actions_raise_a_clear_error(env: gymnasium.Env, action: list, probl
         env.step(np.array(action, dtype=np.float64))
 
 
-def test_env_step_is_exactly_the_shared_motion_call() -> None:
-    """The ROS path (safety node velocity -> sim_arm -> apply_velocity) moves the arm as env.step does."""
-    actions = np.random.default_rng(1).uniform(-1, 1, (6, 4))
+def test_env_step_moves_the_arm_as_the_safety_layer_and_sim_arm_do() -> None:
+    """The ROS path (the safety filter's velocity -> sim_arm -> apply_velocity) moves the arm as env.step does:
+    same speed and acceleration limits (a diagonal is no faster in training than on the graph)."""
+    from lamp_ros.core.safety import SafetyConfig, SafetyFilter
+    actions = np.random.default_rng(1).uniform(-1, 1, (12, 4))
+    actions[:4, :3] = [[1, 1, -1], [-1, -1, 1], [1, -1, 1], [0, 0, 0]]      # speed and acceleration limits bind
     gym_env, ros_like = sim.make('turn_tap', image_size=32, control_dt=0.05), sim.make('turn_tap', image_size=32)
     gym_env.reset(seed=4)
     ros_like.reset(seed=4)
     scene = ros_like.unwrapped.scene
-    for action in actions:
+    safety = SafetyFilter(SafetyConfig(control_rate_hz=20.0, workspace_min=(-9.0, -9.0, -9.0),
+                                       workspace_max=(9.0, 9.0, 9.0), startup_hold_s=0.0), start_t=0.0)
+    for k, action in enumerate(actions):
+        t = 1.0 + 0.05 * k
+        safety.on_image(t)
+        safety.on_ee_pose(t, scene.ee_position())
+        safety.on_action(t, action)
+        command = safety.command(t)
+        assert not command.stopped, command.reasons
         gym_env.step(action)
-        scene.apply_velocity(action[:3] * contract.ACTION_SCALE_M / 0.05, bool(action[3] >= 0.5), 0.05)
-    np.testing.assert_array_equal(gym_env.unwrapped.scene.ee_position(), scene.ee_position())
+        scene.apply_velocity(command.velocity, bool(action[3] >= 0.5), 0.05)
+        np.testing.assert_allclose(gym_env.unwrapped.scene.ee_position(), scene.ee_position(), atol=1e-9)
+    assert contract.MAX_SPEED_MPS == SafetyConfig().max_speed_mps and contract.MAX_ACCEL_MPS2 == SafetyConfig().max_accel_mps2
     gym_env.close()
     ros_like.close()
 

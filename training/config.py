@@ -77,8 +77,8 @@ class ImitationSettings:
     demos_per_task: int = 300
     noisy_fraction: float = 0.5            # demos executed with N(0, noise_std) on the motion dims ...
     noise_std: float = 0.3                 # ... but labelled with the expert's clean action
-    fumble_fraction: float = 0.0           # pick demos with one scripted missed grasp the expert recovers
-                                           # from (training/rollouts.Fumble); measured at 0.3: docs/training.md
+    fumble_fraction: float = 0.3           # pick demos with one scripted missed grasp the expert recovers
+                                           # from (training/rollouts.Fumble); docs/training.md
     max_episode_steps: int = 80            # demo and DAgger episodes (evaluation uses env.episode_steps)
     steps_after_success: int = 8           # keep recording this long after success: the policy learns to hold
     dagger_rounds: int = 0                 # DAgger made push and tap worse here (docs/training.md): off
@@ -90,7 +90,7 @@ class ImitationSettings:
     batch_size: int = 128
     lr: float = 3e-4
     aux_weight: float = 1.0                # auxiliary head: regress the task's focus point (training only)
-    aux_offset_weight: float = 0.0         # and its offset from the TCP (> 0 adds that target; measured at 1)
+    aux_offset_weight: float = 1.0         # and its offset from the TCP (0 leaves that target out)
     eval_episodes: int = 10                # per task, held-out scenes, after each round
     checkpoint_every: int = 1_000          # updates
     workers: int = 2                       # processes collecting episodes
@@ -155,7 +155,8 @@ def _debug() -> TrainConfig:
                        text=TextSettings(encoder='random', max_tokens=16, random_layers=1, random_dim=32,
                                          random_heads=2, random_hidden=64),
                        imitation=ImitationSettings(tasks=('push_button', 'pick_up_cup'), demos_per_task=2,
-                                                   max_episode_steps=12, dagger_rounds=1, dagger_episodes_per_task=1,
+                                                   fumble_fraction=0.0,      # 12 steps leave no time to recover
+                                                   max_episode_steps=20, dagger_rounds=1, dagger_episodes_per_task=1,
                                                    updates=12, dagger_updates=6, batch_size=8, eval_episodes=1,
                                                    checkpoint_every=5, workers=1))
 

@@ -143,6 +143,10 @@ class Dataset:
                 if m == 0:
                     continue
                 data = self._group((task, source))
+                if len(data['label']) == 0:
+                    raise ValueError(f'{task}: no {source} steps to learn from (every episode failed or left the '
+                                     'table); collect more or longer episodes (imitation.demos_per_task, '
+                                     'imitation.max_episode_steps)')
                 idx = rng.integers(len(data['label']), size=m)
                 for key in ('image', 'state', 'label', 'focus'):
                     rows[key].append(data[key][idx])

@@ -20,8 +20,8 @@ class PickUpCup(Task):
         xy = rng.uniform(PLACEMENT_LOW, PLACEMENT_HIGH)
         self.radius = float(rng.uniform(0.027, 0.033))
         self.height = float(rng.uniform(0.08, 0.10))
-        # The handle points roughly along x, away from the fingers, which close along y.
-        handle_yaw = float(rng.uniform(-1.0, 1.0) + (np.pi if rng.random() < 0.5 else 0.0))
+        # The handle points roughly along y, away from the fingers, which close along x.
+        handle_yaw = float(rng.uniform(-1.0, 1.0) + (np.pi if rng.random() < 0.5 else 0.0) + np.pi / 2)
         colour = random_colour(rng, episode.randomize, (0.2, 0.45, 0.9))
         self.rest_position = np.array([*xy, self.height / 2])
         cup = spec.worldbody.add_body(name='cup', pos=self.rest_position.tolist(), quat=yaw_quat(handle_yaw))
