@@ -81,8 +81,10 @@ def test_huge_instructions_are_refused_in_one_line_and_cost_nothing(nodes, probe
     assert probe.wait_for(lambda: statuses and json.loads(statuses[-1][1].data)['state'] == 'running', 20,
                           lambda: feed_policy(probe, image)), nodes.log('policy')
     before = rss_mb(proc.pid)
-    for k in range(40):
+    for k in range(40):                              # latched, keep-last-1: space them so each is delivered
         probe.publish(c.INSTRUCTION, String(data=f'{k} ' + 'x' * 1_000_000))
+        probe.spin_for(0.05)
+    assert probe.wait_for(lambda: 'characters (at most 512)' in nodes.log('policy'), 10), nodes.log('policy')
     probe.publish(c.INSTRUCTION, String(data='turn the tap'))
     assert probe.wait_for(lambda: "instruction: 'turn the tap'" in nodes.log('policy'), 10,
                           lambda: feed_policy(probe, image)), 'the policy stayed responsive'
