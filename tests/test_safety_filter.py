@@ -334,3 +334,20 @@ def test_input_clock_validation():
         InputClock(0.15, 0.2, 0.1, 1.5)
     with pytest.raises(ValueError, match='stale_margin'):
         SafetyConfig(stale_margin=0.5)
+
+
+def test_acceleration_grows_within_the_jerk_limit_at_high_rates():
+    cfg = SafetyConfig(control_rate_hz=100.0, workspace_min=(-5.0, -5.0, -5.0), workspace_max=(5.0, 5.0, 5.0),
+                       startup_hold_s=0.0, max_jerk_mps3=60.0, max_accel_mps2=3.0, max_step_m=1.0)
+    f = SafetyFilter(cfg, start_t=0.0)
+    velocities, t = [np.zeros(3)], 1.0
+    for _ in range(40):                                    # full speed asked along x from rest, 100 Hz
+        t += 0.01
+        f.on_image(t)
+        f.on_ee_pose(t, np.zeros(3))
+        f.on_action(t, np.array([1.0, 0.0, 0.0, 1.0]))
+        velocities.append(f.poll(t).velocity)
+    accel = np.diff([v[0] for v in velocities]) / 0.01
+    assert np.all(accel <= 3.0 + 1e-9) and np.all(np.diff(accel) <= 60.0 * 0.01 + 1e-9)
+    assert accel[0] == pytest.approx(0.6) and max(accel) == pytest.approx(3.0), 'ramps up, then the accel cap'
+    assert velocities[-1][0] == pytest.approx(cfg.max_speed_mps)

@@ -51,6 +51,8 @@ class SafetyConfig:
     max_step_m: float = 0.03                          # translation per control step, along each axis
     max_speed_mps: float = MAX_SPEED_MPS
     max_accel_mps2: float = MAX_ACCEL_MPS2
+    max_jerk_mps3: float = 60.0                       # the commanded acceleration grows by at most this per second
+                                                      # (binds above ~20 Hz; workspace braking and stops are exempt)
     max_hold_s: float = 0.35                          # the arm may execute one twist this long (sim_arm: a twist
                                                       # runs on each 0.1 s tick within cmd_timeout_s 0.25 s)
     stale_timeout_periods: float = 1.5                # inputs older than this many control periods -> stop, until
@@ -67,14 +69,12 @@ class SafetyConfig:
         lo, hi = np.asarray(self.workspace_min), np.asarray(self.workspace_max)
         if lo.shape != (3,) or hi.shape != (3,) or np.any(lo >= hi):
             raise ValueError(f'workspace_min {self.workspace_min} must be below workspace_max {self.workspace_max}')
-        for name in ('control_rate_hz', 'action_scale_m', 'max_step_m', 'max_speed_mps', 'max_accel_mps2',
+        for name in ('control_rate_hz', 'action_scale_m', 'max_step_m', 'max_speed_mps', 'max_accel_mps2', 'max_jerk_mps3',
                      'max_hold_s', 'stale_timeout_periods', 'stale_min_s', 'stale_max_periods'):
             if not getattr(self, name) > 0:
                 raise ValueError(f'{name} must be > 0, got {getattr(self, name)}')
         if self.stale_margin < 1.0:
             raise ValueError(f'stale_margin must be >= 1, got {self.stale_margin}')
-        if self.stale_min_s > self.stale_max_periods * self.period_s:
-            raise ValueError(f'stale_min_s {self.stale_min_s} exceeds stale_max_periods * period')
         if self.startup_hold_s < 0:
             raise ValueError(f'startup_hold_s must be >= 0, got {self.startup_hold_s}')
         if self.max_hold_s < self.period_s:
@@ -146,13 +146,15 @@ class SafetyFilter:
         self.dropped = 0                                        # actions replaced by a newer one before use
         self._last_t = -math.inf                                # when the last command was published
         self._last_v = np.zeros(3)
+        self._last_accel = 0.0                                  # m/s^2 of the last command's velocity change
         self._grid = ImagePacer(config.control_rate_hz, min_fraction=MIN_GAP_PERIODS)
         axis_decel = config.max_accel_mps2 / math.sqrt(3.0)    # three axes braking at once stay within the limit
         self._guard = WorkspaceGuard(config.workspace_min, config.workspace_max, config.max_hold_s, axis_decel,
                                      config.max_speed_mps / math.sqrt(3.0), config.control_rate_hz)
         self._log = MotionLog(config.max_hold_s, keep_s=POSE_LOOKBACK_S + config.max_hold_s + config.period_s)
-        self.clocks = {name: InputClock(config.stale_timeout_s, config.stale_min_s,
-                                        config.stale_max_periods * config.period_s, config.stale_margin)
+        longest = config.stale_max_periods * config.period_s
+        self.clocks = {name: InputClock(config.stale_timeout_s, min(config.stale_min_s, longest), longest,
+                                        config.stale_margin)
                        for name in WATCHED}
 
     # --- inputs ---------------------------------------------------------------------------------
@@ -251,6 +253,8 @@ class SafetyFilter:
         self._in.pending = False                # answered, by motion or by a stop
         self._grid.acted(t)
         self._log.add(t, velocity)
+        dt = min(max(t - self._last_t, 1e-9), self.config.period_s)
+        self._last_accel = float(np.linalg.norm(velocity - self._last_v)) / dt
         self._last_t, self._last_v = t, velocity
         return Command(velocity, gripper, tuple(reasons))
 
@@ -299,7 +303,8 @@ class SafetyFilter:
         """(velocity the arm may still be executing, how much the time since it was sent allows braking and
         speeding up): a twist older than max_hold_s has stopped by the driver's own timeout."""
         cfg, dt = self.config, max(t - self._last_t, 0.0)
-        ramp = cfg.max_accel_mps2 * min(dt, cfg.period_s)
+        step = min(dt, cfg.period_s)
+        ramp = min(cfg.max_accel_mps2, self._last_accel + cfg.max_jerk_mps3 * step) * step
         if dt > cfg.max_hold_s:
             return np.zeros(3), 0.0, ramp
         return self._last_v, cfg.max_accel_mps2 * dt, ramp

@@ -50,6 +50,9 @@ def declare_config(node: Node) -> SafetyConfig:
         max_speed_mps=declare(node, 'max_speed_mps', d.max_speed_mps, 'Largest EE speed, m/s.'),
         max_accel_mps2=declare(node, 'max_accel_mps2', d.max_accel_mps2,
                                'Largest change of commanded velocity per second, m/s^2 (stops are immediate).'),
+        max_jerk_mps3=declare(node, 'max_jerk_mps3', d.max_jerk_mps3,
+                              'Largest growth of the commanded acceleration per second, m/s^3 (binds above ~20 Hz; '
+                              'workspace braking and stops are exempt).'),
         max_hold_s=declare(node, 'max_hold_s', d.max_hold_s,
                            'Longest the arm may keep executing one twist after it is published (its driver\'s '
                            'command timeout, plus a tick), s: the workspace box is kept for that worst case.'),
