@@ -7,16 +7,20 @@ PREVIEW_CHARS = 40
 
 
 class InstructionRejected(ValueError):
-    """An instruction no node should act on; the message is the reason, fit for one log line."""
+    """An instruction no node should act on; the message is the reason, fit for one log line, `code` its kind."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
 
 
 def checked_instruction(text: str) -> str:
     """`text` stripped, or InstructionRejected when it is empty or longer than MAX_INSTRUCTION_CHARS."""
     stripped = text.strip()
     if not stripped:
-        raise InstructionRejected('empty instruction')
+        raise InstructionRejected('empty', 'empty instruction')
     if len(stripped) > MAX_INSTRUCTION_CHARS:
         preview = stripped[:PREVIEW_CHARS].encode('unicode_escape').decode('ascii')
-        raise InstructionRejected(f'instruction of {len(stripped)} characters (at most {MAX_INSTRUCTION_CHARS}), '
-                                  f'starting "{preview}..."')
+        raise InstructionRejected('too_long', f'instruction of {len(stripped)} characters (at most '
+                                              f'{MAX_INSTRUCTION_CHARS}), starting "{preview}..."')
     return stripped

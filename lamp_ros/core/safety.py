@@ -69,7 +69,8 @@ class SafetyConfig:
         lo, hi = np.asarray(self.workspace_min), np.asarray(self.workspace_max)
         if lo.shape != (3,) or hi.shape != (3,) or np.any(lo >= hi):
             raise ValueError(f'workspace_min {self.workspace_min} must be below workspace_max {self.workspace_max}')
-        for name in ('control_rate_hz', 'action_scale_m', 'max_step_m', 'max_speed_mps', 'max_accel_mps2', 'max_jerk_mps3',
+        for name in ('control_rate_hz', 'action_scale_m', 'max_step_m', 'max_speed_mps', 'max_accel_mps2',
+                     'max_jerk_mps3',
                      'max_hold_s', 'stale_timeout_periods', 'stale_min_s', 'stale_max_periods'):
             if not getattr(self, name) > 0:
                 raise ValueError(f'{name} must be > 0, got {getattr(self, name)}')

@@ -4,7 +4,7 @@
 One background thread owns the zmq ROUTER socket. Nothing a peer sends can stop it: every message is
 checked (size, frames, header, then against the robot's hello: lamp_ros/link/schema.py) before it is stored
 or acknowledged, and a bad one is answered with a refusal (code and reason, lamp_ros/link/refusal.py) and
-logged once per peer and code (fault_log.py). A robot must complete a valid hello before its chunks are taken
+logged once per peer and code (lamp_ros/core/fault_log.py). A robot must complete a valid hello before its chunks are taken
 and before it is pushed bundles. A chunk is acknowledged only after `store` returned, and `store` must be
 idempotent on chunk ids (a robot resends what was not acknowledged; a duplicate is acknowledged again
 without being stored twice); it may refuse a chunk (Refused) or fail to write it (OSError: the robot resends
@@ -34,7 +34,7 @@ import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
 from lamp_ros.contract import ACTION_DIM, STATE_KEYS
-from lamp_ros.link.fault_log import FaultLog
+from lamp_ros.core.fault_log import FaultLog
 from lamp_ros.link.keys import CurveKeys
 from lamp_ros.link.refusal import HELLO_FIRST, MALFORMED, STORE_FAILED, TOO_LARGE, UNEXPECTED, Refused, \
     refusal_message

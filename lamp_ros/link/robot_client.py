@@ -26,7 +26,7 @@ import numpy as np
 import zmq
 
 from lamp_ros.contract import ACTION_DIM, STATE_KEYS
-from lamp_ros.link.fault_log import FaultLog
+from lamp_ros.core.fault_log import FaultLog
 from lamp_ros.link.keys import CurveKeys
 from lamp_ros.link.outbox import Outbox, frames_size
 from lamp_ros.link.refusal import HELLO_FIRST, TOO_LARGE

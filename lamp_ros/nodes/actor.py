@@ -27,6 +27,7 @@ from lamp_ros.link import keys as curve_keys
 from lamp_ros.link.robot_client import ClientConfig, LinkClient
 from lamp_ros.paths import data_dir
 from lamp_ros.ros.convert import applied_action, gripper_opening, image_array, pose_arrays, to_sec
+from lamp_ros.ros.fault_reporting import node_fault_log
 from lamp_ros.ros.interfaces import profile
 from lamp_ros.ros.node_process import declare, run_node
 
@@ -56,6 +57,7 @@ class ActorNode(Node):
         self._pending_finish: dict | None = None
         self._finish_deadline = 0.0
 
+        self.faults = node_fault_log(self, 'input refused')
         self.assembler = TransitionAssembler(robot_id, chunk_steps, reward_timeout)
         self.robot = StateHistory()
         self.image: np.ndarray | None = None
@@ -94,7 +96,7 @@ class ActorNode(Node):
         try:
             self.image = np.array(image_array(msg), copy=True)
         except ImageRejected as e:
-            self.get_logger().error(f'camera image not recorded: {e}', throttle_duration_sec=5.0)
+            self.faults.fault(c.CAMERA_IMAGE.name, e.code, f'camera image not recorded: {e}')
             return
         self.image_stamp = to_sec(msg.header.stamp)
 
@@ -105,7 +107,7 @@ class ActorNode(Node):
         try:
             self.robot.add_gripper(to_sec(msg.header.stamp), self._now(), gripper_opening(msg))
         except ValueError as e:
-            self.get_logger().error(f'gripper state ignored: {e}', throttle_duration_sec=5.0)
+            self.faults.fault(c.GRIPPER_STATE.name, 'invalid', f'gripper state ignored: {e}')
 
     def _on_reward(self, msg: Vector3Stamped) -> None:
         self.assembler.on_reward(to_sec(msg.header.stamp), float(msg.vector.x))
@@ -114,7 +116,7 @@ class ActorNode(Node):
         try:
             action, intervention = applied_action(msg)
         except ValueError as e:
-            self.get_logger().error(f'applied action not recorded: {e}', throttle_duration_sec=5.0)
+            self.faults.fault(c.APPLIED_ACTION.name, 'invalid', f'applied action not recorded: {e}')
             return
         if self.image is None or not self._has_state():
             return

@@ -21,6 +21,7 @@ from lamp_ros import contract as c
 from lamp_ros.core.episode import EpisodeConfig, EpisodeTracker
 from lamp_ros.core.instruction import InstructionRejected, checked_instruction
 from lamp_ros.ros.convert import applied_action
+from lamp_ros.ros.fault_reporting import node_fault_log
 from lamp_ros.ros.interfaces import profile
 from lamp_ros.ros.node_process import declare, run_node
 
@@ -49,6 +50,7 @@ class EpisodeNode(Node):
                                     'before a reset: an episode begun earlier moves the arm while the driver '
                                     'does not yet hear the gripper node.')
         self.instruction = ''
+        self.faults = node_fault_log(self, 'input refused')
         self._stopped_at = 0.0
         self.event_pub = self.create_publisher(String, c.EPISODE_EVENT.name, profile(c.EPISODE_EVENT))
         self.status_pub = self.create_publisher(String, c.EPISODE_STATUS.name, profile(c.EPISODE_STATUS))
@@ -134,7 +136,7 @@ class EpisodeNode(Node):
         try:
             _, intervention = applied_action(msg)
         except ValueError as e:
-            self.get_logger().error(f'applied action ignored: {e}', throttle_duration_sec=5.0)
+            self.faults.fault(c.APPLIED_ACTION.name, 'invalid', f'applied action ignored: {e}')
             return
         self._apply(lambda: self.tracker.on_step(intervention))
 
@@ -154,7 +156,7 @@ class EpisodeNode(Node):
         try:
             self.instruction = checked_instruction(msg.data)          # used from the next episode on
         except InstructionRejected as e:
-            self.get_logger().error(f'{e}: ignored', throttle_duration_sec=5.0)
+            self.faults.fault(c.INSTRUCTION.name, e.code, f'instruction ignored: {e}')
 
     def _apply(self, change) -> None:
         before = (self.tracker.state, self.tracker.success, self.tracker.label)

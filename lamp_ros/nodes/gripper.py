@@ -14,6 +14,7 @@ from std_msgs.msg import Float32, Float64
 from lamp_ros import contract as c
 from lamp_ros.core.gripper import GripperConfig, GripperLogic
 from lamp_ros.ros.node_process import declare, run_node
+from lamp_ros.ros.fault_reporting import node_fault_log
 from lamp_ros.ros.interfaces import profile
 
 
@@ -29,6 +30,7 @@ class GripperNode(Node):
             min_switch_interval_s=declare(self, 'min_switch_interval_s', d.min_switch_interval_s,
                                           'At most one open/close switch per this many seconds.')))
         republish_hz = declare(self, 'republish_rate_hz', 2.0, 'Re-send the current command at this rate, Hz.')
+        self.faults = node_fault_log(self, 'input refused')
         self.pub = self.create_publisher(Float64, c.GRIPPER_CMD.name, profile(c.GRIPPER_CMD))
         self.create_subscription(Float32, c.SAFE_GRIPPER_ACTION.name, self._on_action, profile(c.SAFE_GRIPPER_ACTION))
         self.create_timer(1.0 / republish_hz, self._on_timer)
@@ -38,7 +40,8 @@ class GripperNode(Node):
 
     def _on_action(self, msg: Float32) -> None:
         if not math.isfinite(msg.data):
-            self.get_logger().error(f'non-finite gripper action {msg.data}: ignored', throttle_duration_sec=5.0)
+            self.faults.fault(c.SAFE_GRIPPER_ACTION.name, 'non_finite',
+                              f'non-finite gripper action {msg.data}: ignored')
             return
         self._publish(self.logic.update(self._now(), msg.data))
 

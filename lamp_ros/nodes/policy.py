@@ -32,6 +32,7 @@ from lamp_ros.core.observation import StateHistory, state_vector
 from lamp_ros.core.pacing import ImagePacer
 from lamp_ros.ros.convert import action_msg, gripper_opening, image_array, pose_arrays, to_sec
 from lamp_ros.ros.node_process import declare, run_node
+from lamp_ros.ros.fault_reporting import node_fault_log
 from lamp_ros.ros.interfaces import profile
 from models.bundle import BundleError
 from models.runtime import PolicyRuntime
@@ -66,6 +67,7 @@ class PolicyNode(Node):
         self.runtime: PolicyRuntime | None = None
         self.status = {'state': 'loading', 'bundle': self.bundle_path, 'model_version': '', 'reason': '',
                        'swaps': 0, 'update': ''}
+        self.faults = node_fault_log(self, 'input refused')
         self.swapper = BundleSwapper(self._load, self.get_logger().error)
         self.episode_running = False
         self._load_bundle()
@@ -184,7 +186,7 @@ class PolicyNode(Node):
         try:
             text = checked_instruction(msg.data)
         except InstructionRejected as e:
-            self.get_logger().error(f'{e}: ignored', throttle_duration_sec=5.0)
+            self.faults.fault(c.INSTRUCTION.name, e.code, f'instruction ignored: {e}')
             return
         if self.runtime is None:
             self.instruction = text
@@ -200,7 +202,7 @@ class PolicyNode(Node):
     def _on_pose(self, msg: PoseStamped) -> None:
         position, quaternion = pose_arrays(msg)
         if not (np.all(np.isfinite(position)) and np.all(np.isfinite(quaternion))):
-            self.get_logger().error('non-finite EE pose ignored', throttle_duration_sec=5.0)
+            self.faults.fault(c.EE_POSE.name, 'non_finite', 'non-finite EE pose ignored')
             return
         self.robot.add_pose(to_sec(msg.header.stamp), self._now(), position, quaternion)
         self._act_when_synced()
@@ -209,7 +211,7 @@ class PolicyNode(Node):
         try:
             opening = gripper_opening(msg)
         except ValueError as e:
-            self.get_logger().error(f'gripper state ignored: {e}', throttle_duration_sec=5.0)
+            self.faults.fault(c.GRIPPER_STATE.name, 'invalid', f'gripper state ignored: {e}')
             return
         self.robot.add_gripper(to_sec(msg.header.stamp), self._now(), opening)
         self._act_when_synced()
@@ -222,7 +224,7 @@ class PolicyNode(Node):
             image = fit_to_size(image_array(msg), h, w, self.resize_images)
         except ImageRejected as e:
             self.images_rejected += 1
-            self.get_logger().error(f'camera image rejected: {e}', throttle_duration_sec=2.0)
+            self.faults.fault(c.CAMERA_IMAGE.name, e.code, f'camera image rejected: {e}')
             return
         t = self._now()
         self.image, self.image_t, self.image_stamp = np.array(image, copy=True), t, to_sec(msg.header.stamp)

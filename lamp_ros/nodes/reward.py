@@ -35,6 +35,7 @@ from lamp_ros import contract as c
 from lamp_ros.core.images import ImageRejected, fit_to_size
 from lamp_ros.core.instruction import InstructionRejected, checked_instruction
 from lamp_ros.ros.convert import image_array
+from lamp_ros.ros.fault_reporting import node_fault_log
 from lamp_ros.ros.interfaces import profile
 from lamp_ros.ros.node_process import declare, run_node
 
@@ -133,6 +134,7 @@ class RewardNode(Node):
         self._stop_at: float | None = None         # after 'stop': images until then still belong to the episode
         self._first_shape: tuple[int, ...] = ()
         self.images_rejected = 0
+        self.faults = node_fault_log(self, 'input refused')
         # Worker side only.
         self.model = None
         self._unusable = False                    # weights missing or refused: ignore everything
@@ -192,7 +194,7 @@ class RewardNode(Node):
         try:
             text = checked_instruction(msg.data)
         except InstructionRejected as e:
-            self.get_logger().error(f'{e}: ignored', throttle_duration_sec=5.0)
+            self.faults.fault(c.INSTRUCTION.name, e.code, f'instruction ignored: {e}')
             return
         with self._wake:
             self._instruction = text
@@ -209,10 +211,11 @@ class RewardNode(Node):
             if self.image_size > 0:
                 image = fit_to_size(image, self.image_size, self.image_size, resize=True)
             elif min(image.shape[:2]) < MIN_IMAGE_SIDE:
-                raise ImageRejected(f'{image.shape[1]}x{image.shape[0]} is smaller than {MIN_IMAGE_SIDE} pixels')
+                raise ImageRejected('too_small',
+                                    f'{image.shape[1]}x{image.shape[0]} is smaller than {MIN_IMAGE_SIDE} pixels')
         except ImageRejected as e:
             self.images_rejected += 1
-            self.get_logger().error(f'camera image rejected: {e}', throttle_duration_sec=2.0)
+            self.faults.fault(c.CAMERA_IMAGE.name, e.code, f'camera image rejected: {e}')
             return
         if self._awaiting_first:
             self._first_shape = image.shape

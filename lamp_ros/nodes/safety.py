@@ -29,6 +29,7 @@ from lamp_ros.core.images import ImageRejected
 from lamp_ros.core.safety import Command, DownsampleReport, InterventionLog, SafetyConfig, SafetyFilter
 from lamp_ros.ros.convert import action_array, applied_action_msg, image_array, pose_arrays, to_sec, twist_msg
 from lamp_ros.ros.node_process import declare, run_node
+from lamp_ros.ros.fault_reporting import node_fault_log
 from lamp_ros.ros.interfaces import profile
 
 MIN_LIVE_IMAGE_SIDE = 16  # a frame smaller than this is no camera picture (a policy needs far more)
@@ -87,6 +88,7 @@ class SafetyNode(Node):
         self.estop_store.save(saved.engaged)                   # fail at start, not at the first e-stop
         self.filter = SafetyFilter(cfg, start_t=self._now(), estop_engaged=saved.engaged)
         self.log = InterventionLog()
+        self.faults = node_fault_log(self, 'input refused')
         self.downsample = DownsampleReport()
         self.arbiter = ActionArbiter(ArbiterConfig(
             takeover_hold_s=declare(self, 'takeover_hold_s', ArbiterConfig().takeover_hold_s,
@@ -123,17 +125,17 @@ class SafetyNode(Node):
         try:
             image = image_array(msg)
             if min(image.shape[:2]) < self.min_image_side:
-                raise ImageRejected(f'{image.shape[1]}x{image.shape[0]} is smaller than {self.min_image_side} '
-                                    'pixels on a side')
+                raise ImageRejected('too_small', f'{image.shape[1]}x{image.shape[0]} is smaller than '
+                                                 f'{self.min_image_side} pixels on a side')
         except ImageRejected as e:
-            self.get_logger().error(f'camera frame does not count as live: {e}', throttle_duration_sec=5.0)
+            self.faults.fault(c.CAMERA_IMAGE.name, e.code, f'camera frame does not count as live: {e}')
             return
         self.filter.on_image(self._now())
 
     def _on_pose(self, msg: PoseStamped) -> None:
         if msg.header.frame_id and msg.header.frame_id != self.frame_id:
-            self.get_logger().error(f"EE pose in frame '{msg.header.frame_id}', expected '{self.frame_id}': ignored",
-                                    throttle_duration_sec=5.0)
+            self.faults.fault(c.EE_POSE.name, 'frame', f"EE pose in frame '{msg.header.frame_id}', expected "
+                                                     f"'{self.frame_id}': ignored")
             return
         stamp = to_sec(msg.header.stamp)
         self.filter.on_ee_pose(self._now(), pose_arrays(msg)[0], measured_t=stamp if stamp > 0 else None)

@@ -1,7 +1,8 @@
 """Logging faults without flooding: one line when a fault starts, one when it clears, a count in between.
 
-A robot (or anything else that can reach the port) may send the same bad message thousands of times a
-second, or every other message bad; the learner must still say what is wrong, once, and say when it stopped.
+A robot (or anything else that can reach the port or a topic) may send the same bad message thousands of
+times a second, or every other message bad; the learner and the nodes must still say what is wrong, once,
+and say when it stopped (lamp_ros/ros/fault_reporting.py gives a node one).
 A fault is keyed by (peer, code) and clears after `clear_after_s` without a repeat (`sweep`, called
 periodically). At most `max_open` faults are tracked: beyond that (a storm from many peers) new ones are
 only counted, and one line says so.
