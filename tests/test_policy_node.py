@@ -101,3 +101,30 @@ def test_refuses_mismatched_bundle(nodes, probe, make_bundle, tmp_path, case):
     probe.publish(c.INSTRUCTION, String(data='push the button'))
     probe.wait_for(lambda: False, 1.0, Paced(probe, 0.1, np.zeros((64, 64, 3), np.uint8)))
     assert not actions and nodes.alive('policy')
+
+
+def test_a_swap_while_an_image_waits_for_its_state_keeps_the_node_up(nodes, probe, make_bundle):
+    """An image waits (sync_wait_s) for the robot state of its stamp; a bundle swapped in meanwhile drops it,
+    and the state that then arrives must not act on an image that is gone (the node died of it once)."""
+    nodes.start('policy', {'bundle_path': str(make_bundle(64)), 'sync_wait_s': 2.0, 'require_episode': True})
+    statuses = probe.record(c.POLICY_STATUS)
+    probe.publish(c.INSTRUCTION, String(data='push the button'))
+    image = np.zeros((64, 64, 3), np.uint8)
+    assert probe.wait_for(lambda: status_of(statuses).get('reason') == 'waiting for an episode to start', 20,
+                          lambda: feed(probe, image)), nodes.log('policy')
+    probe.publish(c.EPISODE_EVENT, String(data='start'))                       # running: no swap until it stops
+    probe.publish(c.POLICY_BUNDLE, String(data=json.dumps({'path': str(make_bundle(32)), 'version': 'tiny-32'})))
+    probe.spin_for(1.5)                                            # loaded in the background, waits for a boundary
+    stamp = probe.node.get_clock().now().to_msg()
+    probe.publish(c.CAMERA_IMAGE, image_msg(image, stamp, 'camera_front'))     # waits for its pose ...
+    probe.spin_for(0.2)
+    probe.publish(c.EPISODE_EVENT, String(data='stop'))                        # ... while the swap happens
+    probe.spin_for(0.5)
+    probe.publish(c.EE_POSE, pose_msg(np.array([0.5, 0.0, 0.2]), np.array([1.0, 0, 0, 0]), stamp, 'base'))
+    assert probe.wait_for(lambda: status_of(statuses).get('swaps') == 1, 10), nodes.log('policy')
+    probe.spin_for(2.5)
+    assert nodes.alive('policy'), nodes.log('policy')
+    actions = probe.record(c.POLICY_ACTION)
+    small = np.zeros((32, 32, 3), np.uint8)
+    probe.publish(c.EPISODE_EVENT, String(data='start'))
+    assert probe.wait_for(lambda: actions, 10, lambda: feed(probe, small)), nodes.log('policy')

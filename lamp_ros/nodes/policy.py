@@ -144,6 +144,8 @@ class PolicyNode(Node):
                 self.status_pub.publish(String(data=json.dumps(self.status)))
             return
         self._use(ready.runtime, ready.path)
+        if self._sync_timer is not None:
+            self._stop_waiting()                      # the waiting image was fitted to the old bundle
         self.image = self.image_t = None              # the new bundle may take another image size
         self._embeddings.clear()
         if self.instruction:
@@ -234,7 +236,7 @@ class PolicyNode(Node):
 
     def _act_when_synced(self) -> None:
         """Act on the waiting image once the robot state of its stamp is in."""
-        if self._sync_timer is None or self.runtime is None:
+        if self._sync_timer is None or self.runtime is None or self.image_t is None:
             return
         if self.robot.caught_up(self.runtime.manifest.state_keys, self.image_stamp, self.image_t):
             self._stop_waiting()
