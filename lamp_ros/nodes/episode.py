@@ -106,8 +106,9 @@ class EpisodeNode(Node):
                 message = f'{c.ROBOT_RESET_SERVICE} is not available (is the arm driver / sim_arm running?)'
                 self.get_logger().error(message)
                 return False, message
-            if self._unwired():
-                message = f'{", ".join(self._unwired())} is not available yet (command path still being discovered)'
+            unwired = self._unwired()
+            if unwired:
+                message = f'{", ".join(unwired)} is not available yet (command path still being discovered)'
                 self.get_logger().warning(message, throttle_duration_sec=5.0)
                 return False, message
             result = await self.robot_reset.call_async(Trigger.Request())
