@@ -322,10 +322,10 @@ def test_stale_limits_follow_each_inputs_measured_rhythm():
         for _ in range(50):
             t_pose += 0.002
             f.on_ee_pose(t_pose, np.array([0.5, 0.0, 0.5]))
-    assert 0.15 < f.clocks['image'].limit_s <= 0.18 + 1e-9, 'a late frame is no stop, but a dead camera stops in 2 periods'
+    assert f.clocks['image'].limit_s == pytest.approx(0.15), 'a jittery camera: the ceiling, as the fixed limit was'
     assert f.clocks['ee_pose'].limit_s == pytest.approx(0.04), 'a fast input gets a tight limit'
     f.on_action(t_image, np.zeros(4))
-    reasons = f.poll(t_image + 0.19).reasons
+    reasons = f.poll(t_image + 0.16).reasons
     assert any(r.code == 'stale_image' and 'from its measured rate' in r.detail for r in reasons), reasons
 
 

@@ -1,10 +1,11 @@
 """Stale-input limits that fit each input: derived from its own measured arrival intervals, with a margin.
 
-A fixed 1.5-period limit tripped hundreds of times in a 10-minute soak on a loaded machine: a 10 Hz camera's
-frames come 150 ms apart whenever one is late by half a period. A limit of `margin` times the p99 of the
-input's recent intervals follows the input's real rhythm (a 500 Hz pose gets a tight limit, a jittery 10 Hz
-camera a looser one), kept between `min_s` and `max_s`; `max_s` keeps a dead input's stop within 2 control
-periods. Until `warmup` intervals are seen the limit is `initial_s`.
+One fixed limit (1.5 control periods) for every input has to suit the slowest, most jittery one, so a
+500 Hz pose that died went unnoticed for 150 ms. A limit of `margin` times the p99 of the input's recent
+intervals follows the input's real rhythm (a 500 Hz pose gets a tight limit), kept between
+`min_s` and `max_s`; `max_s` keeps a dead input's stop within 2 control periods (the safety node's default
+ceiling is the old fixed limit, so no input is watched more loosely than before). Until `warmup` intervals
+are seen the limit is `initial_s`.
 """
 from __future__ import annotations
 
