@@ -23,18 +23,13 @@ import sys
 import time
 from pathlib import Path
 
+from sim.tasks import DOWNSTREAM_TASKS
+from training.config import ImitationSettings
+from training.phrases import held_out_phrases
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 RESULTS = REPO / 'experiments' / 'results'
-# Paraphrases never used in training: each task's sim phrases beyond the first `train_phrases` (2), plus one
-# written here. docs/training.md lists them.
-EXTRA_PARAPHRASES = {
-    'push_button': 'hit the button',
-    'pick_up_cup': 'pick the cup up',
-    'take_lid_off_saucepan': 'take the lid off the pot',
-    'close_microwave': 'close the door of the microwave',
-    'turn_tap': 'turn the tap handle',
-}
 
 
 def run(stage: str, command: list[str], timings: dict[str, float], capture: bool = False) -> str:
@@ -46,17 +41,12 @@ def run(stage: str, command: list[str], timings: dict[str, float], capture: bool
     return result.stdout or ''
 
 
-def held_out_paraphrases(train_phrases: int) -> dict[str, list[str]]:
-    from sim.tasks import DOWNSTREAM_TASKS
-    return {task: [*DOWNSTREAM_TASKS[task].phrases[train_phrases:], extra] for task, extra in EXTRA_PARAPHRASES.items()}
-
-
 def evaluate(bundle: Path, episodes: int, paraphrase_episodes: int, timings: dict[str, float]) -> dict:
     table = json.loads(run('evaluate', [str(BIN / 'lamp-sim'), 'eval-bundle', str(bundle), '--task', 'all',
                                         '--episodes', str(episodes), '--json'], timings, capture=True))
     paraphrases = {}
-    for task, phrases in held_out_paraphrases(2).items():
-        for phrase in phrases:
+    for task in DOWNSTREAM_TASKS:
+        for phrase in held_out_phrases(task, ImitationSettings().train_phrases):
             result = json.loads(run('paraphrases', [str(BIN / 'lamp-sim'), 'eval-bundle', str(bundle), '--task', task,
                                                     '--instruction', phrase, '--episodes', str(paraphrase_episodes),
                                                     '--json'], timings, capture=True))

@@ -14,6 +14,7 @@ from models.runtime import PolicyRuntime
 from training.checkpoint import list_checkpoints
 from training.cli import main as train_main
 from training.export import main as export_main
+from training.phrases import held_out_phrases, training_phrases
 from training.rollouts import expert_label
 
 DEBUG = ['--preset', 'debug']
@@ -40,7 +41,7 @@ def test_a_run_collects_clones_and_evaluates_every_round(run: Path) -> None:
         assert shard['image'].dtype == np.uint8 and shard['image'].shape[1:] == (32, 32, 3)
         assert len(shard['label']) == len(shard['state']) == len(shard['focus']) > 0
         assert set(np.unique(shard['label'][:, 3])) <= {-1.0, 1.0}    # gripper labels carry a margin
-        assert set(np.unique(shard['phrase'])) <= {0, 1}              # only the training phrases
+        assert set(np.unique(shard['phrase'])) <= set(range(len(training_phrases('push_button', 2))))
     assert (run / 'learning_curve.png').is_file() and any((run / 'videos').glob('eval_round*.mp4'))
     assert any((run / 'tb').iterdir())
 
@@ -120,7 +121,7 @@ def test_batches_weigh_tasks_equally_and_keep_the_demos_share() -> None:
         return {'image': np.zeros((n, 4, 4, 3), np.uint8), 'state': np.full((n, 4), marker, np.float32),
                 'label': np.zeros((n, 4), np.float32), 'focus': np.tile([0.5, 0.0, z], (n, 1)).astype(np.float32),
                 'phrase': np.zeros(n, np.int16), 'episode': np.zeros(n, np.int32), 'success': np.ones(1, bool)}
-    data = Dataset({'a': {0: np.zeros(2, np.float32)}, 'b': {0: np.ones(2, np.float32)}}, demo_fraction=0.25)
+    data = Dataset({'a': np.zeros((1, 2), np.float32), 'b': np.ones((1, 2), np.float32)}, demo_fraction=0.25)
     data.add('a', EXPERT, shard(10, 1.0))
     data.add('a', EXPERT, shard(5, 9.0, z=-80.0))                     # fell off the table: dropped
     data.add('a', STUDENT, shard(1000, 2.0))
@@ -133,6 +134,25 @@ def test_batches_weigh_tasks_equally_and_keep_the_demos_share() -> None:
     assert abs((marker == 1.0).sum() / (marker != 3.0).sum() - 0.25) < 0.03
 
 
+def test_each_row_gets_one_of_its_tasks_training_phrasings_at_random() -> None:
+    from training.imitation import EXPERT, Dataset
+    n = 50
+    shard = {'image': np.zeros((n, 4, 4, 3), np.uint8), 'state': np.zeros((n, 4), np.float32),
+             'label': np.zeros((n, 4), np.float32), 'focus': np.tile([0.5, 0.0, 0.1], (n, 1)).astype(np.float32),
+             'phrase': np.zeros(n, np.int16), 'episode': np.zeros(n, np.int32), 'success': np.ones(1, bool)}
+    data = Dataset({'a': np.arange(3, dtype=np.float32)[:, None]}, demo_fraction=0.5)
+    data.add('a', EXPERT, shard)                                       # recorded with phrasing 0 only
+    assert set(data.sample(300, np.random.default_rng(0))['instruction'][:, 0]) == {0.0, 1.0, 2.0}
+
+
+def test_held_out_phrasings_are_never_trained_on() -> None:
+    from sim.tasks import DOWNSTREAM_TASKS
+    for task in DOWNSTREAM_TASKS:
+        trained, held_out = training_phrases(task, 2), held_out_phrases(task, 2)
+        assert len(trained) >= 5 and len(held_out) >= 3
+        assert not {p.lower() for p in trained} & {p.lower() for p in held_out}, task
+
+
 def test_failed_expert_episodes_are_left_out_of_the_demos() -> None:
     from training.imitation import EXPERT, Dataset
     n = 6
@@ -140,14 +160,14 @@ def test_failed_expert_episodes_are_left_out_of_the_demos() -> None:
              'label': np.zeros((n, 4), np.float32), 'focus': np.tile([0.5, 0.0, 0.1], (n, 1)).astype(np.float32),
              'phrase': np.zeros(n, np.int16), 'episode': np.array([7, 7, 8, 8, 8, 9], np.int32),
              'success': np.array([True, False, True]), 'seeds': np.array([7, 8, 9], np.int32)}
-    data = Dataset({'a': {0: np.zeros(2, np.float32)}}, demo_fraction=0.5)
+    data = Dataset({'a': np.zeros((1, 2), np.float32)}, demo_fraction=0.5)
     data.add('a', EXPERT, shard)
     assert data.steps() == 3                                           # episode 8 (failed) dropped
 
 
 def test_fumbled_demos_show_the_expert_recovering_from_a_missed_grasp() -> None:
     from training.rollouts import ShardSpec, run_shard
-    spec = ShardSpec('pick_up_cup', tuple(range(6)), 32, 1, 80, 2, (0,), {0: np.zeros(8, np.float32)},
+    spec = ShardSpec('pick_up_cup', tuple(range(6)), 32, 1, 80, 2, (0,), np.zeros((1, 8), np.float32),
                      noise_std=0.0, noisy_fraction=0.0, fumble_fraction=1.0)
     shard = run_shard(spec)
     closed_empty_told_to_open = (shard['state'][:, 3] < 0.05) & (shard['label'][:, 3] > 0)
@@ -158,7 +178,7 @@ def test_fumbled_demos_show_the_expert_recovering_from_a_missed_grasp() -> None:
 
 def test_only_pick_demos_fumble() -> None:
     from training.rollouts import ShardSpec, run_shard
-    spec = ShardSpec('turn_tap', (0, 1), 32, 1, 40, 2, (0,), {0: np.zeros(8, np.float32)})
+    spec = ShardSpec('turn_tap', (0, 1), 32, 1, 40, 2, (0,), np.zeros((1, 8), np.float32))
     clean, fumbled = run_shard(spec), run_shard(replace(spec, fumble_fraction=1.0))
     assert np.array_equal(clean['state'], fumbled['state'])
 

@@ -73,7 +73,7 @@ class TextSettings:
 class ImitationSettings:
     """`lamp-train imitate`: expert demos (noisy execution, clean labels), behaviour cloning, DAgger rounds."""
     tasks: tuple[str, ...] = ('push_button', 'pick_up_cup', 'take_lid_off_saucepan', 'close_microwave', 'turn_tap')
-    train_phrases: int = 2                 # each task's first K phrases are trained on; the rest are held out
+    train_phrases: int = 2                 # each task's first K sim phrases (+ training/phrases.py's) are trained on
     demos_per_task: int = 300
     noisy_fraction: float = 0.5            # demos executed with N(0, noise_std) on the motion dims ...
     noise_std: float = 0.3                 # ... but labelled with the expert's clean action

@@ -33,7 +33,8 @@ from training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpo
 from training.config import ImitationSettings, TrainConfig, differences, replace
 from training.evaluate import evaluate, make_env
 from training.loop import run_hash
-from training.rollouts import ShardSpec, in_workspace, run_shard, task_phrases
+from training.phrases import training_phrases
+from training.rollouts import ShardSpec, in_workspace, run_shard
 from training.run import (EVAL_SEED_BASE, RunInfo, RunPaths, check_new_run_dir, now, read_run, update_config,
                           write_new_run)
 from training.runlog import TensorBoard, plot_learning_curve, write_evals, write_video
@@ -101,8 +102,9 @@ class Dataset:
     """Every shard of the run in memory. A batch gives each task equal weight and, within a task, the expert's
     demos `demo_fraction` of it once DAgger data exists (the rest from the student's episodes): aggregating
     everything uniformly let the student's many stuck steps outweigh the demos, and push and tap got worse
-    with each round."""
-    embeddings: dict[str, dict[int, np.ndarray]]
+    with each round. Each row's instruction is one of its task's training phrasings drawn at random (the
+    expert's labels do not depend on the phrasing), so every phrasing meets every demo."""
+    embeddings: dict[str, np.ndarray]          # task -> [training phrase, embedding]
     demo_fraction: float
     parts: dict[tuple[str, str], list[dict[str, np.ndarray]]] = field(default_factory=dict)
     _merged: dict[tuple[str, str], dict[str, np.ndarray]] = field(default_factory=dict)
@@ -150,7 +152,7 @@ class Dataset:
                 idx = rng.integers(len(data['label']), size=m)
                 for key in ('image', 'state', 'label', 'focus'):
                     rows[key].append(data[key][idx])
-                rows['instruction'].append(np.stack([self.embeddings[task][int(p)] for p in data['phrase'][idx]]))
+                rows['instruction'].append(self.embeddings[task][rng.integers(len(self.embeddings[task]), size=m)])
         return {k: np.concatenate(v) for k, v in rows.items()}
 
 
@@ -233,7 +235,8 @@ def open_run(run_dir: Path) -> Imitation:
     rng = np.random.default_rng(config.seed)
     if trainer['rng'] is not None:
         rng.bit_generator.state = trainer['rng']
-    embeddings = {task: {i: embedder(p) for i, p in enumerate(task_phrases(task))} for task in config.imitation.tasks}
+    embeddings = {task: np.stack([embedder(p) for p in training_phrases(task, config.imitation.train_phrases)])
+                  for task in config.imitation.tasks}
     dataset = Dataset(embeddings, config.imitation.demo_fraction)
     return Imitation(paths, config, info, learner, embedder, dataset, rng, TensorBoard(paths.tensorboard),
                      list(trainer['evals']))
@@ -255,7 +258,7 @@ def shard_specs(run: Imitation, r: int) -> list[tuple[Path, ShardSpec]]:
         for k in range(0, episodes, EPISODES_PER_SHARD):
             seeds = tuple(range(base + k, base + min(k + EPISODES_PER_SHARD, episodes)))
             spec = ShardSpec(task, seeds, size, run.config.env.render_scale, s.max_episode_steps,
-                             s.steps_after_success, tuple(range(min(s.train_phrases, len(task_phrases(task))))),
+                             s.steps_after_success, tuple(range(len(run.dataset.embeddings[task]))),
                              run.dataset.embeddings[task], s.noise_std, s.noisy_fraction, student,
                              s.fumble_fraction)
             specs.append((run.paths.root / 'demos' / f'round{r}_{task}_{k // EPISODES_PER_SHARD:04d}.npz', spec))

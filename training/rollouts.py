@@ -24,7 +24,6 @@ from lamp_ros.contract import GRIPPER_OPEN_THRESHOLD
 from sim.config import SceneConfig
 from sim.env import state_bounds
 from sim.experts import OPEN_OPENING, PickExpert, make_expert, noisy_action
-from sim.tasks import DOWNSTREAM_TASKS
 
 FOCUS: dict[str, Callable[[Any], np.ndarray]] = {
     'push_button': lambda task: task.button_top(),
@@ -54,8 +53,8 @@ class ShardSpec:
     render_scale: int
     max_steps: int
     steps_after_success: int
-    phrases: tuple[int, ...]                     # phrase indices this shard may use (one drawn per episode)
-    embeddings: dict[int, np.ndarray]            # phrase index -> instruction embedding (student driver)
+    phrases: tuple[int, ...]                     # training-phrase indices (one drawn per episode)
+    embeddings: np.ndarray                       # [phrase index, embedding]: the student driver's instruction
     noise_std: float = 0.0                       # expert driver: N(0, noise_std) on motion ...
     noisy_fraction: float = 0.0                  # ... in this fraction of episodes
     student: dict[str, Any] | None = None        # {'config': AgentConfig, 'weights': state_dict}: DAgger
@@ -191,7 +190,3 @@ def _expert_driver(t: int, label: np.ndarray, scene: Any, fumble: Fumble | None,
     if mistaken is not None:
         return mistaken
     return noisy_action(label, noise_std, rng) if noise_std > 0 else label
-
-
-def task_phrases(task: str) -> tuple[str, ...]:
-    return DOWNSTREAM_TASKS[task].phrases
