@@ -76,7 +76,10 @@ def test_a_finished_run_takes_more_dagger_rounds_and_nothing_else(run: Path, tmp
     shutil.copytree(run, copy)
     assert train_main(['imitate', '--run-dir', str(copy), *DEBUG, '--set', 'imitation.updates=99']) == 1
     assert 'imitation.updates: 12 -> 99' in capsys.readouterr().err
-    assert train_main(['imitate', '--run-dir', str(copy), *DEBUG, '--set', 'imitation.dagger_rounds=2']) == 0
+    assert train_main(['imitate', '--run-dir', str(copy), '--set', 'imitation.updates=99']) == 1   # no preset
+    assert 'imitation.updates: 12 -> 99' in capsys.readouterr().err
+    # --set alone applies to the run's saved config: no need to repeat how the run was made
+    assert train_main(['imitate', '--run-dir', str(copy), '--set', 'imitation.dagger_rounds=2']) == 0
     evals = json.loads((copy / 'evals.json').read_text())
     assert [(e['round'], e['step']) for e in evals] == [(0, 12), (1, 18), (2, 24)]
 

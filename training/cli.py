@@ -150,8 +150,21 @@ def cmd_imitate(args: argparse.Namespace) -> int:
     from training.imitation import imitate
     if args.device != 'cpu' or args.steps is not None:
         raise ValueError('imitate runs on the CPU and counts updates, not env steps: set imitation.updates')
-    imitate(args.run_dir, requested_config(args))
+    imitate(args.run_dir, imitation_request(args))
     return 0
+
+
+def imitation_request(args: argparse.Namespace) -> TrainConfig | None:
+    """The requested config; on an existing run, `--set` alone applies to its saved config (not the preset's),
+    so `--set imitation.dagger_rounds=N` extends the run whatever settings it was made with."""
+    from training.run import read_run
+    requested = requested_config(args)
+    if requested is None or args.preset is not None or args.seed is not None:
+        return requested
+    if not (Path(args.run_dir) / 'run.json').is_file():
+        return requested
+    _, saved, _ = read_run(Path(args.run_dir))
+    return override(saved, args.set)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
