@@ -74,7 +74,7 @@ class ImitationSettings:
     """`lamp-train imitate`: expert demos (noisy execution, clean labels), behaviour cloning, DAgger rounds."""
     tasks: tuple[str, ...] = ('push_button', 'pick_up_cup', 'take_lid_off_saucepan', 'close_microwave', 'turn_tap')
     train_phrases: int = 2                 # each task's first K sim phrases (+ training/phrases.py's) are trained on
-    demos_per_task: int = 300
+    demos_per_task: int = 600             # 300 -> 600 lifted cup 39 -> 42, lid 32 -> 41 of 50; 1200 no more
     noisy_fraction: float = 0.5            # demos executed with N(0, noise_std) on the motion dims ...
     noise_std: float = 0.3                 # ... but labelled with the expert's clean action
     fumble_fraction: float = 0.3           # pick demos with one scripted missed grasp the expert recovers
@@ -83,7 +83,7 @@ class ImitationSettings:
     steps_after_success: int = 8           # keep recording this long after success: the policy learns to hold
     dagger_rounds: int = 0                 # DAgger made push and tap worse here (docs/training.md): off
     dagger_episodes_per_task: int = 60
-    updates: int = 16_000                  # behaviour-cloning updates on the expert demos
+    updates: int = 24_000                  # behaviour-cloning updates on the expert demos
     dagger_updates: int = 4_000            # more updates after each DAgger round (on all data so far)
     demo_fraction: float = 0.5             # share of each task's batch rows from the expert's demos once DAgger
                                            # data exists (the rest: the student's episodes, expert-labelled)
