@@ -170,7 +170,7 @@ def test_failed_expert_episodes_are_left_out_of_the_demos() -> None:
 
 def test_fumbled_demos_show_the_expert_recovering_from_a_missed_grasp() -> None:
     from training.rollouts import ShardSpec, run_shard
-    spec = ShardSpec('pick_up_cup', tuple(range(6)), 32, 1, 80, 2, (0,), np.zeros((1, 8), np.float32),
+    spec = ShardSpec('pick_up_cup', tuple(range(6)), 32, 1, 80, 2, np.zeros((1, 8), np.float32),
                      noise_std=0.0, noisy_fraction=0.0, fumble_fraction=1.0)
     shard = run_shard(spec)
     closed_empty_told_to_open = (shard['state'][:, 3] < 0.05) & (shard['label'][:, 3] > 0)
@@ -181,7 +181,7 @@ def test_fumbled_demos_show_the_expert_recovering_from_a_missed_grasp() -> None:
 
 def test_only_pick_demos_fumble() -> None:
     from training.rollouts import ShardSpec, run_shard
-    spec = ShardSpec('turn_tap', (0, 1), 32, 1, 40, 2, (0,), np.zeros((1, 8), np.float32))
+    spec = ShardSpec('turn_tap', (0, 1), 32, 1, 40, 2, np.zeros((1, 8), np.float32))
     clean, fumbled = run_shard(spec), run_shard(replace(spec, fumble_fraction=1.0))
     assert np.array_equal(clean['state'], fumbled['state'])
 

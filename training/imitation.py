@@ -258,9 +258,8 @@ def shard_specs(run: Imitation, r: int) -> list[tuple[Path, ShardSpec]]:
         for k in range(0, episodes, EPISODES_PER_SHARD):
             seeds = tuple(range(base + k, base + min(k + EPISODES_PER_SHARD, episodes)))
             spec = ShardSpec(task, seeds, size, run.config.env.render_scale, s.max_episode_steps,
-                             s.steps_after_success, tuple(range(len(run.dataset.embeddings[task]))),
-                             run.dataset.embeddings[task], s.noise_std, s.noisy_fraction, student,
-                             s.fumble_fraction)
+                             s.steps_after_success, run.dataset.embeddings[task], s.noise_std, s.noisy_fraction,
+                             student, s.fumble_fraction)
             specs.append((run.paths.root / 'demos' / f'round{r}_{task}_{k // EPISODES_PER_SHARD:04d}.npz', spec))
     return specs
 

@@ -53,8 +53,8 @@ class ShardSpec:
     render_scale: int
     max_steps: int
     steps_after_success: int
-    phrases: tuple[int, ...]                     # training-phrase indices (one drawn per episode)
-    embeddings: np.ndarray                       # [phrase index, embedding]: the student driver's instruction
+    embeddings: np.ndarray                       # [training phrase, embedding]: one drawn per episode (its index
+                                                 # is recorded; the student driver acts on the embedding)
     noise_std: float = 0.0                       # expert driver: N(0, noise_std) on motion ...
     noisy_fraction: float = 0.0                  # ... in this fraction of episodes
     student: dict[str, Any] | None = None        # {'config': AgentConfig, 'weights': state_dict}: DAgger
@@ -147,7 +147,7 @@ def run_shard(spec: ShardSpec) -> dict[str, np.ndarray]:
     successes = []
     for seed in spec.seeds:
         rng = np.random.default_rng([seed, 7])
-        phrase = int(rng.choice(spec.phrases))
+        phrase = int(rng.integers(len(spec.embeddings)))
         noisy = spec.student is None and rng.random() < spec.noisy_fraction
         expert = make_expert(spec.task)
         fumbles = spec.student is None and spec.fumble_fraction > 0 and isinstance(expert, PickExpert)
