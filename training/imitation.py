@@ -125,7 +125,7 @@ class Dataset:
 
     def _group(self, key: tuple[str, str]) -> dict[str, np.ndarray]:
         if key not in self._merged:
-            fields_ = ('image', 'state', 'label', 'focus', 'phrase')
+            fields_ = ('image', 'state', 'label', 'focus')          # what a batch reads
             self._merged[key] = {k: np.concatenate([p[k] for p in self.parts[key]]) for k in fields_}
         return self._merged[key]
 
