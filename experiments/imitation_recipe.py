@@ -5,7 +5,8 @@
 Stages, each a command anyone can run, timed here, and each resumable (a rerun continues the run, skips a
 bundle already exported from the run's newest checkpoint, and re-evaluates):
 
-    1. lamp-train imitate --run-dir RUN                          experts -> BC -> DAgger (training/imitation.py)
+    1. lamp-train imitate --run-dir RUN --set 'agent.cameras=[front, wrist]'
+                                                                 experts -> BC (training/imitation.py)
     2. lamp-export RUN --out BUNDLE --overwrite                  ONNX policy + MiniLM text encoder
     3. lamp-sim eval-bundle BUNDLE --task all --episodes N       onnxruntime, held-out scenes, success table
     4. lamp-sim eval-bundle BUNDLE --task T --instruction P      every held-out paraphrase P of each task T
@@ -30,6 +31,9 @@ from training.phrases import held_out_phrases
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 RESULTS = REPO / 'experiments' / 'results'
+RECIPE_SETS = ('agent.cameras=[front, wrist]',)
+"""What the shipped policy adds to lamp-train's defaults: the wrist camera beside the front one (docs/training.md;
+the cpu preset stays front-only, since the graph's learner receives the front camera only)."""
 
 
 def run(stage: str, command: list[str], timings: dict[str, float], capture: bool = False) -> str:
@@ -59,8 +63,9 @@ def markdown(report: dict) -> str:
              f"Bundle: `{report['model_version']}`\n",
              '| task | success | 95% interval | mean steps to success |', '|---|---|---|---|']
     for task, row in report['tasks'].items():
+        steps = row['mean_steps_to_success']
         lines.append(f"| {task} | {row['successes']}/{row['episodes']} ({row['rate']:.2f}) | "
-                     f"{row['ci_low']:.2f}-{row['ci_high']:.2f} | {row['mean_steps_to_success']} |")
+                     f"{row['ci_low']:.2f}-{row['ci_high']:.2f} | {'-' if steps is None else f'{steps:.1f}'} |")
     lines += ['', 'The scripted experts on their own scenes (`lamp-sim eval-expert --task all --episodes 50`):', '',
               report['expert_table'].strip()]
     lines += ['', '## Held-out paraphrases', '', '| task: instruction | success | 95% interval |', '|---|---|---|']
@@ -78,11 +83,12 @@ def main() -> int:
     parser.add_argument('--bundle', type=Path, default=REPO / 'runs' / 'il_bundle')
     parser.add_argument('--episodes', type=int, default=50, help='held-out scenes per task (default 50)')
     parser.add_argument('--paraphrase-episodes', type=int, default=30, help='per paraphrase (default 30)')
-    parser.add_argument('--set', action='append', default=[], help='lamp-train --set for a new run')
+    parser.add_argument('--set', action='append', default=[],
+                        help=f'lamp-train --set for a new run, after the recipe\'s own {list(RECIPE_SETS)}')
     parser.add_argument('--ship', action='store_true', help='copy the bundle to bundles/default (no text encoder)')
     args = parser.parse_args()
     timings: dict[str, float] = {}
-    sets = [x for kv in args.set for x in ('--set', kv)]
+    sets = [x for kv in (*RECIPE_SETS, *args.set) for x in ('--set', kv)]
     run('imitate', [str(BIN / 'lamp-train'), 'imitate', '--run-dir', str(args.run_dir), *sets], timings)
     run('export', [str(BIN / 'lamp-export'), str(args.run_dir), '--out', str(args.bundle), '--overwrite'], timings)
     report = evaluate(args.bundle, args.episodes, args.paraphrase_episodes, timings)

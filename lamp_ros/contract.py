@@ -52,6 +52,9 @@ class Topic:
 
 CAMERA_IMAGE = Topic('camera/image_raw', 'sensor_msgs/Image', Qos.SENSOR,
                      'Front camera, rgb8, stamped at capture time.')
+WRIST_CAMERA_IMAGE = Topic('camera/wrist/image_raw', 'sensor_msgs/Image', Qos.SENSOR,
+                           'Wrist camera, rgb8, stamped at capture time (needed by bundles whose '
+                           'observation.cameras lists it).')
 EE_POSE = Topic('robot/ee_pose', 'geometry_msgs/PoseStamped', Qos.SENSOR,
                 'End-effector pose in the robot base frame, metres.')
 GRIPPER_STATE = Topic('robot/gripper_state', 'sensor_msgs/JointState', Qos.SENSOR,
@@ -106,7 +109,10 @@ REWARD_STATUS = Topic('reward/status', 'std_msgs/String', Qos.LATCHED,
                       'JSON from the reward node: state (loading/waiting/running/no_weights/refused), model, name, '
                       'checkpoint, rate_hz, standardize, instruction, reason.')
 
-TOPICS: tuple[Topic, ...] = (CAMERA_IMAGE, EE_POSE, GRIPPER_STATE, INSTRUCTION, POLICY_ACTION,
+CAMERA_TOPICS: dict[str, Topic] = {'front': CAMERA_IMAGE, 'wrist': WRIST_CAMERA_IMAGE}
+"""The cameras a policy may see (a bundle's observation.cameras, front first) and the topic of each."""
+
+TOPICS: tuple[Topic, ...] = (CAMERA_IMAGE, WRIST_CAMERA_IMAGE, EE_POSE, GRIPPER_STATE, INSTRUCTION, POLICY_ACTION,
                              POLICY_STATUS, EE_TWIST_CMD, SAFE_GRIPPER_ACTION, GRIPPER_CMD,
                              SAFETY_STATUS, ESTOP, EPISODE_EVENT, EPISODE_STATUS, EPISODE_LABEL, SIM_SUCCESS,
                              REWARD, TELEOP_ACTION, CONTROL_MODE, APPLIED_ACTION, POLICY_BUNDLE, LEARNER_STATUS,

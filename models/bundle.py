@@ -4,7 +4,8 @@ Layout::
 
     BUNDLE/
       manifest.json        # this module's Manifest
-      policy.onnx          # image uint8 [1,H,W,3], state f32 [1,S], instruction f32 [1,E] (+ recurrent) -> action f32 [1,4]
+      policy.onnx          # image uint8 [1,H,W,3], state f32 [1,S], instruction f32 [1,E] (+ image_<camera> for
+                           # each further camera, e.g. image_wrist) (+ recurrent) -> action f32 [1,4]
       text_encoder.onnx    # input_ids i64 [1,L], attention_mask i64 [1,L] -> embedding f32 [1,E]
       tokenizer/vocab.txt  # BERT uncased WordPiece vocabulary
 
@@ -20,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from lamp_ros.contract import ACTION_DIM, ACTION_SCALE_M, CONTRACT_VERSION, STATE_KEYS
+from lamp_ros.contract import ACTION_DIM, ACTION_SCALE_M, CAMERA_TOPICS, CONTRACT_VERSION, STATE_KEYS
 from lamp_ros.fileio import atomic_write_text
 
 FORMAT = 'lamp_ros.policy_bundle'
@@ -33,6 +34,12 @@ IMAGE_INPUT, STATE_INPUT, INSTRUCTION_INPUT, ACTION_OUTPUT = 'image', 'state', '
 TOKEN_IDS_INPUT, TOKEN_MASK_INPUT, EMBEDDING_OUTPUT = 'input_ids', 'attention_mask', 'embedding'
 
 DTYPES = ('uint8', 'float32', 'int64')
+
+
+def camera_input(camera: str) -> str:
+    """The policy input of a camera's image: 'image' for the front camera, 'image_<camera>' for the others."""
+    return IMAGE_INPUT if camera == 'front' else f'{IMAGE_INPUT}_{camera}'
+
 
 class BundleError(ValueError):
     """A bundle that must not be run; the message names what is wrong and where."""
@@ -73,17 +80,20 @@ class Manifest:
     created: str = ''
     files: dict[str, str] = field(default_factory=dict)   # relative path -> sha256
     tasks: tuple[str, ...] = ()                           # the tasks it was trained for (empty: not recorded)
+    cameras: tuple[str, ...] = ('front',)                 # the images it sees, front first (all of image_size)
 
     # --- construction -------------------------------------------------------------------------
     @staticmethod
     def standard(model_version: str, image_size: Sequence[int], state_keys: Sequence[str], embedding_dim: int,
                  max_text_length: int, control_rate_hz: float,
-                 recurrent: Sequence[tuple[TensorSpec, TensorSpec]] = (), tasks: Sequence[str] = ()) -> 'Manifest':
+                 recurrent: Sequence[tuple[TensorSpec, TensorSpec]] = (), tasks: Sequence[str] = (),
+                 cameras: Sequence[str] = ('front',)) -> 'Manifest':
         """The manifest of a bundle with the standard input/output names (what the exporter writes)."""
         h, w = int(image_size[0]), int(image_size[1])
         inputs = [TensorSpec(IMAGE_INPUT, (1, h, w, 3), 'uint8'),
                   TensorSpec(STATE_INPUT, (1, len(state_keys)), 'float32'),
                   TensorSpec(INSTRUCTION_INPUT, (1, embedding_dim), 'float32')]
+        inputs += [TensorSpec(camera_input(c), (1, h, w, 3), 'uint8') for c in cameras[1:]]
         outputs = [TensorSpec(ACTION_OUTPUT, (1, ACTION_DIM), 'float32')]
         inputs += [i for i, _ in recurrent]
         outputs += [o for _, o in recurrent]
@@ -95,7 +105,7 @@ class Manifest:
             text_inputs=(TensorSpec(TOKEN_IDS_INPUT, (1, L), 'int64'), TensorSpec(TOKEN_MASK_INPUT, (1, L), 'int64')),
             text_outputs=(TensorSpec(EMBEDDING_OUTPUT, (1, int(embedding_dim)), 'float32'),),
             recurrent=tuple(RecurrentPair(i.name, o.name) for i, o in recurrent),
-            control_rate_hz=float(control_rate_hz), tasks=tuple(tasks),
+            control_rate_hz=float(control_rate_hz), tasks=tuple(tasks), cameras=tuple(cameras),
             created=datetime.now(timezone.utc).isoformat(timespec='seconds'))
 
     # --- JSON ------------------------------------------------------------------------------------
@@ -109,7 +119,7 @@ class Manifest:
             'control_rate_hz': self.control_rate_hz,
             'action': {'dim': self.action_dim, 'scale_m': self.action_scale_m},
             'observation': {'image_size': list(self.image_size), 'image_encoding': 'rgb8',
-                            'state_keys': list(self.state_keys)},
+                            'cameras': list(self.cameras), 'state_keys': list(self.state_keys)},
             'policy': {'file': POLICY_FILE,
                        'inputs': [_spec_json(s) for s in self.policy_inputs],
                        'outputs': [_spec_json(s) for s in self.policy_outputs],
@@ -150,6 +160,7 @@ class Manifest:
                 lowercase=bool(txt.get('lowercase', True)),
                 created=str(d.get('created', '')),
                 tasks=tuple(str(t) for t in d.get('tasks', [])),
+                cameras=tuple(str(c) for c in obs.get('cameras', ['front'])),   # older bundles: front only
                 files={str(k): str(v) for k, v in d.get('files', {}).items()})
         except (KeyError, IndexError, TypeError, ValueError) as e:
             raise BundleError(f'{where}: malformed field ({type(e).__name__}: {e})') from e
@@ -164,8 +175,12 @@ class Manifest:
             problems.append(f'action dim {self.action_dim} != {ACTION_DIM}')
         if self.control_rate_hz <= 0:
             problems.append(f'control_rate_hz {self.control_rate_hz} must be > 0')
+        if not self.cameras or self.cameras[0] != 'front' or len(set(self.cameras)) != len(self.cameras) or \
+                any(cam not in CAMERA_TOPICS for cam in self.cameras):
+            problems.append(f'cameras {list(self.cameras)} must be distinct, start with front and come from '
+                            f'{list(CAMERA_TOPICS)}')
         expected = Manifest.standard(self.model_version, self.image_size, self.state_keys, self.embedding_dim,
-                                     self.max_text_length, self.control_rate_hz)
+                                     self.max_text_length, self.control_rate_hz, cameras=self.cameras)
         for role, got, want in (('policy input', self.policy_inputs, expected.policy_inputs),
                                 ('policy output', self.policy_outputs, expected.policy_outputs),
                                 ('text encoder input', self.text_inputs, expected.text_inputs),
@@ -181,7 +196,8 @@ class Manifest:
         for r in self.recurrent:
             if r.input not in in_names or r.output not in out_names:
                 problems.append(f'recurrent pair {r.input}->{r.output} does not name a policy input and output')
-        extra_in = in_names - {IMAGE_INPUT, STATE_INPUT, INSTRUCTION_INPUT} - {r.input for r in self.recurrent}
+        standard = {STATE_INPUT, INSTRUCTION_INPUT, *(camera_input(cam) for cam in self.cameras)}
+        extra_in = in_names - standard - {r.input for r in self.recurrent}
         if extra_in:
             problems.append(f'policy inputs {sorted(extra_in)} are neither standard nor recurrent')
         for s in self.policy_inputs + self.policy_outputs + self.text_inputs + self.text_outputs:

@@ -7,13 +7,14 @@ runs the graph and copies 4 floats out: no per-step allocation, no feed dictiona
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import onnxruntime as ort
 
 from models.bundle import (EMBEDDING_OUTPUT, IMAGE_INPUT, INSTRUCTION_INPUT, ACTION_OUTPUT, POLICY_FILE,
                            STATE_INPUT, TEXT_ENCODER_FILE, TOKEN_IDS_INPUT, TOKEN_MASK_INPUT, TOKENIZER_DIR,
-                           BundleError, Manifest, TensorSpec, check_signature, read_manifest)
+                           BundleError, Manifest, TensorSpec, camera_input, check_signature, read_manifest)
 from models.tokenize import InstructionTokenizer
 
 _NUMPY_DTYPES = {'uint8': np.uint8, 'float32': np.float32, 'int64': np.int64}
@@ -77,6 +78,7 @@ class PolicyRuntime:
 
         # Views used on the hot path (batch dimension dropped).
         self._image = self._inputs[IMAGE_INPUT][0]
+        self._more_images = {c: self._inputs[camera_input(c)][0] for c in manifest.cameras[1:]}
         self._state = self._inputs[STATE_INPUT][0]
         self._instruction = self._inputs[INSTRUCTION_INPUT][0]
         self._action = self._outputs[ACTION_OUTPUT][0]
@@ -123,15 +125,25 @@ class PolicyRuntime:
         for h_in, _ in self._recurrent:
             h_in.fill(0)
 
-    def act(self, image: np.ndarray, state: np.ndarray, instruction_embedding: np.ndarray) -> np.ndarray:
-        """One control step: image uint8 [H,W,3] rgb8, state float32 [S] (manifest.state_keys order),
-        instruction_embedding float32 [E] (from `embed_instruction`) -> action float32 [4] in [-1, 1]."""
+    def act(self, image: np.ndarray, state: np.ndarray, instruction_embedding: np.ndarray,
+            more_images: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        """One control step: image uint8 [H,W,3] rgb8 (front camera), state float32 [S] (manifest.state_keys
+        order), instruction_embedding float32 [E] (from `embed_instruction`), and more_images: camera -> uint8
+        [H,W,3] for each further camera of manifest.cameras -> action float32 [4] in [-1, 1]."""
+        more_images = more_images or {}
         _check_array('image', image, self._image)
         _check_array('state', state, self._state)
         _check_array('instruction_embedding', instruction_embedding, self._instruction)
+        if set(more_images) != set(self._more_images):
+            raise ValueError(f'the bundle sees cameras {list(self._manifest.cameras)}: more_images must hold '
+                             f'{sorted(self._more_images)}, got {sorted(more_images)}')
+        for camera, buffer in self._more_images.items():
+            _check_array(f'{camera} image', more_images[camera], buffer)
         if not np.isfinite(state).all():
             raise ValueError(f'state has non-finite values: {state}')
         np.copyto(self._image, image)
+        for camera, buffer in self._more_images.items():
+            np.copyto(buffer, more_images[camera])
         np.copyto(self._state, state)
         np.copyto(self._instruction, instruction_embedding)
         self._policy.run_with_iobinding(self._binding)

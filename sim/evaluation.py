@@ -21,6 +21,7 @@ import numpy as np
 
 import sim
 from models.bundle import Manifest, read_manifest
+from sim.scene import CAMERAS
 
 HELD_OUT_SEED_BASE = 2_000_000_000
 """First held-out scene seed: equals training.run.EVAL_SEED_BASE (the training's evaluation scenes; training
@@ -36,7 +37,7 @@ def render_scale(image_size: int) -> int:
     bundle's: the picture the ROS graph gives the policy (sim_arm renders 128x128; the policy node
     INTER_AREA-resizes it to a 64x64 bundle, and passes it as is to a 128x128 one)."""
     return max(1, GRAPH_CAMERA_SIZE // image_size)
-CAMERA = 'front'
+CAMERA = 'front'               # the camera of the videos (the bundle's manifest names those the policy sees)
 MAX_IMAGE_SIDE = 1024          # the sim renders any size; beyond this a manifest is surely wrong
 WILSON_Z = 1.959963984540054   # two-sided 95 %
 
@@ -114,6 +115,9 @@ def check_bundle(bundle: str | Path, instruction: str | None = None) -> Manifest
     if missing:
         raise ValueError(f'bundle {bundle}: state key {missing[0]!r} is not provided by the sim '
                          f'(it gives {", ".join(sim.STATE_KEYS)})')
+    unknown = [c for c in manifest.cameras if c not in CAMERAS]
+    if unknown:
+        raise ValueError(f'bundle {bundle}: camera {unknown[0]!r} is not in the sim (it has {", ".join(CAMERAS)})')
     h, w = manifest.image_size
     if not (1 <= h <= MAX_IMAGE_SIDE and 1 <= w <= MAX_IMAGE_SIDE):
         raise ValueError(f'bundle {bundle}: image size {h}x{w} is outside 1..{MAX_IMAGE_SIDE}')
@@ -169,11 +173,13 @@ def run_episode(env: Any, runtime: Any, seed: int, instruction: str | None, embe
     text = instruction or info['instruction']
     embedding = embed(text)
     runtime.reset()
+    more_cameras = runtime.manifest.cameras[1:]
     steps, total, success, done = 0, 0.0, False, False
     while not done:
         if frames is not None:
             frames.append(obs[f'image_{CAMERA}'])
-        action = runtime.act(obs[f'image_{CAMERA}'], obs['state'][index], embedding)
+        action = runtime.act(obs['image_front'], obs['state'][index], embedding,
+                             {c: obs[f'image_{c}'] for c in more_cameras})
         obs, reward, terminated, truncated, info = env.step(action)
         steps, total = steps + 1, total + float(reward)
         success = bool(info['success'])
@@ -201,7 +207,8 @@ def run_job(job: Job, report: Report) -> None:
         for task, seed in job.pairs:
             report(('start', task, seed))
             if task not in envs:
-                envs[task] = sim.make(task, image_size=job.image_size, randomize=True, cameras=(CAMERA,),
+                envs[task] = sim.make(task, image_size=job.image_size, randomize=True,
+                                      cameras=tuple(dict.fromkeys((CAMERA, *runtime.manifest.cameras))),
                                       render_scale=render_scale(max(job.image_size)), max_episode_steps=EPISODE_STEPS,
                                       terminate_on_success=True)
             frames: list[np.ndarray] | None = [] if job.video_dir else None

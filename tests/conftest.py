@@ -56,16 +56,18 @@ def small_vocab(tmp_path_factory):
 
 @pytest.fixture(scope='session')
 def make_bundle(tmp_path_factory, small_vocab):
-    """A tiny random-weight policy bundle from the real exporter: make_bundle(image_size, control_rate_hz)."""
+    """A tiny random-weight policy bundle from the real exporter: make_bundle(image_size, control_rate_hz,
+    cameras)."""
     from tests.tiny import export_tiny
     made = {}
 
-    def make(image_size: int = 64, control_rate_hz: float = 10.0):
-        key = (image_size, control_rate_hz)
+    def make(image_size: int = 64, control_rate_hz: float = 10.0, cameras: tuple[str, ...] = ('front',)):
+        key = (image_size, control_rate_hz, cameras)
         if key not in made:
-            out = tmp_path_factory.mktemp('bundle') / f'bundle_{image_size}_{control_rate_hz:g}hz'
+            name = f'bundle_{image_size}_{control_rate_hz:g}hz_{"_".join(cameras)}'
+            out = tmp_path_factory.mktemp('bundle') / name
             export_tiny(out, small_vocab, image_size=image_size, model_version='tiny-test',
-                        control_rate_hz=control_rate_hz)
+                        control_rate_hz=control_rate_hz, cameras=cameras)
             made[key] = out
         return made[key]
 

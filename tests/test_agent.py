@@ -147,13 +147,23 @@ def test_exportable_policy_is_the_deterministic_policy() -> None:
                                   torch.from_numpy(instruction)[None])[0], torch.from_numpy(exported))
 
 
-def test_wrist_camera_agent_trains_but_cannot_be_bundled() -> None:
+def test_a_wrist_camera_agent_trains_and_its_policy_takes_the_wrist_image_after_the_instruction() -> None:
     config = AgentConfig(**{**TINY.__dict__, 'cameras': ('front', 'wrist')})
     agent = DrQAgent(config, seed=0)
     agent.update(random_batch(config))
-    assert agent.act(observation(config), np.zeros(24, np.float32))[0].shape == (4,)
-    with pytest.raises(ValueError, match='front camera only'):
-        agent.exportable_policy()
+    obs, instruction = observation(config), np.zeros(24, np.float32)
+    policy = agent.exportable_policy()
+    with torch.no_grad():
+        action = policy(*(torch.from_numpy(x)[None] for x in (obs['image_front'], obs['state'], instruction,
+                                                               obs['image_wrist'])))[0].numpy()
+    np.testing.assert_allclose(action, agent.act(obs, instruction)[0], atol=1e-6)
+    with pytest.raises(ValueError, match='takes images from'):
+        policy(*(torch.from_numpy(x)[None] for x in (obs['image_front'], obs['state'], instruction)))
+
+
+def test_cameras_must_start_with_the_front_one() -> None:
+    with pytest.raises(ValueError, match="must start with 'front'"):
+        AgentConfig(**{**TINY.__dict__, 'cameras': ('wrist', 'front')})
 
 
 def test_random_shift_moves_content_with_edge_padding() -> None:

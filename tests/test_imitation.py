@@ -97,6 +97,22 @@ def test_the_bundle_holds_the_policy_only_and_names_its_tasks(run: Path, tmp_pat
     assert action.shape == (4,) and np.all(np.abs(action) <= 1.0)
 
 
+def test_a_wrist_camera_run_records_both_cameras_and_its_bundle_sees_both(tmp_path: Path) -> None:
+    root, out = tmp_path / 'il_wrist', tmp_path / 'bundle'
+    assert train_main(['imitate', '--run-dir', str(root), *DEBUG, '--set', 'agent.cameras=[front, wrist]',
+                       '--set', 'imitation.dagger_rounds=0', '--set', 'imitation.tasks=[pick_up_cup]']) == 0
+    with np.load(root / 'demos' / 'round0_pick_up_cup_0000.npz') as shard:
+        assert shard['image'].shape == shard['image_wrist'].shape
+        assert not np.array_equal(shard['image'], shard['image_wrist'])
+    assert export_main([str(root), '--out', str(out)]) == 0
+    runtime = PolicyRuntime.load(out)
+    assert runtime.manifest.cameras == ('front', 'wrist')
+    image = np.zeros((32, 32, 3), np.uint8)
+    action = runtime.act(image, np.array([0.5, 0.0, 0.3, 1.0], np.float32), runtime.embed_instruction('grab the cup'),
+                         {'wrist': image})
+    assert action.shape == (4,)
+
+
 def test_rl_finetuning_starts_from_the_imitation_policy(run: Path, tmp_path: Path) -> None:
     from training.runs import load_agent
     ft = tmp_path / 'ft'
@@ -115,6 +131,15 @@ def test_unknown_tasks_are_refused_in_one_line(tmp_path: Path, capsys: pytest.Ca
                        '--set', 'imitation.tasks=[push_button, wave]']) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "unknown ['wave']" in err and 'push_button' in err
+
+
+def test_demos_recorded_without_a_camera_the_policy_sees_are_refused_by_name() -> None:
+    from training.imitation import EXPERT, Dataset
+    shard = {'image': np.zeros((2, 4, 4, 3), np.uint8), 'state': np.zeros((2, 4), np.float32),
+             'label': np.zeros((2, 4), np.float32), 'focus': np.full((2, 3), 0.5, np.float32)}
+    dataset = Dataset({'pick_up_cup': np.zeros((1, 8), np.float32)}, 0.5, ('front', 'wrist'))
+    with pytest.raises(ValueError, match=r"pick_up_cup: a demo shard lacks \['image_wrist'\]"):
+        dataset.add('pick_up_cup', EXPERT, shard)
 
 
 def test_batches_weigh_tasks_equally_and_keep_the_demos_share() -> None:
@@ -205,3 +230,31 @@ def test_the_offset_target_adds_three_auxiliary_outputs() -> None:
     without = BehaviourCloner(DrQAgent(replace(config.agent, embedding_dim=8), seed=0),
                               replace(settings, aux_offset_weight=0.0))
     assert without.aux_head.out_features == 3
+
+
+def test_the_learning_rate_decays_along_a_cosine_to_its_final_fraction_and_stays() -> None:
+    from training.agent import DrQAgent
+    from training.config import PRESETS, replace
+    from training.imitation import BehaviourCloner
+    config = PRESETS['debug']()
+    settings = replace(config.imitation, updates=100, lr=1e-3, lr_final_fraction=0.1)
+    learner = BehaviourCloner(DrQAgent(replace(config.agent, embedding_dim=8), seed=0), settings)
+    rates = []
+    for updates in (0, 50, 100, 150):
+        learner.updates = updates
+        rates.append(learner.learning_rate())
+    assert rates == pytest.approx([1e-3, 0.55e-3, 1e-4, 1e-4])
+    constant = BehaviourCloner(DrQAgent(replace(config.agent, embedding_dim=8), seed=0),
+                               replace(settings, lr_final_fraction=1.0))
+    constant.updates = 60
+    assert constant.learning_rate() == pytest.approx(1e-3)
+
+
+def test_older_runs_resume_after_the_learning_rate_schedule_was_added() -> None:
+    """A setting added later stays out of the checkpoint hash at its default, so runs made before it resume."""
+    from training.config import PRESETS, replace
+    from training.loop import hashed_settings
+    config = PRESETS['debug']()
+    assert 'lr_final_fraction' not in hashed_settings(config)['imitation']
+    decayed = replace(config, imitation=replace(config.imitation, lr_final_fraction=0.5))
+    assert hashed_settings(decayed)['imitation']['lr_final_fraction'] == 0.5

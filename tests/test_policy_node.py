@@ -1,6 +1,7 @@
 """policy node over real topics: acts on fresh images, refuses bad bundles and bad images, stays up."""
 import json
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -57,6 +58,29 @@ def test_acts_at_control_rate_on_fresh_images(nodes, probe, make_bundle):
     assert a.shape == (4,) and np.all(np.abs(a) <= 1)
     s = status_of(statuses)
     assert s['state'] == 'running' and s['model_version'] == 'tiny-test'
+
+
+def test_a_wrist_camera_bundle_waits_for_the_wrist_image_and_then_acts(nodes, probe, make_bundle):
+    nodes.start('policy', {'bundle_path': str(make_bundle(64, cameras=('front', 'wrist')))})
+    actions = probe.record(c.POLICY_ACTION)
+    statuses = probe.record(c.POLICY_STATUS)
+    probe.publish(c.INSTRUCTION, String(data='take the lid off the saucepan'))
+    image = np.zeros((64, 64, 3), np.uint8)
+    front_only = Paced(probe, 0.1, image)
+    assert probe.wait_for(lambda: status_of(statuses).get('reason') == f'waiting for {c.WRIST_CAMERA_IMAGE.name}',
+                          20, front_only), nodes.log('policy')
+    assert not actions
+
+    def both() -> None:
+        if time.monotonic() >= both.next:
+            both.next = time.monotonic() + 0.1
+            stamp = probe.node.get_clock().now().to_msg()
+            probe.publish(c.WRIST_CAMERA_IMAGE, image_msg(np.full((128, 128, 3), 200, np.uint8), stamp, 'camera_wrist'))
+            front_only.next = 0.0
+            front_only()
+    both.next = 0.0
+    assert probe.wait_for(lambda: len(actions) > 2, 10, both), nodes.log('policy')
+    assert 'from front, wrist' in nodes.log('policy')
 
 
 def test_rejects_bad_images_and_keeps_running(nodes, probe, make_bundle):

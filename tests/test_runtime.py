@@ -76,6 +76,34 @@ def test_actions_match_torch(bundle: Exported) -> None:
     assert np.all(np.abs(action) <= 1.0)
 
 
+def test_a_wrist_camera_bundle_takes_the_wrist_image_and_matches_torch(tmp_path: Path, vocab: Path) -> None:
+    policy, _ = export_tiny(tmp_path / 'wrist', vocab, image_size=SIZE, seed=2, cameras=('front', 'wrist'))
+    runtime = PolicyRuntime.load(tmp_path / 'wrist')
+    assert runtime.manifest.cameras == ('front', 'wrist')
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        obs = _observation(rng)
+        wrist = rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
+        action = runtime.act(*obs, {'wrist': wrist})
+        with torch.inference_mode():
+            want = policy(*_torch_inputs(*obs), torch.from_numpy(wrist[None]))[0].numpy()
+        np.testing.assert_allclose(action, want, atol=ATOL, rtol=0)
+    with pytest.raises(ValueError, match=r"cameras \['front', 'wrist'\]: more_images must hold \['wrist'\]"):
+        runtime.act(*obs)
+    with pytest.raises(ValueError, match='wrist image must be uint8'):
+        runtime.act(*obs, {'wrist': np.zeros((SIZE, SIZE, 3), np.float32)})
+
+
+def test_a_bundle_manifest_without_cameras_sees_the_front_camera(bundle: Exported, tmp_path: Path) -> None:
+    """Bundles written before the wrist camera existed (no observation.cameras) still load, front only."""
+    copy = tmp_path / 'old'
+    shutil.copytree(bundle.root, copy)
+    data = json.loads((copy / MANIFEST).read_text())
+    del data['observation']['cameras']
+    (copy / MANIFEST).write_text(json.dumps(data))
+    assert read_manifest(copy).cameras == ('front',)
+
+
 def test_returned_action_is_not_overwritten_by_the_next_step(bundle: Exported) -> None:
     runtime = PolicyRuntime.load(bundle.root)
     rng = np.random.default_rng(0)
@@ -232,3 +260,15 @@ print('ok')
                             cwd=Path(__file__).resolve().parents[1])
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == 'ok'
+
+
+@pytest.mark.parametrize('cameras', [['front', 'side'], ['wrist'], ['front', 'front']])
+def test_a_manifest_naming_unknown_or_misordered_cameras_is_refused(bundle: Exported, tmp_path: Path,
+                                                                     cameras: list[str]) -> None:
+    copy = tmp_path / 'bad'
+    shutil.copytree(bundle.root, copy)
+    data = json.loads((copy / MANIFEST).read_text())
+    data['observation']['cameras'] = cameras
+    (copy / MANIFEST).write_text(json.dumps(data))
+    with pytest.raises(BundleError, match='must be distinct, start with front'):
+        read_manifest(copy)

@@ -11,7 +11,7 @@ from lamp_ros.ros.convert import gripper_opening, image_array, pose_arrays, twis
 @pytest.fixture
 def sim(nodes, probe):
     nodes.start('sim_arm', {'control_rate_hz': 20.0, 'image_size': [64, 64]})
-    rec = {t.name: probe.record(t) for t in (c.CAMERA_IMAGE, c.EE_POSE, c.GRIPPER_STATE)}
+    rec = {t.name: probe.record(t) for t in (c.CAMERA_IMAGE, c.WRIST_CAMERA_IMAGE, c.EE_POSE, c.GRIPPER_STATE)}
     assert probe.wait_for(lambda: all(len(v) > 3 for v in rec.values()), 30), nodes.log('sim_arm')
     return rec
 
@@ -23,6 +23,12 @@ def position(rec):
 def test_publishes_contract_topics(sim, probe):
     img = sim[c.CAMERA_IMAGE.name][-1][1]
     assert img.encoding == 'rgb8' and image_array(img).shape == (64, 64, 3) and image_array(img).std() > 0
+    wrist = {(m.header.stamp.sec, m.header.stamp.nanosec): m for _, m in sim[c.WRIST_CAMERA_IMAGE.name]}
+    pairs = [(m, wrist[key]) for _, m in sim[c.CAMERA_IMAGE.name]           # each tick stamps both alike
+             if (key := (m.header.stamp.sec, m.header.stamp.nanosec)) in wrist]
+    front, same_tick = pairs[-1]
+    assert same_tick.header.frame_id == 'camera_wrist' and image_array(same_tick).shape == (64, 64, 3)
+    assert not np.array_equal(image_array(same_tick), image_array(front))
     pose = sim[c.EE_POSE.name][-1][1]
     assert pose.header.frame_id == 'base'
     assert gripper_opening(sim[c.GRIPPER_STATE.name][-1][1]) == pytest.approx(1.0, abs=0.05)

@@ -128,6 +128,28 @@ export_tiny(root / 'bundle', write_small_vocab(root / 'vocab.txt'), image_size=3
     return root / 'bundle'
 
 
+@pytest.fixture(scope='module')
+def wrist_bundle32(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """As bundle32, with the wrist camera as a second image input."""
+    root = tmp_path_factory.mktemp('eval_wrist_bundle')
+    code = f"""
+from pathlib import Path
+from tests.tiny import export_tiny, write_small_vocab
+root = Path({str(root)!r})
+export_tiny(root / 'bundle', write_small_vocab(root / 'vocab.txt'), image_size=32, model_version='tiny-wrist',
+            cameras=('front', 'wrist'))
+"""
+    subprocess.run([sys.executable, '-c', code], cwd=REPO, check=True, timeout=300)
+    return root / 'bundle'
+
+
+def test_eval_bundle_feeds_a_wrist_camera_bundle_its_wrist_images(wrist_bundle32: Path) -> None:
+    manifest = read_manifest(wrist_bundle32)
+    assert manifest.cameras == ('front', 'wrist')
+    (episode,) = evaluation.evaluate(wrist_bundle32, manifest, ['take_lid_off_saucepan'], 1, workers=1)
+    assert episode.steps == evaluation.EPISODE_STEPS and not episode.success
+
+
 def _edited_copy(bundle: Path, out: Path, **fields) -> Path:
     shutil.copytree(bundle, out)
     write_manifest(out, replace(read_manifest(out), **fields))

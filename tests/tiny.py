@@ -49,21 +49,24 @@ def write_small_vocab(path: Path) -> Path:
     return path
 
 
-def tiny_config(image_size: int = 32) -> AgentConfig:
+def tiny_config(image_size: int = 32, cameras: tuple[str, ...] = ('front',)) -> AgentConfig:
     return AgentConfig(image_size=image_size, state_dim=len(STATE_KEYS), embedding_dim=EMB, channels=(8, 16),
-                       strides=(2, 2), feature_dim=16, hidden_dim=32, language_dim=8)
+                       strides=(2, 2), feature_dim=16, hidden_dim=32, language_dim=8, cameras=cameras)
 
 
-def tiny_models(image_size: int = 32, recurrent_dim: int = 0, seed: int = 0) -> tuple[nn.Module, SentenceEncoder]:
+def tiny_models(image_size: int = 32, recurrent_dim: int = 0, seed: int = 0,
+                cameras: tuple[str, ...] = ('front',)) -> tuple[nn.Module, SentenceEncoder]:
     torch.manual_seed(seed)
-    policy = FakeRecurrentPolicy(image_size, recurrent_dim) if recurrent_dim else PolicyNet(tiny_config(image_size))
+    policy = FakeRecurrentPolicy(image_size, recurrent_dim) if recurrent_dim else \
+        PolicyNet(tiny_config(image_size, cameras))
     text = SentenceEncoder.random(n_layers=1, dim=EMB, n_heads=2, hidden_dim=64, vocab_size=VOCAB_LINES, seed=seed)
     return policy, text
 
 
 def export_tiny(out: Path, vocab: Path, *, image_size: int = 32, recurrent_dim: int = 0, seed: int = 0,
-                model_version: str | None = None, **kwargs) -> tuple[nn.Module, SentenceEncoder]:
-    policy, text = tiny_models(image_size, recurrent_dim, seed)
+                model_version: str | None = None, cameras: tuple[str, ...] = ('front',),
+                **kwargs) -> tuple[nn.Module, SentenceEncoder]:
+    policy, text = tiny_models(image_size, recurrent_dim, seed, cameras)
     export_bundle(policy, text, vocab, out, model_version=model_version or f'tiny-{seed}', state_keys=STATE_KEYS,
                   image_size=image_size, max_text_length=MAX_LEN, **kwargs)
     return policy, text

@@ -89,6 +89,7 @@ class ImitationSettings:
                                            # data exists (the rest: the student's episodes, expert-labelled)
     batch_size: int = 128
     lr: float = 3e-4
+    lr_final_fraction: float = 1.0         # cosine decay of lr to this fraction over the BC updates (1: constant)
     aux_weight: float = 1.0                # auxiliary head: regress the task's focus point (training only)
     aux_offset_weight: float = 1.0         # and its offset from the TCP (0 leaves that target out)
     eval_episodes: int = 10                # per task, held-out scenes, after each round
@@ -137,6 +138,8 @@ class TrainConfig:
             problems.append(f'reward.alpha {self.reward.alpha} must be in [0, 1]')
         if self.env.episode_steps <= self.agent.n_step:
             problems.append(f'env.episode_steps {self.env.episode_steps} must exceed agent.n_step {self.agent.n_step}')
+        if not 0.0 <= self.imitation.lr_final_fraction <= 1.0:
+            problems.append(f'imitation.lr_final_fraction {self.imitation.lr_final_fraction} must be in [0, 1]')
         if self.text.encoder not in ('minilm', 'random'):
             problems.append(f"text.encoder {self.text.encoder!r} must be 'minilm' or 'random'")
         if self.replay.capacity < self.env.episode_steps:

@@ -24,7 +24,7 @@ from lamp_ros.contract import DEFAULT_CONTROL_RATE_HZ
 from lamp_ros.fileio import move_dir_into_place
 from models.bundle import (ACTION_OUTPUT, EMBEDDING_OUTPUT, IMAGE_INPUT, INSTRUCTION_INPUT, POLICY_FILE,
                            STATE_INPUT, TEXT_ENCODER_FILE, TOKEN_IDS_INPUT, TOKEN_MASK_INPUT, TOKENIZER_DIR,
-                           Manifest, TensorSpec, write_manifest)
+                           Manifest, TensorSpec, camera_input, write_manifest)
 from training.agent.config import AgentConfig
 from training.policy import PolicyNet
 from models.runtime import PolicyRuntime
@@ -75,7 +75,7 @@ def export_bundle(policy: PolicyNet, text_encoder: SentenceEncoder, vocab_path: 
         shape = tuple(policy.initial_state().shape)
         recurrent = [(TensorSpec(RECURRENT_INPUT, shape, 'float32'), TensorSpec(RECURRENT_OUTPUT, shape, 'float32'))]
     manifest = Manifest.standard(model_version, (h, w), state_keys, cfg.embedding_dim, max_text_length,
-                                 control_rate_hz, recurrent=recurrent, tasks=tasks)
+                                 control_rate_hz, recurrent=recurrent, tasks=tasks, cameras=cfg.cameras)
     manifest.check(where='export_bundle')
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -138,9 +138,11 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, step: int | None = N
 
 def _export_policy(policy: PolicyNet, path: Path) -> None:
     cfg = policy.config
-    args: tuple[torch.Tensor, ...] = (torch.zeros(1, cfg.image_size, cfg.image_size, 3, dtype=torch.uint8),
-                                      torch.zeros(1, cfg.state_dim), torch.zeros(1, cfg.embedding_dim))
+    image = torch.zeros(1, cfg.image_size, cfg.image_size, 3, dtype=torch.uint8)
+    args: tuple[torch.Tensor, ...] = (image, torch.zeros(1, cfg.state_dim), torch.zeros(1, cfg.embedding_dim))
     inputs, outputs = [IMAGE_INPUT, STATE_INPUT, INSTRUCTION_INPUT], [ACTION_OUTPUT]
+    args += tuple(torch.zeros_like(image) for _ in cfg.cameras[1:])
+    inputs += [camera_input(c) for c in cfg.cameras[1:]]
     if policy.recurrent:
         args += (policy.initial_state(),)
         inputs.append(RECURRENT_INPUT)
@@ -172,8 +174,10 @@ def _verify(bundle: Path, policy: PolicyNet, text_encoder: SentenceEncoder, toke
             image = rng.integers(0, 256, (cfg.image_size, cfg.image_size, 3), dtype=np.uint8)
             state = rng.normal(size=cfg.state_dim).astype(np.float32)
             instruction = rng.normal(size=cfg.embedding_dim).astype(np.float32)
-            got = runtime.act(image, state, instruction)
-            args = (torch.from_numpy(image[None]), torch.from_numpy(state[None]), torch.from_numpy(instruction[None]))
+            more = {c: rng.integers(0, 256, image.shape, dtype=np.uint8) for c in cfg.cameras[1:]}
+            got = runtime.act(image, state, instruction, more)
+            args = (torch.from_numpy(image[None]), torch.from_numpy(state[None]), torch.from_numpy(instruction[None]),
+                    *(torch.from_numpy(more[c][None]) for c in cfg.cameras[1:]))
             if h is None:
                 want = policy(*args)
             else:

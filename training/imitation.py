@@ -34,7 +34,7 @@ from training.config import ImitationSettings, TrainConfig, differences, replace
 from training.evaluate import evaluate, make_env
 from training.loop import run_hash
 from training.phrases import training_phrases
-from training.rollouts import ShardSpec, in_workspace, run_shard
+from training.rollouts import ShardSpec, image_key, in_workspace, run_shard
 from training.run import (EVAL_SEED_BASE, RunInfo, RunPaths, check_new_run_dir, now, read_run, update_config,
                           write_new_run)
 from training.runlog import TensorBoard, plot_learning_curve, write_evals, write_video
@@ -70,11 +70,21 @@ class BehaviourCloner:
     def set_critic_linear_probe(self, on: bool) -> None:
         self.agent.set_critic_linear_probe(on)
 
+    def learning_rate(self) -> float:
+        """Cosine decay from lr to lr * lr_final_fraction over the behaviour-cloning updates, then constant:
+        the last updates average out the noise of large steps (DAgger rounds continue at the final rate)."""
+        s = self.settings
+        progress = min(self.updates / s.updates, 1.0)
+        return s.lr * (s.lr_final_fraction + (1 - s.lr_final_fraction) * 0.5 * (1 + np.cos(np.pi * progress)))
+
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
-        image = torch.from_numpy(self.agent.augment(batch['image'][:, None]))      # DrQ's random shift
+        for group in self.optimizer.param_groups:
+            group['lr'] = self.learning_rate()
+        images = [torch.from_numpy(self.agent.augment(batch[image_key(c)][:, None]))     # DrQ's random shift
+                  for c in self.policy.config.cameras]
         state, label = torch.from_numpy(batch['state']), torch.from_numpy(batch['label'])
         actor = self.policy.actor
-        hidden = actor.hidden(self.policy.features(image), state, torch.from_numpy(batch['instruction']))
+        hidden = actor.hidden(self.policy.features(*images), state, torch.from_numpy(batch['instruction']))
         action = torch.tanh(actor.policy(hidden))
         focus = torch.from_numpy(batch['focus'])
         action_loss = F.mse_loss(action, label)
@@ -106,6 +116,7 @@ class Dataset:
     expert's labels do not depend on the phrasing), so every phrasing meets every demo."""
     embeddings: dict[str, np.ndarray]          # task -> [training phrase, embedding]
     demo_fraction: float
+    cameras: tuple[str, ...] = ('front',)
     parts: dict[tuple[str, str], list[dict[str, np.ndarray]]] = field(default_factory=dict)
     _merged: dict[tuple[str, str], dict[str, np.ndarray]] = field(default_factory=dict)
 
@@ -113,6 +124,10 @@ class Dataset:
         """Keep the shard's steps whose object is on the table (see rollouts.in_workspace) and, of the expert's
         demos, only the episodes it finished: a fumble can leave a scene it cannot recover (the cup lying
         wedged), and looping there teaches nothing."""
+        missing = [k for k in self.fields if k not in shard]
+        if missing:
+            raise ValueError(f'{task}: a demo shard lacks {missing} (recorded for other cameras than '
+                             f'{list(self.cameras)}?); collect the demos in a new run directory')
         keep = in_workspace(shard['focus'])
         if source == EXPERT and 'seeds' in shard:
             keep &= np.isin(shard['episode'], shard['seeds'][shard['success']])
@@ -120,13 +135,17 @@ class Dataset:
         self.parts.setdefault((task, source), []).append({k: v[keep] for k, v in shard.items() if k not in per_episode})
         self._merged.pop((task, source), None)
 
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """What a batch reads of each step (the instruction is drawn per row)."""
+        return (*(image_key(c) for c in self.cameras), 'state', 'label', 'focus')
+
     def steps(self) -> int:
         return sum(len(p['label']) for parts in self.parts.values() for p in parts)
 
     def _group(self, key: tuple[str, str]) -> dict[str, np.ndarray]:
         if key not in self._merged:
-            fields_ = ('image', 'state', 'label', 'focus')          # what a batch reads
-            self._merged[key] = {k: np.concatenate([p[k] for p in self.parts[key]]) for k in fields_}
+            self._merged[key] = {k: np.concatenate([p[k] for p in self.parts[key]]) for k in self.fields}
         return self._merged[key]
 
     def _sources(self, task: str, n: int, rng: np.random.Generator) -> dict[str, int]:
@@ -139,7 +158,7 @@ class Dataset:
     def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         tasks = sorted({task for task, _ in self.parts})
         counts = np.bincount(rng.integers(len(tasks), size=batch_size), minlength=len(tasks))
-        rows: dict[str, list[np.ndarray]] = {k: [] for k in ('image', 'state', 'label', 'focus', 'instruction')}
+        rows: dict[str, list[np.ndarray]] = {k: [] for k in (*self.fields, 'instruction')}
         for task, n in zip(tasks, counts):
             for source, m in self._sources(task, int(n), rng).items():
                 if m == 0:
@@ -150,7 +169,7 @@ class Dataset:
                                      'table); collect more or longer episodes (imitation.demos_per_task, '
                                      'imitation.max_episode_steps)')
                 idx = rng.integers(len(data['label']), size=m)
-                for key in ('image', 'state', 'label', 'focus'):
+                for key in self.fields:
                     rows[key].append(data[key][idx])
                 rows['instruction'].append(self.embeddings[task][rng.integers(len(self.embeddings[task]), size=m)])
         return {k: np.concatenate(v) for k, v in rows.items()}
@@ -237,7 +256,7 @@ def open_run(run_dir: Path) -> Imitation:
         rng.bit_generator.state = trainer['rng']
     embeddings = {task: np.stack([embedder(p) for p in training_phrases(task, config.imitation.train_phrases)])
                   for task in config.imitation.tasks}
-    dataset = Dataset(embeddings, config.imitation.demo_fraction)
+    dataset = Dataset(embeddings, config.imitation.demo_fraction, config.agent.cameras)
     return Imitation(paths, config, info, learner, embedder, dataset, rng, TensorBoard(paths.tensorboard),
                      list(trainer['evals']))
 
@@ -259,7 +278,7 @@ def shard_specs(run: Imitation, r: int) -> list[tuple[Path, ShardSpec]]:
             seeds = tuple(range(base + k, base + min(k + EPISODES_PER_SHARD, episodes)))
             spec = ShardSpec(task, seeds, size, run.config.env.render_scale, s.max_episode_steps,
                              s.steps_after_success, run.dataset.embeddings[task], s.noise_std, s.noisy_fraction,
-                             student, s.fumble_fraction)
+                             student, s.fumble_fraction, run.config.agent.cameras)
             specs.append((run.paths.root / 'demos' / f'round{r}_{task}_{k // EPISODES_PER_SHARD:04d}.npz', spec))
     return specs
 

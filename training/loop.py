@@ -47,16 +47,26 @@ class Session:
 
 
 # Settings added after runs existed: at these values they stay out of the hash, so older runs still resume.
-HASH_OMITS_AT_DEFAULT = {'prefill_expert_episodes': 0}
+HASH_OMITS_AT_DEFAULT = {'prefill_expert_episodes': 0, 'imitation.lr_final_fraction': 1.0}
+
+
+def hashed_settings(config: TrainConfig) -> dict[str, Any]:
+    """The settings a checkpoint's hash covers: all but `steps` (a run can be extended) and the later-added
+    settings of HASH_OMITS_AT_DEFAULT while they hold their defaults."""
+    data = to_dict(replace(config, steps=1))
+    for dotted, default in HASH_OMITS_AT_DEFAULT.items():
+        *parents, key = dotted.split('.')
+        node = data
+        for parent in parents:
+            node = node[parent]
+        if node[key] == default:
+            del node[key]
+    return data
 
 
 def run_hash(config: TrainConfig) -> str:
-    """The config hash a checkpoint must match; `steps` is left out so that a run can be extended."""
-    data = to_dict(replace(config, steps=1))
-    for key, default in HASH_OMITS_AT_DEFAULT.items():
-        if data[key] == default:
-            del data[key]
-    return hashlib.sha256(yaml.safe_dump(data, sort_keys=False).encode()).hexdigest()[:16]
+    """The config hash a checkpoint must match."""
+    return hashlib.sha256(yaml.safe_dump(hashed_settings(config), sort_keys=False).encode()).hexdigest()[:16]
 
 
 def initial_trainer_state(config: TrainConfig) -> dict[str, Any]:

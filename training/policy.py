@@ -1,9 +1,11 @@
-"""The policy network, once: camera image + robot state + instruction embedding -> action in [-1, 1].
+"""The policy network, once: camera images + robot state + instruction embedding -> action in [-1, 1].
 
 Everything that produces a bundle builds this module: the DrQ agent's encoder and actor are its parts,
 behaviour cloning trains it whole, and random-weight bundles are a fresh one. Its forward is the bundle's
-calling convention (image uint8 [B, H, W, 3] rgb8, raw state f32 [B, S], instruction f32 [B, E]), so the
-exported graph does the image scaling and the state normalisation and the robot passes what it measures.
+calling convention (image uint8 [B, H, W, 3] rgb8 from the front camera, raw state f32 [B, S], instruction
+f32 [B, E], then one more uint8 image per further camera, e.g. the wrist's), so the exported graph does the
+image scaling and the state normalisation and the robot passes what it measures. Further cameras' images are
+stacked onto the front image's channels (one encoder), as in DrQ's multi-view setups.
 """
 from __future__ import annotations
 
@@ -21,17 +23,25 @@ class PolicyNet(nn.Module):
 
     def __init__(self, config: AgentConfig) -> None:
         super().__init__()
-        if config.cameras != ('front',):
-            raise ValueError(f'a policy bundle carries the front camera only; this config uses {config.cameras}')
+        if config.cameras[0] != 'front':
+            raise ValueError(f'a policy sees the front camera first; this config uses {config.cameras}')
         self.config = config
         self.encoder = Encoder(config)
         self.actor = Actor(config, self.encoder.output_dim)
 
+    @property
+    def extra_cameras(self) -> tuple[str, ...]:
+        """The cameras after the front one, in the order their images follow the instruction."""
+        return self.config.cameras[1:]
+
     def initial_state(self, batch: int = 1) -> torch.Tensor:
         return torch.zeros(batch, 0)
 
-    def features(self, image: torch.Tensor) -> torch.Tensor:
-        return self.encoder(images_to_input([image]))
+    def features(self, image: torch.Tensor, *extra_images: torch.Tensor) -> torch.Tensor:
+        if len(extra_images) != len(self.extra_cameras):
+            raise ValueError(f'the policy takes images from {self.config.cameras}, got {1 + len(extra_images)}')
+        return self.encoder(images_to_input([image, *extra_images]))
 
-    def forward(self, image: torch.Tensor, state: torch.Tensor, instruction: torch.Tensor) -> torch.Tensor:
-        return self.actor(self.features(image), state, instruction)
+    def forward(self, image: torch.Tensor, state: torch.Tensor, instruction: torch.Tensor,
+                *extra_images: torch.Tensor) -> torch.Tensor:
+        return self.actor(self.features(image, *extra_images), state, instruction)

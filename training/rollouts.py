@@ -4,6 +4,7 @@ One shard = one task, a list of seeds, one driver. It runs in a worker process (
 shared state) and returns flat per-step arrays, which the caller writes to disk atomically:
 
     image    uint8 [N, H, W, 3]   the front camera the policy sees
+    image_<camera>  uint8 [N, H, W, 3]   each further camera the policy sees (e.g. image_wrist)
     state    float32 [N, S]       sim.STATE_KEYS
     label    float32 [N, 4]       the expert's clean action, gripper as -1 (closed) / +1 (open)
     focus    float32 [N, 3]       the task's focus point (auxiliary target, training only)
@@ -59,6 +60,7 @@ class ShardSpec:
     noisy_fraction: float = 0.0                  # ... in this fraction of episodes
     student: dict[str, Any] | None = None        # {'config': AgentConfig, 'weights': state_dict}: DAgger
     fumble_fraction: float = 0.0                 # expert driver: episodes with one scripted mistake (Fumble)
+    cameras: tuple[str, ...] = ('front',)         # recorded: the policy's cameras, front first
 
 
 def expert_label(action: np.ndarray) -> np.ndarray:
@@ -119,6 +121,11 @@ class Fumble:
         return None
 
 
+def image_key(camera: str) -> str:
+    """A shard's key for a camera's images: 'image' for the front camera (as before other cameras existed)."""
+    return 'image' if camera == 'front' else f'image_{camera}'
+
+
 def _student_driver(student: dict[str, Any]) -> Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray]:
     import torch
 
@@ -129,9 +136,10 @@ def _student_driver(student: dict[str, Any]) -> Callable[[dict[str, np.ndarray],
     policy.eval()
 
     def act(obs: dict[str, np.ndarray], embedding: np.ndarray) -> np.ndarray:
+        extra = [torch.from_numpy(obs[f'image_{c}'])[None] for c in policy.extra_cameras]
         with torch.inference_mode():
             action = policy(torch.from_numpy(obs['image_front'])[None], torch.from_numpy(obs['state'])[None],
-                            torch.from_numpy(embedding)[None])
+                            torch.from_numpy(embedding)[None], *extra)
         return action[0].numpy()
     return act
 
@@ -139,11 +147,11 @@ def _student_driver(student: dict[str, Any]) -> Callable[[dict[str, np.ndarray],
 def run_shard(spec: ShardSpec) -> dict[str, np.ndarray]:
     """Play the shard's episodes; every visited state gets the expert's label."""
     env = sim.make(spec.task, image_size=spec.image_size, render_scale=spec.render_scale, randomize=True,
-                   cameras=('front',),
-                   max_episode_steps=spec.max_steps)
+                   cameras=spec.cameras, max_episode_steps=spec.max_steps)
     student = _student_driver(spec.student) if spec.student is not None else None
     focus = FOCUS[spec.task]
-    columns: dict[str, list[Any]] = {k: [] for k in ('image', 'state', 'label', 'focus', 'phrase', 'episode')}
+    images = {image_key(c): f'image_{c}' for c in spec.cameras}          # shard key -> observation key
+    columns: dict[str, list[Any]] = {k: [] for k in (*images, 'state', 'label', 'focus', 'phrase', 'episode')}
     successes = []
     for seed in spec.seeds:
         rng = np.random.default_rng([seed, 7])
@@ -161,8 +169,8 @@ def run_shard(spec: ShardSpec) -> dict[str, np.ndarray]:
             if not in_workspace(point):
                 break
             label = expert.act(scene)
-            for key, value in (('image', obs['image_front']), ('state', obs['state']), ('label', expert_label(label)),
-                               ('focus', point), ('phrase', phrase), ('episode', seed)):
+            for key, value in (*((k, obs[o]) for k, o in images.items()), ('state', obs['state']),
+                               ('label', expert_label(label)), ('focus', point), ('phrase', phrase), ('episode', seed)):
                 columns[key].append(value)
             if student is not None:
                 action = student(obs, spec.embeddings[phrase])
@@ -175,7 +183,7 @@ def run_shard(spec: ShardSpec) -> dict[str, np.ndarray]:
                 break
         successes.append(succeeded_at is not None)
     env.close()
-    return {'image': np.stack(columns['image']), 'state': np.stack(columns['state']).astype(np.float32),
+    return {**{k: np.stack(columns[k]) for k in images}, 'state': np.stack(columns['state']).astype(np.float32),
             'label': np.stack(columns['label']).astype(np.float32),
             'focus': np.stack(columns['focus']).astype(np.float32),
             'phrase': np.array(columns['phrase'], np.int16), 'episode': np.array(columns['episode'], np.int32),

@@ -1,7 +1,9 @@
 """policy node: runs a policy bundle with onnxruntime (no torch on the robot).
 
 Observation = latest camera image + the robot state of the image's stamp (fields named by the bundle; on
-a new image it waits up to sync_wait_s for that state, which comes on other topics) + the embedding of the
+a new image it waits up to sync_wait_s for that state, which comes on other topics) + the images of the
+bundle's further cameras (observation.cameras, e.g. the wrist's on camera/wrist/image_raw: on a new front
+image it waits up to sync_wait_s for theirs of the same stamp, too) + the embedding of the
 current instruction (computed once per instruction by the bundle's text encoder). By default it acts
 on each fresh image, no faster than the control rate (trigger:=image), which keeps camera-to-command
 latency at the compute time; trigger:=timer acts on a fixed timer with the latest image instead.
@@ -76,6 +78,7 @@ class PolicyNode(Node):
         self.image: np.ndarray | None = None
         self.image_t: float | None = None              # arrival
         self.image_stamp = 0.0                         # header stamp
+        self.more_images: dict[str, tuple[np.ndarray, float, float]] = {}   # camera -> (image, arrival, stamp)
         self._sync_timer = None                        # set while an image waits for its robot state
         self.instruction = ''
         self.embedding: np.ndarray | None = None
@@ -86,6 +89,10 @@ class PolicyNode(Node):
         self._waiting_for: tuple[str, ...] = ()
 
         self.create_subscription(Image, c.CAMERA_IMAGE.name, self._on_image, profile(c.CAMERA_IMAGE))
+        for camera, topic in c.CAMERA_TOPICS.items():
+            if camera != 'front':
+                self.create_subscription(Image, topic.name, lambda msg, cam=camera: self._on_more_image(cam, msg),
+                                         profile(topic))
         self.create_subscription(PoseStamped, c.EE_POSE.name, self._on_pose, profile(c.EE_POSE))
         self.create_subscription(JointState, c.GRIPPER_STATE.name, self._on_gripper, profile(c.GRIPPER_STATE))
         self.create_subscription(String, c.INSTRUCTION.name, self._on_instruction, profile(c.INSTRUCTION))
@@ -118,8 +125,8 @@ class PolicyNode(Node):
         self.runtime = runtime
         m = runtime.manifest
         self.status.update(bundle=str(path), model_version=m.model_version)
-        self.get_logger().info(f'using bundle {path} (model {m.model_version}, image {m.image_size}, '
-                               f'state {list(m.state_keys)}, {m.control_rate_hz} Hz)')
+        self.get_logger().info(f'using bundle {path} (model {m.model_version}, image {m.image_size} from '
+                               f'{", ".join(m.cameras)}, state {list(m.state_keys)}, {m.control_rate_hz} Hz)')
 
     def _on_bundle_offer(self, msg: String) -> None:
         try:
@@ -147,6 +154,7 @@ class PolicyNode(Node):
         if self._sync_timer is not None:
             self._stop_waiting()                      # the waiting image was fitted to the old bundle
         self.image = self.image_t = None              # the new bundle may take another image size
+        self.more_images.clear()
         self._embeddings.clear()
         if self.instruction:
             embedding = ready.embedding if ready.instruction == self.instruction else \
@@ -234,11 +242,32 @@ class PolicyNode(Node):
             self._sync_timer = self.create_timer(self.sync_wait_s, self._on_sync_timeout)
             self._act_when_synced()
 
+    def _on_more_image(self, camera: str, msg: Image) -> None:
+        """An image of a further camera the bundle sees (e.g. the wrist's): kept for the next action."""
+        if self.runtime is None or camera not in self.runtime.manifest.cameras:
+            return
+        topic = c.CAMERA_TOPICS[camera].name
+        h, w = self.runtime.manifest.image_size
+        try:
+            image = fit_to_size(image_array(msg), h, w, self.resize_images)
+        except ImageRejected as e:
+            self.images_rejected += 1
+            self.faults.fault(topic, e.code, f'{camera} camera image rejected: {e}')
+            return
+        self.more_images[camera] = (np.array(image, copy=True), self._now(), to_sec(msg.header.stamp))
+        self._act_when_synced()
+
+    def _more_images_caught_up(self) -> bool:
+        """Every further camera has an image of the waiting front image's stamp (or a later one)."""
+        return all(camera in self.more_images and self.more_images[camera][2] >= self.image_stamp
+                   for camera in self.runtime.manifest.cameras[1:])
+
     def _act_when_synced(self) -> None:
-        """Act on the waiting image once the robot state of its stamp is in."""
+        """Act on the waiting image once the robot state and the further cameras' images of its stamp are in."""
         if self._sync_timer is None or self.runtime is None or self.image_t is None:
             return
-        if self.robot.caught_up(self.runtime.manifest.state_keys, self.image_stamp, self.image_t):
+        if self.robot.caught_up(self.runtime.manifest.state_keys, self.image_stamp, self.image_t) and \
+                self._more_images_caught_up():
             self._stop_waiting()
             self._act(self._now())
 
@@ -265,13 +294,17 @@ class PolicyNode(Node):
         waiting = self.robot.latest().missing(keys, t, self.stale_s)
         if self.image_t is None or t - self.image_t > self.stale_s:
             waiting.insert(0, c.CAMERA_IMAGE.name)
+        more_cameras = self.runtime.manifest.cameras[1:]
+        waiting += [c.CAMERA_TOPICS[cam].name for cam in more_cameras
+                    if cam not in self.more_images or t - self.more_images[cam][1] > self.stale_s]
         if self.embedding is None:
             waiting.append(c.INSTRUCTION.name)
         if waiting:
             self._set_status('waiting', 'waiting for ' + ', '.join(waiting))
             return
         state = state_vector(keys, self.robot.at(self.image_stamp))
-        action = self.runtime.act(self.image, state, self.embedding)
+        action = self.runtime.act(self.image, state, self.embedding,
+                                  {cam: self.more_images[cam][0] for cam in more_cameras})
         if not np.all(np.isfinite(action)):
             self._set_status('waiting', f'policy produced a non-finite action {action.tolist()}; not published')
             return

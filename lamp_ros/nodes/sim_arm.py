@@ -5,7 +5,8 @@ turn_tap, close_microwave, pick_up_cup, take_lid_off_saucepan or pretrain). Each
 rate) it applies the latest safe twist from robot/ee_twist_cmd (zero if none arrived within
 cmd_timeout_s: a driver-side watchdog, independent of the safety node's) through
 LampScene.apply_velocity, the one motion function the gym env's step uses too, for one period;
-then it renders the front camera and publishes camera/image_raw, robot/ee_pose and
+then it renders the front camera and publishes camera/image_raw (and, with wrist_camera, the wrist camera
+on camera/wrist/image_raw, same stamp), robot/ee_pose and
 robot/gripper_state, plus what only a simulator knows: sim/success (the task's success test) and, with
 publish_task_reward, the task's shaped reward on `reward` (stamped with the image it belongs to), so
 finetuning in sim can use the task reward where a real robot uses the reward model.
@@ -45,6 +46,8 @@ class SimArmNode(Node):
         randomize = declare(self, 'randomize', True, 'Visual domain randomization per episode (textures, lights, ...).')
         self.publish_task_reward = declare(self, 'publish_task_reward', False,
                                            "Publish the task's shaped reward on 'reward' (sim finetuning).")
+        self.wrist_camera = declare(self, 'wrist_camera', True,
+                                    'Also render the wrist camera and publish it on camera/wrist/image_raw.')
         declare(self, 'camera_enabled', True,
                 'Publish camera images (set false at run time to simulate a camera dropout).')
         self.period = 1.0 / rate
@@ -57,6 +60,7 @@ class SimArmNode(Node):
         self.gripper_open = True
 
         self.image_pub = self.create_publisher(Image, c.CAMERA_IMAGE.name, profile(c.CAMERA_IMAGE))
+        self.wrist_pub = self.create_publisher(Image, c.WRIST_CAMERA_IMAGE.name, profile(c.WRIST_CAMERA_IMAGE))
         self.pose_pub = self.create_publisher(PoseStamped, c.EE_POSE.name, profile(c.EE_POSE))
         self.gripper_pub = self.create_publisher(JointState, c.GRIPPER_STATE.name, profile(c.GRIPPER_STATE))
         self.success_pub = self.create_publisher(Bool, c.SIM_SUCCESS.name, profile(c.SIM_SUCCESS))
@@ -106,6 +110,8 @@ class SimArmNode(Node):
         stamp = self.get_clock().now().to_msg()
         if self.get_parameter('camera_enabled').value:
             self.image_pub.publish(image_msg(self.scene.render('front'), stamp, self.camera_frame_id))
+            if self.wrist_camera:
+                self.wrist_pub.publish(image_msg(self.scene.render('wrist'), stamp, 'camera_wrist'))
         self.pose_pub.publish(pose_msg(self.scene.ee_position(), self.scene.ee_quaternion(), stamp, self.frame_id))
         self.gripper_pub.publish(gripper_state_msg(self.scene.gripper_opening(), stamp))
         self.success_pub.publish(Bool(data=bool(self.scene.success())))

@@ -12,7 +12,7 @@ CAMERAS = ('front', 'wrist')
 class AgentConfig:
     # --- observation -------------------------------------------------------------------------------
     image_size: int = 64                          # square camera images, pixels
-    cameras: tuple[str, ...] = ('front',)         # 'front' and optionally 'wrist' (a bundle carries 'front' only)
+    cameras: tuple[str, ...] = ('front',)         # 'front', then optionally 'wrist' (channels stacked, one encoder)
     state_dim: int = 4                            # sim.STATE_KEYS
     embedding_dim: int = 384                      # instruction embedding width (MiniLM: 384, DistilBERT: 768)
     language_dim: int = 32                        # the learned projection of the embedding (training/agent/networks)
@@ -48,6 +48,8 @@ class AgentConfig:
         cameras = self.cameras
         if not cameras or any(c not in CAMERAS for c in cameras) or len(set(cameras)) != len(cameras):
             problems.append(f'cameras {self.cameras!r} must be distinct names from {CAMERAS}')
+        elif cameras[0] != 'front':
+            problems.append(f"cameras {self.cameras!r} must start with 'front' (the policy's first image)")
         if len(self.channels) != len(self.strides) or not self.channels:
             problems.append(f'channels {self.channels} and strides {self.strides} must be non-empty and equally long')
         if self.conv_output_size() < 1:

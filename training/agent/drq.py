@@ -53,9 +53,8 @@ class DrQAgent:
         self.device = torch.device(device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.policy = PolicyNet(config) if config.cameras == ('front',) else None
-            self.encoder = self.policy.encoder if self.policy else Encoder(config)
-            self.actor = self.policy.actor if self.policy else Actor(config, self.encoder.output_dim)
+            self.policy = PolicyNet(config)
+            self.encoder, self.actor = self.policy.encoder, self.policy.actor
             self.critic = Critic(config, self.encoder.output_dim)
             self.ensemble = DisagreementEnsemble(config.feature_dim + config.action_dim, config.feature_dim,
                                                  config.ensemble_hidden, config.ensemble_size)
@@ -148,15 +147,11 @@ class DrQAgent:
         return random_shift(flat, pad, offsets)
 
     def exportable_policy(self) -> PolicyNet:
-        """A CPU copy of the deterministic policy for training.export.export_bundle (front camera only)."""
-        if self.policy is None:
-            raise ValueError(f'a policy bundle carries the front camera only; this agent uses {self.config.cameras}')
+        """A CPU copy of the deterministic policy for training.export.export_bundle."""
         return copy.deepcopy(self.policy).cpu().eval()
 
     def load_policy(self, policy: PolicyNet) -> None:
         """Start from a trained policy (imitation): its encoder and actor weights; the critic stays fresh."""
-        if self.policy is None:
-            raise ValueError('only a front-camera agent can start from a policy network')
         self.policy.load_state_dict(policy.state_dict())
 
     # --- novelty ---------------------------------------------------------------------------------
