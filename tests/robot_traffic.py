@@ -16,11 +16,11 @@ from lamp_ros.link.wire import Message, WireError, decode, encode
 
 
 def episode_chunks(robot: str = 'robot', steps: int = 12, chunk_steps: int = 5, rewards: bool = True,
-                   size: int = 16, seed: int = 0) -> list[tuple[dict, dict]]:
+                   size: int = 16, seed: int = 0, instruction: str = 'push button') -> list[tuple[dict, dict]]:
     """One episode of `steps` control steps as the actor sends it (rewards=False: the reward source sent none)."""
     rng = np.random.default_rng(seed)
     a = TransitionAssembler(robot, chunk_steps, reward_timeout_s=0.5)
-    a.start('push button')
+    a.start(instruction)
     state = np.array([0.4, 0.0, 0.3, 1.0, 0.0, 0.0, 0.0, 1.0], np.float32)
     for t in range(steps + 1):
         if rewards:

@@ -212,3 +212,21 @@ def test_training_pauses_while_rewards_are_missing(tmp_path):
             training.join(30)
         client.close()
         learner.close()
+
+
+def test_an_episode_without_an_instruction_is_kept_aside_and_the_learner_goes_on(tmp_path):
+    """An episode that started before any instruction was set cannot be embedded: one warning, kept on disk."""
+    learner = Learner(options(tmp_path))
+    client = robot(tmp_path, learner.server.endpoint)
+    try:
+        deliver(client, episode_chunks(seed=6, instruction=''))
+        assert wait(lambda: learner.store.episodes_uninstructed == 1), learner.status()
+        kept = np.load(next((tmp_path / 'run' / 'no_instruction').glob('*.npz')))
+        assert str(kept['instruction']) == '' and 'instruction_embedding' not in kept.files
+        assert learner.server.failure is None and len(learner.replay.episodes) == 0
+        deliver(client, episode_chunks(seed=7))
+        assert wait(lambda: len(learner.replay.episodes) == 1), learner.status()
+        assert learner.status()['episodes_without_instruction'] == 1
+    finally:
+        client.close()
+        learner.close()

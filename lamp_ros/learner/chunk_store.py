@@ -44,6 +44,7 @@ class ChunkStore:
         self.incoming = Path(incoming)
         self.incoming.mkdir(parents=True, exist_ok=True)
         self.unrewarded = Path(unrewarded) if unrewarded is not None else self.incoming.parent / 'unrewarded'
+        self.uninstructed = self.incoming.parent / 'no_instruction'
         self.add_episode, self.embed = add_episode, embed
         self.image_size, self.max_missing_rewards = image_size, max_missing_rewards
         self.state_index = [STATE_KEYS.index(k) for k in state_keys]
@@ -57,6 +58,7 @@ class ChunkStore:
         self.reward_flow = RewardFlow()
         self.episodes_completed = 0
         self.episodes_unrewarded = 0
+        self.episodes_uninstructed = 0
         self.rewards_missing = 0
 
     def is_stored(self, chunk_id: str) -> bool:
@@ -179,6 +181,12 @@ class ChunkStore:
             rewards=rewards, success=bool(last.get('success')), interventions=cat('intervention'),
             instruction=str(chunks[0][0].get('instruction', '')))
         episode[SOURCE_KEY] = np.array(key)
+        if 'instruction_embedding' not in episode:
+            self._keep_aside(self.uninstructed, key, episode)
+            self.episodes_uninstructed += 1
+            log.warning('episode %s ran without an instruction (it started before one was set): kept out of the '
+                        'replay, in %s', key, self.uninstructed)
+            return
         if missing > self.max_missing_rewards * len(rewards):
             episode['reward'] = rewards.astype(np.float32)          # NaN kept: relabel before training on it
             self._keep_unrewarded(key, episode, missing)
@@ -189,11 +197,16 @@ class ChunkStore:
         self.add_episode(episode)
         self.episodes_completed += 1
 
-    def _keep_unrewarded(self, key: str, episode: dict[str, np.ndarray], missing: int) -> None:
-        self.unrewarded.mkdir(parents=True, exist_ok=True)
+    @staticmethod
+    def _keep_aside(folder: Path, key: str, episode: dict[str, np.ndarray]) -> None:
+        """An episode the replay cannot take yet, kept on disk (nothing acknowledged is lost)."""
+        folder.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
         np.savez(buffer, **episode)
-        atomic_write_bytes(self.unrewarded / f'{key}.npz', buffer.getvalue())
+        atomic_write_bytes(folder / f'{key}.npz', buffer.getvalue())
+
+    def _keep_unrewarded(self, key: str, episode: dict[str, np.ndarray], missing: int) -> None:
+        self._keep_aside(self.unrewarded, key, episode)
         self.episodes_unrewarded += 1
         log.warning('episode %s: %d of %d rewards missing: kept out of the replay, in %s', key, missing,
                     len(episode['reward']), self.unrewarded)
@@ -202,16 +215,18 @@ class ChunkStore:
                success: bool, interventions: np.ndarray, instruction: str) -> tuple[dict[str, np.ndarray], int]:
         """An episode in the training replay's format (training/replay.py) from robot-side arrays: frames and
         contract states [T+1], actions, rewards (of o_{t+1}; NaN = missing, stored as 0) and flags [T].
-        Returns it and the count of missing rewards."""
+        Returns it and the count of missing rewards. Without an instruction it has no instruction_embedding."""
         rewards = np.asarray(rewards, np.float32).copy()
         missing = ~np.isfinite(rewards)
         rewards[missing] = 0.0
         flags = np.zeros(len(rewards), bool)
         flags[-1] = success
-        return {'image_front': self._resize(frames), 'state': states[:, self.state_index].astype(np.float32),
-                'action': np.asarray(actions, np.float32), 'reward': rewards, 'success': flags,
-                'intervention': np.asarray(interventions, bool), 'instruction': np.array(instruction),
-                'instruction_embedding': np.asarray(self.embed(instruction), np.float32)}, int(missing.sum())
+        episode = {'image_front': self._resize(frames), 'state': states[:, self.state_index].astype(np.float32),
+                   'action': np.asarray(actions, np.float32), 'reward': rewards, 'success': flags,
+                   'intervention': np.asarray(interventions, bool), 'instruction': np.array(instruction)}
+        if instruction.strip():
+            episode['instruction_embedding'] = np.asarray(self.embed(instruction), np.float32)
+        return episode, int(missing.sum())
 
     def _resize(self, frames: np.ndarray) -> np.ndarray:
         if frames.shape[1:3] == (self.image_size, self.image_size):

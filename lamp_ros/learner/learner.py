@@ -160,6 +160,7 @@ class Learner:
                 'transitions_stored': self.store.transitions_stored, 'episodes': len(self.replay.episodes),
                 'replay_transitions': self.replay.transitions, 'duplicates': self.server.duplicates,
                 'episodes_unrewarded': self.store.episodes_unrewarded,
+                'episodes_without_instruction': self.store.episodes_uninstructed,
                 'episodes_incomplete': self.store.episodes_incomplete,
                 'refused': self.server.faults.totals(), 'faults': self.server.faults.active(),
                 'robots': sorted(self.server.robots), **{f'train/{k}': v for k, v in self.metrics.items()}}
