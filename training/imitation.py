@@ -27,6 +27,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from lamp_ros.fileio import atomic_write_bytes
+from models.bundle import camera_input
 from sim.tasks import DOWNSTREAM_TASKS
 from training.agent import DrQAgent
 from training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -34,7 +35,7 @@ from training.config import ImitationSettings, TrainConfig, differences, replace
 from training.evaluate import evaluate, make_env
 from training.loop import run_hash
 from training.phrases import training_phrases
-from training.rollouts import ShardSpec, image_key, in_workspace, run_shard
+from training.rollouts import ShardSpec, in_workspace, run_shard
 from training.run import (EVAL_SEED_BASE, RunInfo, RunPaths, check_new_run_dir, now, read_run, update_config,
                           write_new_run)
 from training.runlog import TensorBoard, plot_learning_curve, write_evals, write_video
@@ -80,7 +81,7 @@ class BehaviourCloner:
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
         for group in self.optimizer.param_groups:
             group['lr'] = self.learning_rate()
-        images = [torch.from_numpy(self.agent.augment(batch[image_key(c)][:, None]))     # DrQ's random shift
+        images = [torch.from_numpy(self.agent.augment(batch[camera_input(c)][:, None]))     # DrQ's random shift
                   for c in self.policy.config.cameras]
         state, label = torch.from_numpy(batch['state']), torch.from_numpy(batch['label'])
         actor = self.policy.actor
@@ -138,7 +139,7 @@ class Dataset:
     @property
     def fields(self) -> tuple[str, ...]:
         """What a batch reads of each step (the instruction is drawn per row)."""
-        return (*(image_key(c) for c in self.cameras), 'state', 'label', 'focus')
+        return (*(camera_input(c) for c in self.cameras), 'state', 'label', 'focus')
 
     def steps(self) -> int:
         return sum(len(p['label']) for parts in self.parts.values() for p in parts)

@@ -22,6 +22,7 @@ import numpy as np
 
 import sim
 from lamp_ros.contract import GRIPPER_OPEN_THRESHOLD
+from models.bundle import camera_input
 from sim.config import SceneConfig
 from sim.env import state_bounds
 from sim.experts import OPEN_OPENING, PickExpert, make_expert, noisy_action
@@ -121,11 +122,6 @@ class Fumble:
         return None
 
 
-def image_key(camera: str) -> str:
-    """A shard's key for a camera's images: 'image' for the front camera (as before other cameras existed)."""
-    return 'image' if camera == 'front' else f'image_{camera}'
-
-
 def _student_driver(student: dict[str, Any]) -> Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray]:
     import torch
 
@@ -150,7 +146,7 @@ def run_shard(spec: ShardSpec) -> dict[str, np.ndarray]:
                    cameras=spec.cameras, max_episode_steps=spec.max_steps)
     student = _student_driver(spec.student) if spec.student is not None else None
     focus = FOCUS[spec.task]
-    images = {image_key(c): f'image_{c}' for c in spec.cameras}          # shard key -> observation key
+    images = {camera_input(c): f'image_{c}' for c in spec.cameras}   # shard key (the bundle's input name) -> obs key
     columns: dict[str, list[Any]] = {k: [] for k in (*images, 'state', 'label', 'focus', 'phrase', 'episode')}
     successes = []
     for seed in spec.seeds:

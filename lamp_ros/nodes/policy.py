@@ -226,18 +226,25 @@ class PolicyNode(Node):
         self.robot.add_gripper(to_sec(msg.header.stamp), self._now(), opening)
         self._act_when_synced()
 
+    def _fitted(self, msg: Image, camera: str) -> np.ndarray | None:
+        """A camera's image at the bundle's size, or None (counted and reported) if it cannot be used."""
+        h, w = self.runtime.manifest.image_size
+        try:
+            return np.array(fit_to_size(image_array(msg), h, w, self.resize_images), copy=True)
+        except ImageRejected as e:
+            self.images_rejected += 1
+            what = 'camera image' if camera == 'front' else f'{camera} camera image'
+            self.faults.fault(c.CAMERA_TOPICS[camera].name, e.code, f'{what} rejected: {e}')
+            return None
+
     def _on_image(self, msg: Image) -> None:
         if self.runtime is None:
             return
-        h, w = self.runtime.manifest.image_size
-        try:
-            image = fit_to_size(image_array(msg), h, w, self.resize_images)
-        except ImageRejected as e:
-            self.images_rejected += 1
-            self.faults.fault(c.CAMERA_IMAGE.name, e.code, f'camera image rejected: {e}')
+        image = self._fitted(msg, 'front')
+        if image is None:
             return
         t = self._now()
-        self.image, self.image_t, self.image_stamp = np.array(image, copy=True), t, to_sec(msg.header.stamp)
+        self.image, self.image_t, self.image_stamp = image, t, to_sec(msg.header.stamp)
         if self.trigger == 'image' and self.pacer.due(t) and self._sync_timer is None:
             self._sync_timer = self.create_timer(self.sync_wait_s, self._on_sync_timeout)
             self._act_when_synced()
@@ -246,15 +253,10 @@ class PolicyNode(Node):
         """An image of a further camera the bundle sees (e.g. the wrist's): kept for the next action."""
         if self.runtime is None or camera not in self.runtime.manifest.cameras:
             return
-        topic = c.CAMERA_TOPICS[camera].name
-        h, w = self.runtime.manifest.image_size
-        try:
-            image = fit_to_size(image_array(msg), h, w, self.resize_images)
-        except ImageRejected as e:
-            self.images_rejected += 1
-            self.faults.fault(topic, e.code, f'{camera} camera image rejected: {e}')
+        image = self._fitted(msg, camera)
+        if image is None:
             return
-        self.more_images[camera] = (np.array(image, copy=True), self._now(), to_sec(msg.header.stamp))
+        self.more_images[camera] = (image, self._now(), to_sec(msg.header.stamp))
         self._act_when_synced()
 
     def _more_images_caught_up(self) -> bool:
