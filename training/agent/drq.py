@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from training.agent.config import AgentConfig
-from training.agent.networks import Actor, Critic, Encoder, images_to_input, random_shift
+from training.agent.networks import Critic, images_to_input, random_shift
 from training.agent.novelty import DisagreementEnsemble
 from training.policy import PolicyNet
 
