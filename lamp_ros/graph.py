@@ -21,8 +21,8 @@ from lamp_ros.paths import config_file, default_bundle_dir
 
 MODES = ('deploy', 'finetune')
 ROBOTS = ('sim', 'real')
-REWARDS = ('auto', 'task', 'r3m', 'clip')
-REWARD_NODE_MODEL = {'r3m': 'r3m-onnx', 'clip': 'clip'}      # reward argument -> the reward node's `model`
+REWARDS = ('auto', 'task', 'r3m', 'clip', 'classifier', 'success')
+REWARD_NODE_MODEL = {'r3m': 'r3m-onnx', 'clip': 'clip', 'classifier': 'classifier'}      # reward argument -> the reward node's `model`
 COMMON_PARAMS = 'common.yaml'
 DEFAULT_SIM_TASK = 'push_button'
 
@@ -85,7 +85,9 @@ ARGUMENTS: tuple[Argument, ...] = (
              sets=(('sim_arm', 'task'),)),
     Argument('params_file', '', 'ROS 2 parameter YAML overriding config/ (top-level keys: node names).'),
     Argument('reward', 'auto', "finetune: 'task' (sim only: the task's shaped reward), 'r3m' (reward node, R3M "
-             "in ONNX), 'clip' (reward node, CLIP); auto = task in sim, r3m on a real robot.", choices=REWARDS),
+             "in ONNX), 'clip' (reward node, CLIP), 'classifier' (reward node, success classifier), 'success' (1 when "
+             "the episode succeeds: sim/success or the operator's label; no reward node); auto = task in sim, r3m on "
+             'a real robot.', choices=REWARDS),
     Argument('learner', 'local', "finetune: 'local' starts the learner in this graph (loopback); "
              'tcp://HOST:PORT uses a learner started with `lamp-ros learner` (no learner node here).'),
     Argument('init', '', 'finetune: the lamp-train run the local learner starts from (empty: from scratch).',
@@ -141,7 +143,7 @@ def build(mode: str, instruction: str = '', robot: str = 'sim', bundle: str = ''
     for spec in NODES:
         if robot not in spec.robots or mode not in spec.modes:
             continue
-        if (spec.name == 'reward' and reward == 'task') or (spec.name == 'learner' and learner != 'local'):
+        if (spec.name == 'reward' and reward in ('task', 'success')) or (spec.name == 'learner' and learner != 'local'):
             continue
         overrides = spec.params_for(mode, robot)
         overrides.update({param: values[arg.name] for arg in ARGUMENTS for node, param in arg.sets

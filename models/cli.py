@@ -4,6 +4,7 @@
     lamp-models fetch r3m --size 50 [--dest DIR]                                     # official R3M weights
     lamp-models export-onnx [--checkpoint DIR] [--out DIR]                           # R3M for the robot (no torch)
     lamp-models finetune-reward --size 18 --episodes demos/ --out DIR                # in-domain R3M reward
+    lamp-models train-classifier --episodes demos/ --out DIR                         # success classifier (ONNX)
 
 Labeled videos for finetune-reward come from the simulator: `lamp-sim record-demos` (sim/cli.py).
 
@@ -23,7 +24,13 @@ from models.r3m.layout import DEFAULT_SIZE, SIZES, CheckpointError, default_chec
 from models.reward_model import RewardModel, WeightsMissing
 
 EXIT_WEIGHTS_MISSING = 2
-SCORE_MODELS = ('r3m', 'r3m-onnx', 'clip')
+SCORE_MODELS = ('r3m', 'r3m-onnx', 'clip', 'classifier')
+
+
+def default_classifier_dir() -> Path:
+    """Where `lamp-models train-classifier` writes by default (what the reward node's `classifier` reads)."""
+    from lamp_ros.paths import data_dir
+    return data_dir() / 'weights' / 'success_classifier'
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -48,6 +55,9 @@ def load_reward_model(kind: str, checkpoint: Path | None, device: str, threads: 
     if kind == 'clip':
         from models.clip_reward import ClipReward, default_checkpoint_dir as clip_default_dir
         return ClipReward.load(checkpoint or clip_default_dir(), device=device)
+    if kind == 'classifier':
+        from models.success_classifier import SuccessClassifier
+        return SuccessClassifier.load(checkpoint or default_classifier_dir(), threads=threads)
     raise ValueError(f'unknown reward model {kind!r} (one of {SCORE_MODELS})')
 
 
@@ -175,6 +185,39 @@ def cmd_finetune_reward(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_classifier(args: argparse.Namespace) -> int:
+    import torch
+
+    from models.episodes import iter_episodes
+    from models.success_training import ClassifierConfig, export_classifier, labelled_frames, train_classifier
+
+    out = (args.out or default_classifier_dir()).expanduser()
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        print(f'error: {out} exists; pass --overwrite to replace it', file=sys.stderr)
+        return 1
+    try:
+        config = ClassifierConfig(image_size=args.image_size, positive_frames=args.positive_frames,
+                                  margin_frames=args.margin_frames, steps=args.steps, holdout=args.holdout,
+                                  threshold=args.threshold, seed=args.seed)
+        data = labelled_frames(iter_episodes(args.episodes), config)
+    except (FileNotFoundError, ValueError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    torch.set_num_threads(args.threads)
+    print(f'{len(np.unique(data.episode))} episodes, {len(data.labels)} frames ({int(data.labels.sum())} '
+          f'positive) of {", ".join(data.tasks)}; {config.image_size}x{config.image_size}')
+    net, report = train_classifier(data, config, progress=not args.quiet)
+    export_classifier(net, out, config, data.tasks, report, name=f'success-classifier@{out.name}')
+    for side in ('train', 'held_out'):
+        r = report[side]
+        if r:
+            print(f'{side:9s} {r["episodes"]} episodes, {r["frames"]} frames: accuracy {r["accuracy"]:.3f}, '
+                  f'precision {r["precision"]:.3f}, recall {r["recall"]:.3f} at threshold {config.threshold}')
+    print(f'saved {out} (classifier.onnx + classifier.json): reward node `model: classifier`, '
+          f'`checkpoint: {out}`')
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='lamp-models', description='Reward model tools: score frames, fetch '
                                      'weights, export the R3M reward for the robot, '
@@ -253,6 +296,27 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument('--overwrite', action='store_true', help='replace an existing --out (and <out>_onnx)')
     tune.add_argument('--quiet', action='store_true', help='no progress bars')
     tune.set_defaults(run=cmd_finetune_reward)
+
+    cls = sub.add_parser('train-classifier', help='train a binary success classifier (a reward the robot can run)',
+                         description='Train p(success | frame) from episode files (lamp-sim record-demos, lamp-ros '
+                                     'record): the last frames of successful episodes are positives, the rest '
+                                     'negatives. Writes classifier.onnx + classifier.json for the reward node '
+                                     '(`model: classifier`), checked in onnxruntime against torch, with held-out '
+                                     'accuracy, precision and recall.')
+    cls.add_argument('--episodes', type=Path, required=True, help='directory of episode files (*.npz)')
+    cls.add_argument('--out', type=Path, default=None, help=f'output directory (default {default_classifier_dir()})')
+    cls.add_argument('--image-size', type=int, default=64, help='square frame size it classifies (default 64)')
+    cls.add_argument('--positive-frames', type=int, default=3,
+                     help='last frames of a successful episode labelled success (default 3)')
+    cls.add_argument('--margin-frames', type=int, default=3, help='frames before those left out (default 3)')
+    cls.add_argument('--steps', type=int, default=1500, help='optimizer steps (default 1500)')
+    cls.add_argument('--holdout', type=float, default=0.2, help='fraction of episodes held out (default 0.2)')
+    cls.add_argument('--threshold', type=float, default=0.5, help='probability that counts as success (default 0.5)')
+    cls.add_argument('--seed', type=int, default=0, help='seed of the split, sampling and weights')
+    cls.add_argument('--threads', type=int, default=2, help='torch CPU threads (default 2)')
+    cls.add_argument('--overwrite', action='store_true', help='replace an existing --out')
+    cls.add_argument('--quiet', action='store_true', help='no progress bar')
+    cls.set_defaults(run=cmd_train_classifier)
     return parser
 
 

@@ -16,20 +16,22 @@ from lamp_ros.link.wire import Message, WireError, decode, encode
 
 
 def episode_chunks(robot: str = 'robot', steps: int = 12, chunk_steps: int = 5, rewards: bool = True,
-                   size: int = 16, seed: int = 0, instruction: str = 'push button') -> list[tuple[dict, dict]]:
-    """One episode of `steps` control steps as the actor sends it (rewards=False: the reward source sent none)."""
+                   size: int = 16, seed: int = 0, instruction: str = 'push button', operator: range = range(0),
+                   success: bool = True, rewards_from_success: bool = False) -> list[tuple[dict, dict]]:
+    """One episode of `steps` control steps as the actor sends it (rewards=False: the reward source sent none;
+    the steps in `operator` are flagged as interventions)."""
     rng = np.random.default_rng(seed)
-    a = TransitionAssembler(robot, chunk_steps, reward_timeout_s=0.5)
+    a = TransitionAssembler(robot, chunk_steps, reward_timeout_s=0.5, rewards_from_success=rewards_from_success)
     a.start(instruction)
     state = np.array([0.4, 0.0, 0.3, 1.0, 0.0, 0.0, 0.0, 1.0], np.float32)
     for t in range(steps + 1):
-        if rewards:
+        if rewards and not rewards_from_success:
             a.on_reward(float(t), t / steps)
         if t < steps:
             a.on_step(0.0, rng.integers(0, 255, (size, size, 3), dtype=np.uint8), float(t), state,
-                      rng.uniform(-1, 1, ACTION_DIM).astype(np.float32), False)
+                      rng.uniform(-1, 1, ACTION_DIM).astype(np.float32), t in operator)
     final = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
-    return a.ready_chunks(0.0) + a.stop(0.0, final, float(steps), state, success=True, label='')
+    return a.ready_chunks(0.0) + a.stop(0.0, final, float(steps), state, success=success, label='')
 
 
 def robot(tmp: Path, endpoint: str, robot_id: str = 'robot', on_bundle=None, **kw) -> LinkClient:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from models.bundle import read_manifest
 from models.runtime import PolicyRuntime
@@ -15,6 +16,7 @@ from training.checkpoint import list_checkpoints
 from training.cli import main as train_main
 from training.export import main as export_main
 from training.phrases import held_out_phrases, training_phrases
+from training.replay import EpisodeReplay, mixed_sample
 from training.rollouts import expert_label
 
 DEBUG = ['--preset', 'debug']
@@ -120,10 +122,24 @@ def test_rl_finetuning_starts_from_the_imitation_policy(run: Path, tmp_path: Pat
                        '--steps', '60']) == 0
     info = json.loads((ft / 'run.json').read_text())
     assert info['init_run'] == str(run.resolve()) and info['init_step'] == 18
-    start, *_ = load_agent(ft, step=0)
+    start, config, *_ = load_agent(ft, step=0)
     imitation, *_ = load_agent(run)
     for a, b in zip(start.policy.state_dict().values(), imitation.policy.state_dict().values()):
         assert np.array_equal(a.numpy(), b.numpy())
+    # RLPD-style by default: a fresh layer-normed critic, BC on demos, the expert's demos in their own buffer,
+    # the success reward ending episodes at success
+    agent = config.agent
+    assert agent.critic_layernorm and agent.bc_weight == 1.0 and agent.std_init == agent.std_final == 0.2
+    assert any(isinstance(m, torch.nn.LayerNorm) for m in start.critic.q1)
+    demos = EpisodeReplay(ft / 'demo_replay', 10_000, 50, ('front',), config.agent.n_step)
+    assert len(demos.episodes) == config.finetune.demo_episodes == 20
+    for record in demos.episodes:
+        episode = demos.load(record)
+        assert episode['success'][-1] and bool(episode['terminated']) and not episode['success'][:-1].any()
+    batch = mixed_sample(EpisodeReplay(ft / 'replay', 10_000, 50, ('front',), 2), demos, 8, 0.5,
+                         np.random.default_rng(0), 'success')
+    assert batch['demo'].sum() == 4 and batch['reward'].dtype == np.float32
+    assert batch['terminal'][batch['demo']].any() or batch['reward'][batch['demo']].sum() == 0
 
 
 def test_unknown_tasks_are_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -30,7 +30,7 @@ from models.runtime import PolicyRuntime
 from models.text_encoder import SentenceEncoder
 from training.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from training.cli import main as train_main
-from training.config import (PRESETS, PretrainRewardSettings, differences, dump_yaml, load_yaml,
+from training.config import (LEGACY_VALUES, PRESETS, PretrainRewardSettings, differences, dump_yaml, load_yaml,
                               override, preset, replace, to_dict)
 from training.loop import run_hash
 from training.replay import EpisodeReplay, ReplayWarning, episode_name
@@ -248,20 +248,30 @@ def test_expert_prefill_stores_demonstrations(tmp_path: Path) -> None:
     assert train_main(['finetune', '--run-dir', str(run), '--preset', 'debug', '--task', 'push_button',
                        '--steps', '60', '--set', 'prefill_expert_episodes=1']) == 0
     replay = EpisodeReplay(run / 'replay', 600, 4, ('front',), 2)
-    demonstration, random_actions = (replay.load(record) for record in replay.episodes)
-    assert demonstration['success'].any() and demonstration['reward'].sum() > random_actions['reward'].sum()
-    assert not random_actions['success'].any()
+    demonstration, *random_actions = (replay.load(record) for record in replay.episodes)
+    assert demonstration['success'][-1] and demonstration['terminated']       # ended at its success
+    assert random_actions and not any(episode['success'].any() for episode in random_actions)
     with pytest.raises(ValueError, match='prefill_expert_episodes must be >= 0'):
         replace(preset('debug'), prefill_expert_episodes=-1)
 
 
-def test_runs_from_before_expert_prefill_keep_their_config_hash() -> None:
-    config = preset('cpu')
-    older = {k: v for k, v in to_dict(replace(config, steps=1)).items() if k != 'prefill_expert_episodes'}
-    older['imitation'] = {k: v for k, v in older['imitation'].items() if k != 'lr_final_fraction'}   # added later
-    assert run_hash(config) == hashlib.sha256(yaml.safe_dump(older, sort_keys=False).encode()).hexdigest()[:16]
-    assert run_hash(replace(config, prefill_expert_episodes=3)) != run_hash(config)
-    assert run_hash(replace(config, steps=5)) == run_hash(config)
+def test_runs_from_before_later_settings_load_as_trained_and_keep_their_config_hash() -> None:
+    """A config.yaml written before the LEGACY_VALUES settings existed reads them at the values the run was
+    trained with, and its checkpoints' hash (computed then, without them) still matches."""
+    older = to_dict(replace(preset('cpu'), steps=1))
+    for dotted in LEGACY_VALUES:
+        *parents, key = dotted.split('.')
+        node = older
+        for parent in parents:
+            node = node[parent]
+        del node[key]
+    old_hash = hashlib.sha256(yaml.safe_dump(older, sort_keys=False).encode()).hexdigest()[:16]
+    loaded = load_yaml(yaml.safe_dump(older, sort_keys=False))
+    assert loaded.finetune.demo_episodes == 0 and loaded.finetune.reward == 'task' and not loaded.agent.bc_weight
+    assert run_hash(loaded) == old_hash
+    assert run_hash(replace(loaded, prefill_expert_episodes=3)) != old_hash
+    assert run_hash(replace(loaded, steps=5)) == old_hash
+    assert run_hash(preset('cpu')) != old_hash                  # new runs: RLPD finetuning settings, hashed
 
 
 # --- the whole chain ---------------------------------------------------------------------------------------------
@@ -352,3 +362,17 @@ def test_lamp_export_help(argv: list[str], capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         export_main(argv)
     assert exit_info.value.code == 0 and 'lamp-export' in capsys.readouterr().out
+
+
+def test_windows_that_end_a_terminated_episode_do_not_bootstrap(tmp_path: Path) -> None:
+    replay = EpisodeReplay(tmp_path / 'r', 600, 4, ('front',), 2)
+    steps = 5
+    episode = {'image_front': np.zeros((steps + 1, 8, 8, 3), np.uint8), 'state': np.zeros((steps + 1, 4), np.float32),
+               'action': np.zeros((steps, 4), np.float32), 'reward': np.zeros(steps, np.float32),
+               'success': np.arange(steps) == steps - 1, 'terminated': np.array(True),
+               'instruction': np.array('push button'), 'instruction_embedding': np.zeros(3, np.float32)}
+    replay.add(episode, steps)
+    batch = replay.sample(64, np.random.default_rng(0), 'success')
+    ends_at_success = batch['reward'][:, -1] == 1.0         # the window's last transition is the success
+    assert batch['reward'].dtype == np.float32 and ends_at_success.any() and (~ends_at_success).any()
+    assert np.array_equal(batch['terminal'], ends_at_success)

@@ -55,6 +55,33 @@ class FinetuneSettings:
     tune_episodes: int = 1                 # episodes per candidate (LAMP: 1)
     critic_linear_probe: bool = False      # LAMP: critic_linear_probe (its finetuning command sets it)
     linear_probe_steps: int = 0            # 0: the probe lasts the whole run, as LAMP; K > 0: unfreeze after K steps
+    # RLPD-style finetuning from demonstrations (docs/training.md, "Finetuning that improves a policy")
+    reward: str = 'success'                # 'success': 1 at the task's success, which ends the episode (what a
+                                           # robot can report); 'task': the simulator's shaped reward, time limit
+    demo_episodes: int = 20                # scripted-expert episodes in RUN/demo_replay (HIL-SERL: 20 demos)
+    demo_fraction: float = 0.5             # share of each batch drawn from the demos (RLPD: symmetric 0.5)
+    bc_weight: float = 1.0                 # behaviour cloning on the demo rows beside -Q ...
+    bc_decay_steps: int = 10_000           # ... decaying linearly to 0 over this many updates (0: constant)
+    critic_layernorm: bool = True          # LayerNorm in the Q heads (RLPD)
+    critic_heads: int = 2                  # Q heads; the TD target takes the min of 2 at random (RLPD: 10)
+    critic_warmup_updates: int = 500       # the actor waits while the fresh critic learns
+    explore_std: float = 0.2               # constant exploration noise (0: the agent's std schedule, 1 -> 0.1)
+    gripper_noise: float = 0.0             # gripper exploration noise as a fraction of explore_std: with none the
+                                           # gripper follows the policy (BC) instead of flickering open mid-grasp
+
+
+# Settings added after runs existed, and the value every older run had: an older config.yaml without them reads
+# them at these values, and a run's config hash (training.loop) leaves them out while they hold them.
+LEGACY_VALUES: dict[str, Any] = {
+    'prefill_expert_episodes': 0, 'imitation.lr_final_fraction': 1.0,
+    'agent.critic_layernorm': False, 'agent.critic_heads': 2, 'agent.bc_weight': 0.0, 'agent.bc_decay_updates': 0,
+    'agent.critic_warmup_updates': 0, 'agent.gripper_noise': 1.0,
+    'finetune.reward': 'task', 'finetune.demo_episodes': 0, 'finetune.demo_fraction': 0.5,
+    'finetune.bc_weight': 0.0, 'finetune.bc_decay_steps': 0, 'finetune.critic_layernorm': False,
+    'finetune.critic_heads': 2,
+    'finetune.critic_warmup_updates': 0, 'finetune.explore_std': 0.0, 'finetune.gripper_noise': 1.0,
+}
+FINETUNE_REWARDS = ('success', 'task')
 
 
 @dataclass(frozen=True)
@@ -140,6 +167,15 @@ class TrainConfig:
             problems.append(f'env.episode_steps {self.env.episode_steps} must exceed agent.n_step {self.agent.n_step}')
         if not 0.0 <= self.imitation.lr_final_fraction <= 1.0:
             problems.append(f'imitation.lr_final_fraction {self.imitation.lr_final_fraction} must be in [0, 1]')
+        fin = self.finetune
+        if fin.reward not in FINETUNE_REWARDS:
+            problems.append(f'finetune.reward {fin.reward!r} must be one of {FINETUNE_REWARDS}')
+        if not 0.0 <= fin.demo_fraction <= 1.0:
+            problems.append(f'finetune.demo_fraction {fin.demo_fraction} must be in [0, 1]')
+        for name in ('demo_episodes', 'bc_weight', 'bc_decay_steps', 'critic_warmup_updates', 'explore_std',
+                     'gripper_noise'):
+            if getattr(fin, name) < 0:
+                problems.append(f'finetune.{name} must be >= 0, got {getattr(fin, name)}')
         if self.text.encoder not in ('minilm', 'random'):
             problems.append(f"text.encoder {self.text.encoder!r} must be 'minilm' or 'random'")
         if self.replay.capacity < self.env.episode_steps:
@@ -246,7 +282,17 @@ def dump_yaml(config: TrainConfig) -> str:
 
 
 def load_yaml(text: str, where: str = 'config.yaml') -> TrainConfig:
-    return from_dict(TrainConfig, yaml.safe_load(text), where)
+    """A saved config; settings it predates read at their LEGACY_VALUES (what the run was trained with)."""
+    data = yaml.safe_load(text)
+    if isinstance(data, dict):
+        for dotted, value in LEGACY_VALUES.items():
+            *parents, key = dotted.split('.')
+            node = data
+            for parent in parents:
+                node = node.get(parent) if isinstance(node, dict) else None
+            if isinstance(node, dict) and key not in node:
+                node[key] = value
+    return from_dict(TrainConfig, data, where)
 
 
 def config_hash(config: TrainConfig) -> str:
@@ -286,6 +332,6 @@ def differences(a: TrainConfig, b: TrainConfig) -> list[str]:
     return out
 
 
-__all__ = ['AgentConfig', 'EnvSettings', 'FinetuneSettings', 'ImitationSettings', 'PRESETS', 'PretrainRewardSettings', 'ReplaySettings',
+__all__ = ['FINETUNE_REWARDS', 'LEGACY_VALUES', 'AgentConfig', 'EnvSettings', 'FinetuneSettings', 'ImitationSettings', 'PRESETS', 'PretrainRewardSettings', 'ReplaySettings',
            'TextSettings', 'TrainConfig', 'config_hash', 'differences', 'dump_yaml', 'from_dict', 'load_yaml',
            'override', 'preset', 'replace', 'to_dict']

@@ -13,9 +13,9 @@ from training.agent import DrQAgent
 from training.config import EnvSettings
 
 
-def make_env(task: str, settings: EnvSettings) -> gymnasium.Env:
+def make_env(task: str, settings: EnvSettings, terminate_on_success: bool = False) -> gymnasium.Env:
     return sim.make(task, image_size=settings.image_size, randomize=settings.randomize,
-                    render_scale=settings.render_scale,
+                    render_scale=settings.render_scale, terminate_on_success=terminate_on_success,
                     max_episode_steps=settings.episode_steps)
 
 

@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 import gymnasium
 import numpy as np
@@ -23,11 +23,11 @@ from lamp_ros.fileio import atomic_write_text
 from training.agent import DrQAgent
 from training.checkpoint import (latest_checkpoint, load_checkpoint, numpy_rng_from_state, numpy_rng_state,
                                   save_checkpoint)
-from training.config import TrainConfig, replace, to_dict
+from training.config import LEGACY_VALUES, TrainConfig, replace, to_dict
 from sim.experts import Expert, make_expert
 from training.evaluate import evaluate, make_env
-from training.replay import EpisodeReplay
-from training.run import EVAL_SEED_BASE, RunError, RunInfo, RunPaths, update_config
+from training.replay import EpisodeReplay, mixed_sample
+from training.run import DEMO_SEED_BASE, EVAL_SEED_BASE, RunError, RunInfo, RunPaths, update_config
 from training.runlog import TensorBoard, plot_learning_curve, write_evals, write_video
 from training.text import InstructionEmbedder
 from training.vlm import RewardStandardizer, VlmRewardLabeler
@@ -46,15 +46,11 @@ class Session:
     steps: int | None = None                         # extend (or shorten) the run to this many env steps
 
 
-# Settings added after runs existed: at these values they stay out of the hash, so older runs still resume.
-HASH_OMITS_AT_DEFAULT = {'prefill_expert_episodes': 0, 'imitation.lr_final_fraction': 1.0}
-
-
 def hashed_settings(config: TrainConfig) -> dict[str, Any]:
     """The settings a checkpoint's hash covers: all but `steps` (a run can be extended) and the later-added
-    settings of HASH_OMITS_AT_DEFAULT while they hold their defaults."""
+    settings of LEGACY_VALUES while they hold their legacy values (so older runs still resume)."""
     data = to_dict(replace(config, steps=1))
-    for dotted, default in HASH_OMITS_AT_DEFAULT.items():
+    for dotted, default in LEGACY_VALUES.items():
         *parents, key = dotted.split('.')
         node = data
         for parent in parents:
@@ -94,6 +90,7 @@ class Workspace:
     expert: Expert | None
     board: TensorBoard
     bar: tqdm
+    demos: EpisodeReplay | None = None           # finetuning: the expert's episodes, sampled beside replay
     sums: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     last_log: int = 0
@@ -129,18 +126,21 @@ class Workspace:
         self.bar.set_postfix_str(f'eval success {result.success_rate:.2f} return {result.mean_return:.1f}')
 
     def act(self, obs: dict[str, np.ndarray], embedding: np.ndarray, demonstration: bool) -> np.ndarray:
-        """The expert's action in a demonstration, random actions in the prefill, else the exploring agent's."""
+        """The expert's action in a demonstration, random actions in the prefill of a run from scratch (a run
+        from --init collects its prefill with the starting policy), else the exploring agent's."""
         if demonstration:
             return self.expert.act(self.env.unwrapped.scene).astype(np.float32)
-        if self.step < self.cfg.prefill_steps:
+        if self.step < self.cfg.prefill_steps and not self.session.info.init_run:
             return self.rng.uniform(-1.0, 1.0, self.cfg.agent.action_dim).astype(np.float32)
         return self.session.agent.act(obs, embedding, explore=True)[0]
 
     def update(self) -> None:
         """Agent updates at the configured rate after the prefill; TensorBoard rows every log_every steps."""
         cfg = self.cfg
-        if self.step > cfg.prefill_steps and self.step % cfg.update_every == 0 and self.replay.episodes:
-            batch = self.replay.sample(cfg.batch_size, self.rng, self.session.reward_key)
+        has_data = self.replay.episodes or (self.demos is not None and self.demos.episodes)
+        if self.step > cfg.prefill_steps and self.step % cfg.update_every == 0 and has_data:
+            batch = mixed_sample(self.replay, self.demos, cfg.batch_size, cfg.finetune.demo_fraction, self.rng,
+                                 self.session.reward_key)
             for key, value in self.session.agent.update(batch).items():
                 self.sums[key] += value
                 self.counts[key] += 1
@@ -150,30 +150,55 @@ class Workspace:
             self.counts.clear()
             self.last_log = self.step
 
-    def run_episode(self) -> None:
-        """One episode: act, step, update as it goes; store it (with r_VLM labels in pretraining)."""
+    def rollout(self, seed: int, act: Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray],
+                counted: bool) -> tuple[dict[str, np.ndarray], str]:
+        """One episode on the training env; `counted` steps advance the run (and update the agent as they go).
+        Returns the episode's arrays (replay's layout) and its instruction."""
         cfg, session = self.cfg, self.session
-        obs, info = self.env.reset(seed=cfg.seed * 1_000_003 + self.episodes)
+        obs, info = self.env.reset(seed=seed)
         instruction = session.info.instruction or info['instruction']
         embedding = session.embedder(instruction)
-        demonstration = self.expert is not None and self.episodes < cfg.prefill_expert_episodes
         record: dict[str, list[np.ndarray]] = defaultdict(list)
         _append_obs(record, obs, _stored_cameras(cfg))
-        done = False
-        while not done and self.step < cfg.steps:
-            action = self.act(obs, embedding, demonstration)
+        done = terminated = False
+        while not done and (not counted or self.step < cfg.steps):
+            action = act(obs, embedding)
             obs, reward, terminated, truncated, info = self.env.step(action)
             done = terminated or truncated
             record['action'].append(action)
             record['reward'].append(np.float32(reward))
             record['success'].append(bool(info['success']))
             _append_obs(record, obs, _stored_cameras(cfg))
-            self.step += 1
-            self.bar.update(1)
-            self.update()
-        if len(record['action']) > cfg.agent.n_step:
-            self.store(_episode_arrays(record, instruction, embedding), instruction)
+            if counted:
+                self.step += 1
+                self.bar.update(1)
+                self.update()
+        return _episode_arrays(record, instruction, embedding, terminated), instruction
+
+    def run_episode(self) -> None:
+        """One episode: act, step, update as it goes; store it (with r_VLM labels in pretraining)."""
+        demonstration = self.expert is not None and self.episodes < self.cfg.prefill_expert_episodes
+        episode, instruction = self.rollout(self.cfg.seed * 1_000_003 + self.episodes,
+                                            lambda obs, embedding: self.act(obs, embedding, demonstration), True)
+        if len(episode['action']) > self.cfg.agent.n_step:
+            self.store(episode, instruction)
         self.episodes += 1
+
+    def fill_demos(self) -> None:
+        """Play the scripted expert on the run's demo scenes until RUN/demo_replay holds finetune.demo_episodes
+        episodes (resumable: a run killed while filling goes on where it stopped). Demo steps are not env steps
+        of the run's budget: they are the demonstrations a person would give before training."""
+        wanted, demos = self.cfg.finetune.demo_episodes, self.demos
+        expert = make_expert(self.session.info.task)
+        base = DEMO_SEED_BASE + self.cfg.seed * 10_000
+        for k in tqdm(range(len(demos.episodes), wanted), desc='demonstrations', unit='episode', leave=False):
+            episode, _ = self.rollout(base + k, lambda obs, embedding: expert.act(self.env.unwrapped.scene)
+                                      .astype(np.float32), counted=False)
+            if len(episode['action']) > self.cfg.agent.n_step:
+                demos.add(episode, 0)
+        successes = sum(bool(demos.load(e)['success'].any()) for e in demos.episodes)
+        print(f'  demonstrations  {demos.directory} ({len(demos.episodes)} episodes, {successes} successful, '
+              f'{demos.transitions} transitions)')
 
     def store(self, episode: dict[str, np.ndarray], instruction: str) -> None:
         labeler = self.session.labeler
@@ -219,19 +244,30 @@ def open_workspace(session: Session) -> Workspace:
                            _stored_cameras(cfg), cfg.agent.n_step)
     dropped = replay.truncate_after(step)
     _print_start(session, step, checkpoint, dropped, replay)
+    terminate = session.info.mode == 'finetune' and cfg.finetune.reward == 'success'
     return Workspace(
         session, lock, step, int(state['episodes']), int(state['next_eval']), int(state['next_checkpoint']),
         numpy_rng_from_state(state['rng']), standardizer, Counter(state['instructions']), state['evals'], replay,
-        make_env(session.info.task, cfg.env), make_env(session.info.task, cfg.env),
+        make_env(session.info.task, cfg.env, terminate), make_env(session.info.task, cfg.env, terminate),
         make_expert(session.info.task) if cfg.prefill_expert_episodes else None, TensorBoard(paths.tensorboard),
         tqdm(total=cfg.steps, initial=step, unit='step', desc=_title(session.info), dynamic_ncols=True,
-             mininterval=5.0), last_log=step)
+             mininterval=5.0), _demo_replay(session), last_log=step)
+
+
+def _demo_replay(session: Session) -> EpisodeReplay | None:
+    cfg = session.config
+    if session.info.mode != 'finetune' or not cfg.finetune.demo_episodes:
+        return None
+    return EpisodeReplay(session.paths.demo_replay, cfg.replay.capacity, cfg.replay.memory_episodes,
+                         _stored_cameras(cfg), cfg.agent.n_step)
 
 
 def train(session: Session) -> dict[str, Any]:
     """Run (or continue) the session until config.steps env steps; return the last evaluation."""
     ws = open_workspace(session)
     try:
+        if ws.demos is not None:
+            ws.fill_demos()
         if ws.step >= ws.next_eval:
             ws.run_eval()
             ws.next_eval = ws.step + ws.cfg.eval_every
@@ -275,11 +311,13 @@ def _append_obs(record: dict[str, list[np.ndarray]], obs: dict[str, np.ndarray],
     record['state'].append(obs['state'])
 
 
-def _episode_arrays(record: dict[str, list[Any]], instruction: str, embedding: np.ndarray) -> dict[str, np.ndarray]:
+def _episode_arrays(record: dict[str, list[Any]], instruction: str, embedding: np.ndarray,
+                    terminated: bool) -> dict[str, np.ndarray]:
     episode = {key: np.stack(values) for key, values in record.items() if key.startswith('image_')}
     episode.update(state=np.stack(record['state']).astype(np.float32),
                    action=np.stack(record['action']).astype(np.float32),
                    reward=np.array(record['reward'], np.float32), success=np.array(record['success'], bool),
+                   terminated=np.array(bool(terminated)),
                    instruction=np.array(instruction), instruction_embedding=embedding.astype(np.float32))
     return episode
 

@@ -7,6 +7,7 @@
         reward          float32 [T]               the environment's (shaped) reward
         vlm_reward      float32 [T]               pretraining: r_VLM of o_{t+1} (standardized if configured)
         success         bool [T]
+        terminated      bool []     (optional)    the episode ended at success (no bootstrap after its last step)
         instruction     str                       the episode's instruction
         instruction_embedding  float32 [E]
 
@@ -149,7 +150,9 @@ class EpisodeReplay:
         return episode
 
     def sample(self, batch_size: int, rng: np.random.Generator, reward_key: str = 'reward') -> dict[str, np.ndarray]:
-        """Windows of n_step transitions, uniform over all windows of all stored episodes (agent.update's batch)."""
+        """Windows of n_step transitions, uniform over all windows of all stored episodes (agent.update's batch);
+        `reward_key` names the stored reward the agent learns from ('success' gives 0/1), and 'terminal' marks
+        the windows that end a terminated episode."""
         if not self.episodes:
             raise ValueError('replay is empty')
         n = self.n_step
@@ -165,9 +168,29 @@ class EpisodeReplay:
             t = int(starts[order])
             parts = {f'image_{c}': episode[f'image_{c}'][t:t + n + 1] for c in self.cameras}
             parts.update(state=episode['state'][t:t + n + 1], action=episode['action'][t:t + n],
-                         reward=episode[reward_key][t:t + n], instruction=episode['instruction_embedding'])
+                         reward=episode[reward_key][t:t + n].astype(np.float32),
+                         instruction=episode['instruction_embedding'],
+                         terminal=np.bool_(t + n == record.length and bool(episode.get('terminated', False))))
             for key, value in parts.items():
                 if key not in out:
                     out[key] = np.empty((batch_size, *value.shape), value.dtype)
                 out[key][row] = value
         return out
+
+
+def mixed_sample(replay: EpisodeReplay, demos: EpisodeReplay | None, batch_size: int, demo_fraction: float,
+                 rng: np.random.Generator, reward_key: str = 'reward') -> dict[str, np.ndarray]:
+    """A batch from `replay` with `demo_fraction` of its rows from `demos` (RLPD's symmetric sampling; all rows
+    from the demos while replay is empty, none while the demos are), marked in 'demo' (bool [B]) for the
+    behaviour-cloning term."""
+    if demos is None or not demos.episodes:
+        batch = replay.sample(batch_size, rng, reward_key)
+        batch['demo'] = np.zeros(batch_size, bool)
+        return batch
+    n_demo = round(batch_size * demo_fraction) if replay.episodes else batch_size
+    parts = [(demos.sample(n_demo, rng, reward_key), True)] if n_demo else []
+    if n_demo < batch_size:
+        parts.append((replay.sample(batch_size - n_demo, rng, reward_key), False))
+    batch = {key: np.concatenate([part[key] for part, _ in parts]) for key in parts[0][0]}
+    batch['demo'] = np.concatenate([np.full(len(part['state']), is_demo) for part, is_demo in parts])
+    return batch

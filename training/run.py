@@ -7,6 +7,7 @@
       seeds.json             every seed the run derives (training, episodes, evaluation, network init)
       checkpoints/step_<N>/  model + optimizer (safetensors), state.json (counters, RNG, history)
       replay/                one .npz per episode (training/replay.py)
+      demo_replay/           finetuning: the scripted expert's demonstration episodes, sampled beside replay/
       tb/                    TensorBoard event files
       evals.json             evaluation history; learning_curve.png drawn from it
       videos/                eval_<step>.mp4
@@ -53,6 +54,10 @@ class RunPaths:
     @property
     def replay(self) -> Path:
         return self.root / 'replay'
+
+    @property
+    def demo_replay(self) -> Path:
+        return self.root / 'demo_replay'
 
     @property
     def tensorboard(self) -> Path:
@@ -108,11 +113,12 @@ def seeds_for(seed: int) -> dict[str, int]:
     """Every seed a run uses, derived from its one seed (recorded in seeds.json)."""
     return {'seed': seed, 'network_init': seed, 'torch': seed, 'numpy': seed,
             'train_episode_base': seed * 1_000_003, 'eval_episode_base': EVAL_SEED_BASE,
-            'tune_episode_base': TUNE_SEED_BASE}
+            'tune_episode_base': TUNE_SEED_BASE, 'demo_episode_base': DEMO_SEED_BASE + seed * 10_000}
 
 
 EVAL_SEED_BASE = 2_000_000_000        # the same evaluation scenes for every run and seed: comparable curves
 TUNE_SEED_BASE = 2_100_000_000
+DEMO_SEED_BASE = 2_050_000_000        # finetuning's demo scenes: DEMO_SEED_BASE + seed * 10_000 + k
 
 
 def now() -> str:

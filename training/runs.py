@@ -38,11 +38,22 @@ def resolve_pretrain(config: TrainConfig, text_dim: int) -> TrainConfig:
     return replace(config, agent=agent)
 
 
-def resolve_finetune(config: TrainConfig, text_dim: int, init_agent: AgentConfig | None) -> TrainConfig:
-    """Task reward only (LAMP: expl_intr_scale 0, expl_extr_scale 1); the architecture of the pretrained run."""
-    agent = replace(config.agent, embedding_dim=text_dim, extr_scale=1.0, intr_scale=0.0)
+def resolve_finetune(config: TrainConfig, text_dim: int, init_agent: AgentConfig | None,
+                     init_mode: str | None = None) -> TrainConfig:
+    """Task reward only (LAMP: expl_intr_scale 0, expl_extr_scale 1); the architecture of the pretrained run;
+    the agent's side of the finetune.* demonstration settings. A pretrained run keeps its critic (and so its
+    critic_layernorm); an imitation run has none worth keeping, so it gets the configured one."""
+    fin = config.finetune
+    agent = replace(config.agent, embedding_dim=text_dim, extr_scale=1.0, intr_scale=0.0,
+                    critic_layernorm=fin.critic_layernorm, critic_heads=fin.critic_heads,
+                    bc_weight=fin.bc_weight, bc_decay_updates=fin.bc_decay_steps,
+                    critic_warmup_updates=fin.critic_warmup_updates, gripper_noise=fin.gripper_noise)
+    if fin.explore_std > 0:
+        agent = replace(agent, std_init=fin.explore_std, std_final=fin.explore_std)
     if init_agent is not None:
         agent = replace(agent, **{name: getattr(init_agent, name) for name in ARCHITECTURE})
+        if init_mode != 'imitate':
+            agent = replace(agent, critic_layernorm=init_agent.critic_layernorm, critic_heads=init_agent.critic_heads)
     image_size = agent.image_size
     return replace(config, agent=agent, env=replace(config.env, image_size=image_size))
 
@@ -111,8 +122,11 @@ def finetune(run_dir: Path, requested: TrainConfig | None, task: str | None, ini
             raise RunError(f'{run_dir} was started from {info.init_run}, not {init_run}')
         encoder, vocab = text.load(info.text_encoder)
         if requested is not None:
-            init_agent = read_run(Path(info.init_run))[1].agent if info.init_run else None
-            _check_same(config, resolve_finetune(requested, encoder.dim, init_agent), run_dir)
+            init_agent, init_mode = None, None
+            if info.init_run:
+                _, init_config, init_info = read_run(Path(info.init_run))
+                init_agent, init_mode = init_config.agent, init_info.mode
+            _check_same(config, resolve_finetune(requested, encoder.dim, init_agent, init_mode), run_dir)
     else:
         if task is None:
             raise RunError('a new finetuning run needs --task')
@@ -123,7 +137,8 @@ def finetune(run_dir: Path, requested: TrainConfig | None, task: str | None, ini
         paths = RunPaths(run_dir)
     fin = config.finetune
     session = Session(paths, config, info, DrQAgent(config.agent, seed=config.seed, device=device),
-                      InstructionEmbedder(encoder, vocab, config.text.max_tokens), reward_key='reward',
+                      InstructionEmbedder(encoder, vocab, config.text.max_tokens),
+                      reward_key='success' if fin.reward == 'success' else 'reward',
                       linear_probe_steps=fin.linear_probe_steps if fin.critic_linear_probe else None, steps=steps)
     return train(session)
 
@@ -147,11 +162,12 @@ def _create_finetune(run_dir: Path, requested: TrainConfig, task: str, init_run:
     if source is None:
         source = text.default_source(paths.root, requested.text, requested.seed)
     encoder, vocab = text.load(source)
-    config = resolve_finetune(requested, encoder.dim, init_agent)
+    init_mode = init_info.mode if init_info is not None else None
+    config = resolve_finetune(requested, encoder.dim, init_agent, init_mode)
     agent = DrQAgent(config.agent, seed=config.seed)
     init_state_bounds(agent)
     if init_checkpoint is not None:
-        load_weights(init_checkpoint, agent)
+        load_weights(init_checkpoint, agent, ('encoder', 'actor') if init_mode == 'imitate' else None)
     if config.finetune.critic_linear_probe:
         agent.reset_critic_output(config.seed)
         agent.set_critic_linear_probe(True)

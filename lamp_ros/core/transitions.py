@@ -36,11 +36,14 @@ class EpisodeBuffer:
 
 class TransitionAssembler:
     def __init__(self, robot_id: str, chunk_steps: int = 10, reward_timeout_s: float = 2.0,
-                 reward_history: int = 256) -> None:
+                 reward_history: int = 256, rewards_from_success: bool = False) -> None:
+        """`rewards_from_success`: the learner rewards the episode's success (the 'success' reward source), so
+        steps carry 0 and wait for no reward message."""
         if chunk_steps < 1:
             raise ValueError(f'chunk_steps must be >= 1, got {chunk_steps}')
         self.robot_id, self.chunk_steps, self.reward_timeout_s = robot_id, chunk_steps, reward_timeout_s
         self.reward_history = reward_history
+        self.rewards_from_success = rewards_from_success
         self.rewards: dict[float, float] = {}              # image stamp -> reward
         self.episode: EpisodeBuffer | None = None
         self.steps_recorded = 0
@@ -64,7 +67,8 @@ class TransitionAssembler:
         if self.episode is None:
             return
         self.episode.steps.append(Step(image, image_stamp, np.asarray(state, np.float32),
-                                       np.asarray(action, np.float32), intervention, t))
+                                       np.asarray(action, np.float32), intervention, t,
+                                       0.0 if self.rewards_from_success else math.nan))
         self.steps_recorded += 1
 
     @property
@@ -97,7 +101,8 @@ class TransitionAssembler:
             return []
         if final_image is not None:
             ep.steps.append(Step(final_image, final_stamp, np.asarray(final_state, np.float32),
-                                 np.zeros(4, np.float32), False, now))      # o_T: only its image/state/reward count
+                                 np.zeros(4, np.float32), False, now,      # o_T: only its image/state/reward count
+                                 0.0 if self.rewards_from_success else math.nan))
         self._fill_rewards(ep, now + self.reward_timeout_s + 1)            # whatever has not come now won't
         final = ep.steps.pop() if final_image is not None else None
         chunks = []

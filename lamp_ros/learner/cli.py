@@ -31,9 +31,11 @@ def add_learner_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument('--bundle-every', type=int, default=200, help='agent updates between bundles (default 200)')
     p.add_argument('--checkpoint-every', type=int, default=500, help='agent updates between checkpoints')
     p.add_argument('--updates-per-transition', type=float, default=1.0, help='update-to-data ratio cap (default 1)')
-    p.add_argument('--reward', default='', choices=('', 'task', 'r3m', 'clip'), metavar='SOURCE',
-                   help='the reward source the robots pair steps with (task, r3m, clip), recorded in the run; a run '
-                        'made with another is refused (default: as recorded, or the first robot\'s hello)')
+    p.add_argument('--reward', default='', choices=('', 'task', 'r3m', 'clip', 'classifier', 'success'),
+                   metavar='SOURCE',
+                   help="the robots' reward source (task, r3m, clip, classifier; success: 1 when the episode "
+                        "succeeds, from the robot's success label), recorded in the run; a run made with another "
+                        "is refused (default: as recorded, or the first robot's hello)")
     p.add_argument('--max-message-bytes', type=int, default=None, metavar='N',
                    help='refuse robot messages over N bytes (default: LearnerOptions, 4 MiB)')
     p.add_argument('--device', default='cpu', help='torch device, e.g. cuda (default cpu)')

@@ -5,6 +5,8 @@
     RUN/checkpoints/      agent + optimizers + learner counters (training/checkpoint.py); resume from the newest
     RUN/incoming/         chunks as they arrive, until their episode is complete (chunk_store.py)
     RUN/replay/           complete episodes in the training replay format (training/replay.py)
+    RUN/demo_replay/      the stretches the operator drove (interventions.py) and imported demos: the demo
+                          buffer, finetune.demo_fraction of every batch (RLPD), cloned by the BC term
     RUN/unrewarded/       complete episodes that came mostly without rewards (NaN kept; not trained on)
     RUN/bundles/vNNNN/    every policy bundle pushed to the robots
 
@@ -14,6 +16,8 @@ episodes a crash left complete. Training (the agent, torch) runs in the caller's
 thread: a slow update never delays an acknowledgement. Updates are bounded by `updates_per_transition` so a
 learner with few transitions does not overfit them while it waits, and pause while robots send steps without
 rewards (rewards.py). If the link thread ever dies, `run` raises LinkFailed: the process must exit non-zero.
+With the 'success' reward source the reward is the episode's success (the operator's label or sim/success) at
+its last step, which ends it: what a person can tell a robot (HIL-SERL's sparse reward).
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ import logging
 import shutil
 import threading
 import time
+from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +38,7 @@ from lamp_ros.contract import DEFAULT_CONTROL_RATE_HZ
 from lamp_ros.fileio import atomic_write_text
 from lamp_ros.learner.chunk_store import SOURCE_KEY, ChunkStore
 from lamp_ros.learner.demos import import_demos
+from lamp_ros.learner.interventions import intervention_segments
 from lamp_ros.learner.rewards import RewardSourceError, checked_source
 from lamp_ros.link import keys as curve_keys
 from lamp_ros.link.learner_server import LinkServer, ServerConfig
@@ -43,15 +49,17 @@ from training.export import export_bundle
 from sim import STATE_KEYS
 from training import text
 from training.checkpoint import latest_checkpoint, load_checkpoint, load_weights, save_checkpoint
-from training.config import TrainConfig, dump_yaml, load_yaml, preset
+from training.config import FinetuneSettings, TrainConfig, dump_yaml, load_yaml, preset, replace
 from training.loop import run_hash
-from training.replay import EpisodeReplay
+from training.replay import EpisodeReplay, mixed_sample
 from training.run import read_run
 from training.runs import init_state_bounds, resolve_finetune
 from training.text import InstructionEmbedder
 
 log = logging.getLogger(__name__)
 INFO_FILE = 'learner.json'
+SUCCESS_REWARD = 'success'
+RECENT_EPISODES = 10                        # the status's interventions per episode: mean over these
 
 
 class LearnerError(ValueError):
@@ -72,7 +80,7 @@ class LearnerOptions:
     demos_dir: Path | None = None           # recorded episodes (lamp-ros record) to add to the replay, once each
     device: str = 'cpu'
     threads: int = 1
-    reward_source: str = ''                 # task | r3m | clip; '' : as the run recorded it, or the first hello's
+    reward_source: str = ''                 # task | r3m | clip | success; '': as recorded, or the first hello's
     max_message_bytes: int = ServerConfig.max_message_bytes   # a robot message over this is refused
     max_missing_rewards: float = 0.5        # an episode with more missing rewards than this goes to unrewarded/
 
@@ -105,6 +113,9 @@ class Learner:
         self.embedder = InstructionEmbedder(self.text_encoder, self.vocab, self.config.text.max_tokens)
         self.replay = EpisodeReplay(self.root / 'replay', self.config.replay.capacity,
                                     self.config.replay.memory_episodes, ('front',), self.config.agent.n_step)
+        self.demos = EpisodeReplay(self.root / 'demo_replay', self.config.replay.capacity,
+                                   self.config.replay.memory_episodes, ('front',), self.config.agent.n_step)
+        self.recent_interventions: deque[int] = deque(maxlen=RECENT_EPISODES)   # steps per episode, newest last
         self._replay_lock = threading.Lock()
         self.store = ChunkStore(self.root / 'incoming', self._add_episode, self.embedder,
                                 self.config.agent.image_size, STATE_KEYS, self.root / 'unrewarded',
@@ -122,12 +133,18 @@ class Learner:
 
     # --- storing (link thread) --------------------------------------------------------------------------
     def _add_episode(self, episode: dict[str, np.ndarray]) -> None:
+        """(link thread) A complete episode into the replay; the stretches the operator drove into the demos."""
         with self._replay_lock:
             if len(episode['action']) <= self.replay.n_step:
                 log.warning('episode of %d steps is too short to learn from (n_step %d): kept out of the replay',
                             len(episode['action']), self.replay.n_step)
                 return
+            if self.reward_source == SUCCESS_REWARD:
+                episode = success_rewarded(episode)
             self.replay.add(episode, end_step=self.replay.transitions + len(episode['action']))
+            for segment in intervention_segments(episode, self.demos.n_step):
+                self.demos.add(segment, end_step=self.demos.transitions + len(segment['action']))
+            self.recent_interventions.append(int(np.sum(episode.get('intervention', 0))))
 
     def _accept_hello(self, hello: Hello) -> None:
         """(link thread) A robot announcing another reward source than the run's is refused; the first one
@@ -162,6 +179,10 @@ class Learner:
                 'episodes_unrewarded': self.store.episodes_unrewarded,
                 'episodes_without_instruction': self.store.episodes_uninstructed,
                 'episodes_incomplete': self.store.episodes_incomplete,
+                'interventions_last_episode': self.recent_interventions[-1] if self.recent_interventions else 0,
+                'interventions_per_episode': (float(np.mean(self.recent_interventions))
+                                              if self.recent_interventions else 0.0),
+                'demo_episodes': len(self.demos.episodes), 'demo_transitions': self.demos.transitions,
                 'refused': self.server.faults.totals(), 'faults': self.server.faults.active(),
                 'robots': sorted(self.server.robots), **{f'train/{k}': v for k, v in self.metrics.items()}}
 
@@ -179,7 +200,8 @@ class Learner:
                 stop.wait(0.05)
                 continue
             with self._replay_lock:
-                batch = self.replay.sample(self.config.batch_size, self.rng)
+                batch = mixed_sample(self.replay, self.demos, self.config.batch_size,
+                                     self.config.finetune.demo_fraction, self.rng)
             self.metrics = self.agent.update(batch)
             self.counters.updates += 1
             if self.counters.updates % self.options.bundle_every == 0:
@@ -230,6 +252,12 @@ class Learner:
     def close(self) -> None:
         self.server.close()
         self.store.close()
+
+
+def success_rewarded(episode: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The 'success' reward: 1 at the step that succeeded (the last: success ends an episode), else 0."""
+    success = np.asarray(episode['success'], bool)
+    return {**episode, 'reward': success.astype(np.float32), 'terminated': np.array(bool(success[-1]))}
 
 
 def _server_config(options: LearnerOptions) -> ServerConfig:
@@ -291,16 +319,18 @@ def _open_or_create(root: Path, options: LearnerOptions) -> tuple[TrainConfig, d
         _, init_config, init_info = read_run(init)
         source = init_info.text_encoder
         checkpoint = latest_checkpoint(init)
-        config = resolve_finetune(init_config, text.load(source)[0].dim, init_config.agent)
+        config = resolve_finetune(replace(init_config, finetune=FinetuneSettings()), text.load(source)[0].dim,
+                                  init_config.agent, init_info.mode)
+        modules = ('encoder', 'actor') if init_info.mode == 'imitate' else None   # an imitation run has no critic
     else:
         config = preset(options.preset)
         source = text.default_source(root, config.text, config.seed)
-        checkpoint = None
+        checkpoint, modules = None, None
         config = resolve_finetune(config, text.load(source)[0].dim, None)
     agent = DrQAgent(config.agent, seed=config.seed)
     init_state_bounds(agent)
     if checkpoint is not None:
-        load_weights(checkpoint, agent)
+        load_weights(checkpoint, agent, modules)
     info = {'init_run': str(init) if options.init_run is not None else '',
             'init_checkpoint': str(checkpoint or ''), 'preset': config.preset, 'reward_source': options.reward_source,
             'text_encoder': source.to_json(), 'created': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}

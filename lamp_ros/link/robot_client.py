@@ -51,7 +51,7 @@ class ClientConfig:
     server_public_key: bytes | None = None
     state_keys: tuple[str, ...] = STATE_KEYS     # announced in the hello: what the chunks' state holds
     action_dim: int = ACTION_DIM
-    reward_source: str = ''           # announced in the hello (task, r3m, clip); '' = not said
+    reward_source: str = ''           # announced in the hello (task, r3m, clip, success); '' = not said
 
 
 class LinkClient:

@@ -44,8 +44,9 @@ class ActorNode(Node):
         learner_key = declare(self, 'learner_public_key', '', "CurveZMQ: the learner's public key file.")
         chunk_steps = declare(self, 'chunk_steps', 10, 'Control steps per chunk sent to the learner.')
         reward_source = declare(self, 'reward_source', '',
-                                "What this robot's rewards come from (task, r3m, clip), announced to the learner, "
-                                'which refuses a robot whose source differs from its run\'s ("": not said).')
+                                "What this robot's rewards come from (task, r3m, clip, success), announced to the "
+                                'learner, which refuses a robot whose source differs from its run\'s ("": not '
+                                "said); 'success': the learner rewards the episode's success, steps wait for none.")
         reward_timeout = declare(self, 'reward_timeout_s', 2.0,
                                  'A step whose reward has not arrived after this long is sent with NaN (counted).')
         self.hold_without_learner = declare(self, 'hold_without_learner', False,
@@ -58,7 +59,8 @@ class ActorNode(Node):
         self._finish_deadline = 0.0
 
         self.faults = node_fault_log(self, 'input refused')
-        self.assembler = TransitionAssembler(robot_id, chunk_steps, reward_timeout)
+        self.assembler = TransitionAssembler(robot_id, chunk_steps, reward_timeout,
+                                             rewards_from_success=reward_source == 'success')
         self.robot = StateHistory()
         self.image: np.ndarray | None = None
         self.image_stamp = float('nan')

@@ -42,8 +42,8 @@ class LearnerNode(Node):
             device=declare(self, 'device', 'cpu', 'torch device, e.g. cuda.'),
             threads=declare(self, 'threads', 1, 'torch threads.'),
             demos_dir=Path(demos).expanduser() if demos else None,
-            reward_source=declare(self, 'reward_source', '', 'task, r3m or clip: recorded in the run, which then '
-                                  'refuses another (empty: as recorded, or the first robot hello\'s).'),
+            reward_source=declare(self, 'reward_source', '', 'task, r3m, clip or success: recorded in the run, '
+                                  'which then refuses another (empty: as recorded, or the first robot hello\'s).'),
             max_message_bytes=declare(self, 'max_message_bytes', LearnerOptions.max_message_bytes,
                                       'A robot message over this many bytes is refused.'))
         logging.basicConfig(level=logging.INFO, format='[learner] %(message)s')

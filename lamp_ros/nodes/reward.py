@@ -39,7 +39,7 @@ from lamp_ros.ros.fault_reporting import node_fault_log
 from lamp_ros.ros.interfaces import profile
 from lamp_ros.ros.node_process import declare, run_node
 
-MODELS = ('r3m-onnx', 'r3m', 'clip')
+MODELS = ('r3m-onnx', 'r3m', 'clip', 'classifier')
 EVENT_START, EVENT_STOP = 'start', 'stop'
 EMBEDDING_CACHE_SIZE = 64
 MIN_IMAGE_SIDE = 32          # smaller images leave a ResNet nothing to look at
@@ -96,7 +96,8 @@ class RewardNode(Node):
     def __init__(self) -> None:
         super().__init__('reward')
         self.model_kind = declare(self, 'model', 'r3m-onnx',
-                                  "Reward model: 'r3m-onnx' (onnxruntime, no torch), 'r3m' (torch) or 'clip' (torch).")
+                                  "Reward model: 'r3m-onnx' (onnxruntime, no torch), 'r3m' (torch), 'clip' (torch) "
+                                  "or 'classifier' (a success classifier, onnxruntime: lamp-models train-classifier).")
         self.checkpoint = declare(self, 'checkpoint', '',
                                   'Weights directory; empty = the standard place for the model '
                                   '(r3m-onnx: ~/.local/share/lamp_ros/weights/r3m/resnet50_onnx).')
@@ -282,7 +283,7 @@ class RewardNode(Node):
             return False
         checkpoint = Path(self.checkpoint).expanduser() if self.checkpoint else None
         try:
-            if self.model_kind != 'r3m-onnx':
+            if self.model_kind not in ('r3m-onnx', 'classifier'):       # the robot's models run without torch
                 import torch
                 torch.set_num_threads(self.threads)
             model = load_reward_model(self.model_kind, checkpoint, 'cpu', self.threads)

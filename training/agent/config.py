@@ -43,6 +43,14 @@ class AgentConfig:
     intr_scale: float = 0.0                       # reward = extr_scale * r_extrinsic + intr_scale * disagreement
     extr_scale: float = 1.0                       # (pretraining: 0.9 / 0.1 as LAMP; finetuning: 0 / 1)
 
+    # --- finetuning from demonstrations (RLPD / TD3+BC style; set from FinetuneSettings by training.runs) -----
+    critic_layernorm: bool = False                # LayerNorm after each hidden layer of the Q heads (RLPD)
+    critic_heads: int = 2                         # Q heads; the target takes the min of 2 drawn at random (RLPD: 10)
+    bc_weight: float = 0.0                        # behaviour cloning on the batch's demo rows, beside -Q
+    bc_decay_updates: int = 0                     # ... decaying linearly to 0 over this many updates (0: constant)
+    critic_warmup_updates: int = 0                # the actor waits while the fresh critic learns the start policy
+    gripper_noise: float = 1.0                    # exploration noise on the gripper, as a fraction of the motion's
+
     def __post_init__(self) -> None:
         problems = []
         cameras = self.cameras
@@ -59,10 +67,15 @@ class AgentConfig:
                      'ensemble_size', 'ensemble_hidden', 'std_decay_updates'):
             if getattr(self, name) < 1:
                 problems.append(f'{name} must be >= 1, got {getattr(self, name)}')
+        if self.critic_heads < 2:
+            problems.append(f'critic_heads {self.critic_heads}: the target needs at least 2')
         if self.ensemble_size < 2:
             problems.append(f'ensemble_size {self.ensemble_size}: disagreement needs at least 2 heads')
         if not 0 < self.gamma <= 1:
             problems.append(f'gamma {self.gamma} must be in (0, 1]')
+        for name in ('bc_weight', 'bc_decay_updates', 'critic_warmup_updates', 'gripper_noise'):
+            if getattr(self, name) < 0:
+                problems.append(f'{name} must be >= 0, got {getattr(self, name)}')
         if self.augment_pad < 0:
             problems.append(f'augment_pad must be >= 0, got {self.augment_pad}')
         if problems:
@@ -74,6 +87,12 @@ class AgentConfig:
         for stride in self.strides:
             size = (size - 3) // stride + 1
         return size
+
+    def bc(self, updates: int) -> float:
+        """Weight of the behaviour-cloning term after `updates` updates."""
+        if self.bc_decay_updates == 0:
+            return self.bc_weight
+        return self.bc_weight * max(0.0, 1.0 - updates / self.bc_decay_updates)
 
     def std(self, updates: int) -> float:
         """Exploration noise after `updates` updates (DrQ-v2's linear schedule)."""

@@ -4,7 +4,8 @@
               critic loss only, as DrQ-v2)
     trunk     Linear -> LayerNorm -> tanh to `feature_dim` (one per actor and critic)
     actor     [FiLM(trunk | language), normalised state, language] -> MLP -> tanh mean action
-    critic    [trunk, normalised state, language, action] -> two MLPs -> Q1, Q2 (clipped double Q)
+    critic    [trunk, normalised state, language, action] -> two MLPs -> Q1, Q2 (clipped double Q; optionally
+              layer-normed, as RLPD)
 
 Language pathway: the frozen text encoder's embedding (384-d MiniLM, 768-d DistilBERT) is normalised
 (LayerNorm without parameters: DistilBERT's mean embeddings have a few huge dimensions) and projected by a
@@ -81,9 +82,12 @@ def trunk(in_dim: int, feature_dim: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_dim, feature_dim), nn.LayerNorm(feature_dim), nn.Tanh())
 
 
-def mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                         nn.Linear(hidden, out_dim))
+def mlp(in_dim: int, hidden: int, out_dim: int, layernorm: bool = False) -> nn.Sequential:
+    """Two hidden ReLU layers; `layernorm` puts a LayerNorm before each ReLU (RLPD's critic: it keeps Q values
+    from running away on actions the data never shows)."""
+    def block(n_in: int) -> list[nn.Module]:       # no norm: the layout (and state_dict keys) of older runs
+        return [nn.Linear(n_in, hidden), *([nn.LayerNorm(hidden)] if layernorm else []), nn.ReLU()]
+    return nn.Sequential(*block(in_dim), *block(hidden), nn.Linear(hidden, out_dim))
 
 
 class StateNorm(nn.Module):
@@ -149,18 +153,24 @@ class Critic(nn.Module):
         self.state_norm = StateNorm(config.state_dim)
         self.language = Language(config.embedding_dim, config.language_dim)
         in_dim = config.feature_dim + config.state_dim + config.language_dim + config.action_dim
-        self.q1 = mlp(in_dim, config.hidden_dim, 1)
-        self.q2 = mlp(in_dim, config.hidden_dim, 1)
+        self.q1 = mlp(in_dim, config.hidden_dim, 1, config.critic_layernorm)
+        self.q2 = mlp(in_dim, config.hidden_dim, 1, config.critic_layernorm)
+        self.more = nn.ModuleList([mlp(in_dim, config.hidden_dim, 1, config.critic_layernorm)     # RLPD's ensemble
+                                   for _ in range(config.critic_heads - 2)])
 
     def forward(self, features: torch.Tensor, state: torch.Tensor, instruction: torch.Tensor,
-                action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                action: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """One Q estimate [B] per head (2, or agent.critic_heads)."""
         return self.q_from_latent(self.trunk(features), state, instruction, action)
 
     def q_from_latent(self, latent: torch.Tensor, state: torch.Tensor, instruction: torch.Tensor,
-                      action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                      action: torch.Tensor) -> tuple[torch.Tensor, ...]:
         h = torch.cat([latent, self.state_norm(state), self.language(instruction), action], dim=1)
-        return self.q1(h).squeeze(1), self.q2(h).squeeze(1)
+        return tuple(head(h).squeeze(1) for head in self.heads())
+
+    def heads(self) -> list[nn.Sequential]:
+        return [self.q1, self.q2, *self.more]
 
     def output_layers(self) -> list[nn.Linear]:
         """The last layer of each Q head: what a linear probe trains (LAMP's critic_linear_probe)."""
-        return [self.q1[-1], self.q2[-1]]
+        return [head[-1] for head in self.heads()]

@@ -1,0 +1,75 @@
+"""Online finetuning's learning signals through the real link (debug agent, a robot's real link client):
+the steps the operator drove reach the learner's demo buffer, the robot's success label becomes the reward
+(and ends the episode for the critic), the status counts interventions per episode, the batches mix demos
+and robot data, and the learner's trained bundle reaches the robot (which swaps it in between episodes)."""
+import threading
+
+import numpy as np
+
+from lamp_ros.learner.interventions import intervention_segments
+from lamp_ros.learner.learner import Learner, LearnerOptions
+from models.bundle import read_manifest
+from tests.robot_traffic import episode_chunks, robot, wait
+from training.replay import mixed_sample
+
+
+def deliver(client, chunks) -> None:
+    for meta, arrays in chunks:
+        client.send(meta, arrays)
+    assert wait(lambda: client.backlog == 0, 10), f'backlog {client.backlog}: {client.faults.active()}'
+
+
+def test_interventions_become_demos_success_becomes_reward_and_the_bundle_reaches_the_robot(tmp_path):
+    learner = Learner(LearnerOptions(tmp_path / 'run', preset='debug', bind='tcp://127.0.0.1:*',
+                                     reward_source='success', bundle_every=5, checkpoint_every=5))
+    bundles = []
+    client = robot(tmp_path, learner.server.endpoint, reward_source='success',
+                   on_bundle=lambda version, path: bundles.append(version))
+    try:
+        # episode 1: the operator drives steps 2..8 and the episode succeeds; episode 2: no help, no success
+        deliver(client, episode_chunks(steps=12, operator=range(2, 9), rewards_from_success=True, seed=1))
+        deliver(client, episode_chunks(steps=12, success=False, rewards_from_success=True, seed=2))
+        assert wait(lambda: len(learner.replay.episodes) == 2, 10)
+        helped, alone = (learner.replay.load(e) for e in learner.replay.episodes)
+        assert helped['reward'].tolist() == [0.0] * 11 + [1.0] and bool(helped['terminated'])
+        assert alone['reward'].sum() == 0 and not bool(alone['terminated'])
+        assert learner.store.rewards_missing == 0, 'the success source needs no reward messages'
+
+        assert len(learner.demos.episodes) == 1
+        demo = learner.demos.load(learner.demos.episodes[0])
+        assert len(demo['action']) == 7 and demo['intervention'].all()
+        assert np.array_equal(demo['action'], helped['action'][2:9])
+        assert np.array_equal(demo['image_front'], helped['image_front'][2:10])     # + the frame after the last
+        status = learner.status()
+        assert status['interventions_last_episode'] == 0 and status['interventions_per_episode'] == 3.5
+        assert status['demo_transitions'] == 7
+
+        batch = mixed_sample(learner.replay, learner.demos, 8, 0.5, np.random.default_rng(0))
+        assert batch['demo'].sum() == 4 and batch['image_front'].shape[0] == 8
+
+        learner.run(threading.Event(), max_updates=10)
+        assert learner.counters.updates == 10 and 'train/critic_loss' in learner.status()
+        agent = learner.agent.config                     # RLPD's critic, TD3+BC's term (finetune.* defaults)
+        assert agent.critic_layernorm and agent.bc_weight > 0 and agent.critic_warmup_updates > 0
+        assert wait(lambda: learner.version_name in bundles, 10), (bundles, learner.version_name)
+        assert read_manifest(tmp_path / 'run' / 'bundles' / 'v0003').model_version == learner.version_name
+    finally:
+        client.close()
+        learner.close()
+
+
+def test_intervention_segments_keep_whole_transitions_and_end_terminal_only_at_the_end():
+    steps = 10
+    episode = {'image_front': np.arange(steps + 1)[:, None, None, None] * np.ones((1, 2, 2, 3), np.uint8),
+               'state': np.zeros((steps + 1, 4), np.float32), 'action': np.arange(steps, dtype=np.float32)[:, None],
+               'reward': np.zeros(steps, np.float32), 'success': np.zeros(steps, bool),
+               'intervention': np.isin(np.arange(steps), [1, 2, 5, 6, 7, 8, 9]), 'terminated': np.array(True),
+               'instruction': np.array('push button')}
+    segments = intervention_segments(episode, n_step=2)
+    assert len(segments) == 1, 'a stretch of 2 steps is too short for a 2-step window'
+    (segment,) = segments
+    assert segment['action'][:, 0].tolist() == [5, 6, 7, 8, 9]
+    assert segment['image_front'][:, 0, 0, 0].tolist() == [5, 6, 7, 8, 9, 10]
+    assert bool(segment['terminated']) and str(segment['instruction']) == 'push button'
+    episode['intervention'][9] = False
+    assert not bool(intervention_segments(episode, n_step=2)[0]['terminated'])
