@@ -1,18 +1,19 @@
 """RL finetuning lifts a weak imitation start: success vs env steps in sim, several tasks and seeds.
 
     python experiments/rl_finetune.py --root runs/rl_finetune --tasks push_button close_microwave turn_tap \
-        --seeds 0 1 2 [--budget 20000] [--eval-every 2500] [--demos 5] [--set threads=2]
+        --seeds 0 1 2 [--budget 20000] [--eval-every 2500] [--demos 50] [--set threads=1]
 
 For each task, each stage a command anyone can run (each resumable: a rerun continues where it stopped):
 
     1. the weak start: imitation from `--demos` expert demos of the task only, briefly trained
          lamp-train imitate --run-dir ROOT/weak_TASK --set 'imitation.tasks=[TASK]'
-                            --set imitation.demos_per_task=5 --set imitation.updates=2000
+                            --set imitation.demos_per_task=50 --set imitation.updates=4000
     2. per seed: RLPD-style finetuning from it (lamp-train's finetune defaults: the same number of expert demos
        in a demo buffer sampled 50/50, layer-normed critic, decaying BC term, success reward ending the episode),
        evaluated every --eval-every env steps on the same 30 held-out scenes, and stopped once the target is met
          lamp-train finetune --run-dir ROOT/TASK_sSEED --task TASK --init ROOT/weak_TASK --seed SEED
-                             --set finetune.demo_episodes=5 --set eval_episodes=30 --steps K   (K += eval_every)
+                             --set finetune.demo_episodes=50 --set env.episode_steps=50 --set eval_episodes=30
+                             --set eval_every=2500 --set prefill_steps=500 --steps K            (K += eval_every)
     3. per seed, once the target is met (or at the budget): the policy exported and scored in onnxruntime on
        --bundle-episodes held-out scenes
          lamp-export ROOT/TASK_sSEED --out ROOT/TASK_sSEED_bundle --overwrite
@@ -70,6 +71,7 @@ def finetune(root: Path, task: str, seed: int, init: Path, args: argparse.Namesp
             command += ['--task', task, '--init', str(init), '--seed', str(seed),
                         '--set', f'finetune.demo_episodes={args.demos}', '--set', f'eval_episodes={args.eval_episodes}',
                         '--set', f'eval_every={args.eval_every}', '--set', f'prefill_steps={args.prefill}',
+                        '--set', f'env.episode_steps={args.episode_steps}',
                         *[a for s in args.set for a in ('--set', s)]]
         started = time.monotonic()
         run(command)
@@ -121,7 +123,7 @@ def write_results(rows: dict[str, list[dict]], args: argparse.Namespace, name: s
              f'Training evaluations: {args.eval_episodes} held-out scenes every {args.eval_every} env steps '
              f'(deterministic policy, torch); bundle: the exported policy in onnxruntime on '
              f'{args.bundle_episodes} held-out scenes (95% Wilson interval). Budget {args.budget} env steps; a run '
-             f'stops at the first evaluation >= {TARGET:.0%}.', '',
+             f'stops at the first evaluation >= {TARGET:.0%}. Finetuning episodes: {args.episode_steps} steps.', '',
              '| task | seed | start | steps to 50% | steps to 80% | bundle success (95% CI) | wall min |',
              '|---|---|---|---|---|---|---|']
     for task, runs in rows.items():
@@ -159,8 +161,10 @@ def main() -> int:
     p.add_argument('--root', type=Path, default=Path('runs/rl_finetune'), help='where the runs go')
     p.add_argument('--tasks', nargs='+', default=['push_button', 'close_microwave', 'turn_tap'])
     p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
-    p.add_argument('--demos', type=int, default=5, help='expert demos for the weak start and the demo buffer')
-    p.add_argument('--imitation-updates', type=int, default=2000, help="the weak start's BC updates")
+    p.add_argument('--demos', type=int, default=50, help='expert demos for the weak start and the demo buffer')
+    p.add_argument('--imitation-updates', type=int, default=4000, help="the weak start's BC updates")
+    p.add_argument('--episode-steps', type=int, default=50,
+                   help='finetuning episodes (and their evaluations) end after this many steps (default 50)')
     p.add_argument('--budget', type=int, default=20_000, help='env steps per finetuning run at most')
     p.add_argument('--eval-every', type=int, default=2500)
     p.add_argument('--eval-episodes', type=int, default=30)

@@ -85,6 +85,9 @@ EPISODE_LABEL = Topic('episode/label', 'std_msgs/String', Qos.RELIABLE,
                       "Operator's label of the current (or just stopped) episode: 'success' or 'failure'.")
 SIM_SUCCESS = Topic('sim/success', 'std_msgs/Bool', Qos.SENSOR,
                     "The simulator's privileged task-success test, each tick (sim_arm only).")
+SIM_EXPERT_ACTION = Topic('sim/expert_action', 'std_msgs/Float32MultiArray', Qos.SENSOR,
+                          "The simulator's scripted expert's action for the scene as it is, each tick (sim_arm "
+                          'with publish_expert_action only): what a scripted operator drives with.')
 REWARD = Topic('reward', 'geometry_msgs/Vector3Stamped', Qos.RELIABLE,
                'Reward of one camera frame: header.stamp = that image\'s stamp; x = reward (standardized if '
                'enabled), y = raw reward-model score, z = frame index within the episode.')
@@ -115,7 +118,7 @@ CAMERA_TOPICS: dict[str, Topic] = {'front': CAMERA_IMAGE, 'wrist': WRIST_CAMERA_
 TOPICS: tuple[Topic, ...] = (CAMERA_IMAGE, WRIST_CAMERA_IMAGE, EE_POSE, GRIPPER_STATE, INSTRUCTION, POLICY_ACTION,
                              POLICY_STATUS, EE_TWIST_CMD, SAFE_GRIPPER_ACTION, GRIPPER_CMD,
                              SAFETY_STATUS, ESTOP, EPISODE_EVENT, EPISODE_STATUS, EPISODE_LABEL, SIM_SUCCESS,
-                             REWARD, TELEOP_ACTION, CONTROL_MODE, APPLIED_ACTION, POLICY_BUNDLE, LEARNER_STATUS,
+                             SIM_EXPERT_ACTION, REWARD, TELEOP_ACTION, CONTROL_MODE, APPLIED_ACTION, POLICY_BUNDLE, LEARNER_STATUS,
                              LEARNER_PROGRESS, REWARD_STATUS, TELEOP_STATUS)
 
 ROBOT_RESET_SERVICE = 'robot/reset'  # std_srvs/Trigger, served by the arm driver: arm to home (sim: next episode)

@@ -66,3 +66,13 @@ def test_gripper_command_and_reset(sim, probe):
     assert response.success and 'episode 1' in response.message
     probe.spin_for(0.3)
     assert position(sim) == pytest.approx([0.40, 0.0, 0.30], abs=0.01)     # the Panda's home TCP
+
+
+def test_expert_action_is_published_only_when_asked(nodes, probe):
+    """sim/expert_action (what a scripted operator drives with) exists only with publish_expert_action."""
+    nodes.start('sim_arm', {'control_rate_hz': 20.0, 'image_size': [32, 32], 'publish_expert_action': True,
+                            'wrist_camera': False})
+    expert = probe.record(c.SIM_EXPERT_ACTION)
+    assert probe.wait_for(lambda: len(expert) > 3, 30), nodes.log('sim_arm')
+    action = np.asarray(expert[-1][1].data)
+    assert action.shape == (4,) and np.all(np.abs(action) <= 1.0) and np.linalg.norm(action[:3]) > 0

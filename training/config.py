@@ -65,6 +65,7 @@ class FinetuneSettings:
     critic_layernorm: bool = True          # LayerNorm in the Q heads (RLPD)
     critic_heads: int = 2                  # Q heads; the TD target takes the min of 2 at random (RLPD: 10)
     critic_warmup_updates: int = 500       # the actor waits while the fresh critic learns
+    step_penalty: float = 0.0              # subtracted from every step's reward (success reward: a cost per step)
     explore_std: float = 0.2               # constant exploration noise (0: the agent's std schedule, 1 -> 0.1)
     gripper_noise: float = 0.0             # gripper exploration noise as a fraction of explore_std: with none the
                                            # gripper follows the policy (BC) instead of flickering open mid-grasp
@@ -75,10 +76,10 @@ class FinetuneSettings:
 LEGACY_VALUES: dict[str, Any] = {
     'prefill_expert_episodes': 0, 'imitation.lr_final_fraction': 1.0,
     'agent.critic_layernorm': False, 'agent.critic_heads': 2, 'agent.bc_weight': 0.0, 'agent.bc_decay_updates': 0,
-    'agent.critic_warmup_updates': 0, 'agent.gripper_noise': 1.0,
+    'agent.critic_warmup_updates': 0, 'agent.gripper_noise': 1.0, 'agent.step_penalty': 0.0,
     'finetune.reward': 'task', 'finetune.demo_episodes': 0, 'finetune.demo_fraction': 0.5,
     'finetune.bc_weight': 0.0, 'finetune.bc_decay_steps': 0, 'finetune.critic_layernorm': False,
-    'finetune.critic_heads': 2,
+    'finetune.critic_heads': 2, 'finetune.step_penalty': 0.0,
     'finetune.critic_warmup_updates': 0, 'finetune.explore_std': 0.0, 'finetune.gripper_noise': 1.0,
 }
 FINETUNE_REWARDS = ('success', 'task')
@@ -173,7 +174,7 @@ class TrainConfig:
         if not 0.0 <= fin.demo_fraction <= 1.0:
             problems.append(f'finetune.demo_fraction {fin.demo_fraction} must be in [0, 1]')
         for name in ('demo_episodes', 'bc_weight', 'bc_decay_steps', 'critic_warmup_updates', 'explore_std',
-                     'gripper_noise'):
+                     'gripper_noise', 'step_penalty'):
             if getattr(fin, name) < 0:
                 problems.append(f'finetune.{name} must be >= 0, got {getattr(fin, name)}')
         if self.text.encoder not in ('minilm', 'random'):

@@ -47,7 +47,8 @@ def resolve_finetune(config: TrainConfig, text_dim: int, init_agent: AgentConfig
     agent = replace(config.agent, embedding_dim=text_dim, extr_scale=1.0, intr_scale=0.0,
                     critic_layernorm=fin.critic_layernorm, critic_heads=fin.critic_heads,
                     bc_weight=fin.bc_weight, bc_decay_updates=fin.bc_decay_steps,
-                    critic_warmup_updates=fin.critic_warmup_updates, gripper_noise=fin.gripper_noise)
+                    critic_warmup_updates=fin.critic_warmup_updates, gripper_noise=fin.gripper_noise,
+                    step_penalty=fin.step_penalty)
     if fin.explore_std > 0:
         agent = replace(agent, std_init=fin.explore_std, std_final=fin.explore_std)
     if init_agent is not None:

@@ -7,9 +7,10 @@ cmd_timeout_s: a driver-side watchdog, independent of the safety node's) through
 LampScene.apply_velocity, the one motion function the gym env's step uses too, for one period;
 then it renders the front camera and publishes camera/image_raw (and, with wrist_camera, the wrist camera
 on camera/wrist/image_raw, same stamp), robot/ee_pose and
-robot/gripper_state, plus what only a simulator knows: sim/success (the task's success test) and, with
-publish_task_reward, the task's shaped reward on `reward` (stamped with the image it belongs to), so
-finetuning in sim can use the task reward where a real robot uses the reward model.
+robot/gripper_state, plus what only a simulator knows: sim/success (the task's success test), with
+publish_task_reward the task's shaped reward on `reward` (stamped with the image it belongs to), so
+finetuning in sim can use the task reward where a real robot uses the reward model, and with
+publish_expert_action the scripted expert's action on sim/expert_action (what a scripted operator drives with).
 robot/reset starts a new randomized episode with the arm at home.
 """
 from __future__ import annotations
@@ -20,14 +21,15 @@ import numpy as np
 from geometry_msgs.msg import PoseStamped, TwistStamped, Vector3Stamped
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Bool, Float64
+from std_msgs.msg import Bool, Float32MultiArray, Float64
 from std_srvs.srv import Trigger
 
 from lamp_ros import contract as c
-from lamp_ros.ros.convert import gripper_state_msg, image_msg, pose_msg, twist_linear
+from lamp_ros.ros.convert import action_msg, gripper_state_msg, image_msg, pose_msg, twist_linear
 from lamp_ros.ros.node_process import declare, run_node
 from lamp_ros.ros.interfaces import profile
 from sim.config import SceneConfig
+from sim.experts import make_expert
 from sim.scene import LampScene
 
 
@@ -46,6 +48,8 @@ class SimArmNode(Node):
         randomize = declare(self, 'randomize', True, 'Visual domain randomization per episode (textures, lights, ...).')
         self.publish_task_reward = declare(self, 'publish_task_reward', False,
                                            "Publish the task's shaped reward on 'reward' (sim finetuning).")
+        self.publish_expert_action = declare(self, 'publish_expert_action', False,
+                                             "Publish the scripted expert's action on sim/expert_action each tick.")
         self.wrist_camera = declare(self, 'wrist_camera', True,
                                     'Also render the wrist camera and publish it on camera/wrist/image_raw.')
         declare(self, 'camera_enabled', True,
@@ -65,6 +69,9 @@ class SimArmNode(Node):
         self.gripper_pub = self.create_publisher(JointState, c.GRIPPER_STATE.name, profile(c.GRIPPER_STATE))
         self.success_pub = self.create_publisher(Bool, c.SIM_SUCCESS.name, profile(c.SIM_SUCCESS))
         self.reward_pub = self.create_publisher(Vector3Stamped, c.REWARD.name, profile(c.REWARD))
+        self.expert = make_expert(task) if self.publish_expert_action else None
+        self.expert_pub = self.create_publisher(Float32MultiArray, c.SIM_EXPERT_ACTION.name,
+                                                profile(c.SIM_EXPERT_ACTION))
         self.step = 0
         self.create_subscription(TwistStamped, c.EE_TWIST_CMD.name, self._on_twist, profile(c.EE_TWIST_CMD))
         self.create_subscription(Float64, c.GRIPPER_CMD.name, self._on_gripper, profile(c.GRIPPER_CMD))
@@ -121,6 +128,8 @@ class SimArmNode(Node):
             reward.vector.x = reward.vector.y = float(self.scene.reward())
             reward.vector.z = float(self.step)
             self.reward_pub.publish(reward)
+        if self.expert is not None:
+            self.expert_pub.publish(action_msg(self.expert.act(self.scene)))
         self.step += 1
 
     def on_shutdown(self) -> None:

@@ -49,6 +49,8 @@ class AgentConfig:
     bc_weight: float = 0.0                        # behaviour cloning on the batch's demo rows, beside -Q
     bc_decay_updates: int = 0                     # ... decaying linearly to 0 over this many updates (0: constant)
     critic_warmup_updates: int = 0                # the actor waits while the fresh critic learns the start policy
+    step_penalty: float = 0.0                     # subtracted from every step's reward: with a success reward,
+                                                  # failing states pay for every step, so their Q is grounded
     gripper_noise: float = 1.0                    # exploration noise on the gripper, as a fraction of the motion's
 
     def __post_init__(self) -> None:

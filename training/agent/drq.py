@@ -111,7 +111,7 @@ class DrQAgent:
             later = self.encoder(x[:, 1:].flatten(0, 1)).view(b, len(used) - 1, -1)
         metrics: dict[str, float] = {'extrinsic_reward': float(extrinsic.mean()), 'std': std}
 
-        reward = cfg.extr_scale * extrinsic
+        reward = cfg.extr_scale * extrinsic - cfg.step_penalty
         if novelty:
             intrinsic = self._update_ensemble(features.detach(), later, action, metrics)
             reward = reward + cfg.intr_scale * intrinsic

@@ -1,0 +1,94 @@
+"""A scripted operator: the named fake of a person with a SpaceMouse, for finetuning experiments in simulation.
+
+It watches episode/status and, in the first `help_episodes` episodes, takes over when the policy stalls (the
+episode has run `stall_steps` steps without success): from then until the episode ends it publishes the
+simulator's scripted expert action (sim/expert_action, sim_arm's `publish_expert_action`) on teleop/action, the
+topic a teleop device publishes on. The safety node passes it through the same safety filter and flags those
+steps as interventions, as it does for a person. No privileged state reaches the policy or the learner: only the
+operator's actions do, as a person's would.
+
+    python -m lamp_ros.teleop.scripted_operator --ros-args -p help_episodes:=20 -p stall_steps:=15
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+from rclpy.node import Node
+from std_msgs.msg import Float32MultiArray, String
+
+from lamp_ros import contract as c
+from lamp_ros.ros.convert import action_array, action_msg
+from lamp_ros.ros.interfaces import profile
+from lamp_ros.ros.node_process import declare, run_node
+
+
+@dataclass
+class StallRule:
+    """When to help (ROS-free): in the first `help_episodes` episodes seen running, once an episode has run
+    `stall_steps` steps without success, until it stops."""
+    help_episodes: int
+    stall_steps: int
+    episodes_seen: int = 0
+    episodes_helped: int = 0
+    helping: bool = False
+    _episode: int | None = None
+
+    def update(self, status: dict) -> bool:
+        """Whether to drive now, given the newest episode/status."""
+        if status.get('state') != 'running':
+            self.helping = False
+            return False
+        episode = int(status.get('episode', 0))
+        if episode != self._episode:
+            self._episode, self.helping = episode, False
+            self.episodes_seen += 1
+        if (not self.helping and self.episodes_seen <= self.help_episodes and not status.get('success')
+                and int(status.get('step', 0)) >= self.stall_steps):
+            self.helping = True
+            self.episodes_helped += 1
+        return self.helping
+
+
+class ScriptedOperatorNode(Node):
+    def __init__(self) -> None:
+        super().__init__('scripted_operator')
+        self.rule = StallRule(declare(self, 'help_episodes', 20, 'Help in the first this many episodes only.'),
+                              declare(self, 'stall_steps', 15, 'Take over after this many steps without success.'))
+        rate = declare(self, 'control_rate_hz', c.DEFAULT_CONTROL_RATE_HZ, 'teleop/action rate while driving, Hz.')
+        self.status: dict = {}
+        self.expert: np.ndarray | None = None
+        self.actions_sent = 0
+        self.action_pub = self.create_publisher(Float32MultiArray, c.TELEOP_ACTION.name, profile(c.TELEOP_ACTION))
+        self.status_pub = self.create_publisher(String, c.TELEOP_STATUS.name, profile(c.TELEOP_STATUS))
+        self.create_subscription(String, c.EPISODE_STATUS.name, self._on_status, profile(c.EPISODE_STATUS))
+        self.create_subscription(Float32MultiArray, c.SIM_EXPERT_ACTION.name, self._on_expert,
+                                 profile(c.SIM_EXPERT_ACTION))
+        self.create_timer(1.0 / rate, self._tick)
+        self.create_timer(1.0, self._publish_status)
+
+    def _on_status(self, msg: String) -> None:
+        self.status = json.loads(msg.data)
+
+    def _on_expert(self, msg: Float32MultiArray) -> None:
+        self.expert = action_array(msg)
+
+    def _tick(self) -> None:
+        if self.rule.update(self.status) and self.expert is not None:
+            self.action_pub.publish(action_msg(np.clip(self.expert, -1.0, 1.0)))
+            self.actions_sent += 1
+
+    def _publish_status(self) -> None:
+        self.status_pub.publish(String(data=json.dumps({
+            'device': 'scripted', 'state': 'engaged' if self.rule.helping else 'ready',
+            'episodes_seen': self.rule.episodes_seen, 'episodes_helped': self.rule.episodes_helped,
+            'actions_sent': self.actions_sent, 'speed': 1.0, 'message': ''})))
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(ScriptedOperatorNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
