@@ -195,3 +195,34 @@ def test_keypoints_are_the_expected_positions_of_each_channel() -> None:
     assert agent.encoder.output_dim == DrQAgent(TINY, seed=0).encoder.output_dim + 2 * TINY.channels[-1]
     agent.update(random_batch(config))
     assert agent.act(observation(config), np.zeros(TINY.embedding_dim, np.float32))[0].shape == (4,)
+
+
+def test_finetuning_pieces_ibrl_reference_bc_term_and_terminal_windows() -> None:
+    """The reference (IBRL) starts as the policy and stays frozen; exploring, the agent takes whichever of its
+    own and the reference's action the critic values higher; the BC term pulls the actor to demo actions; a
+    terminal window's target is its reward alone."""
+    config = AgentConfig(image_size=32, channels=(8, 8), strides=(2, 2), feature_dim=16, hidden_dim=32,
+                         embedding_dim=16, n_step=2, critic_layernorm=True, bc_weight=1.0, reference_actor=True,
+                         std_init=0.0, std_final=0.0)
+    agent = DrQAgent(config, seed=0)
+    with torch.no_grad():
+        agent.reference.actor.policy[-1].bias.fill_(5.0)          # the reference always proposes ~(1, 1, 1, 1)
+    obs, embedding = observation(config), np.zeros(config.embedding_dim, np.float32)
+    likes_ones = lambda f, s, i, a: (-(a - 1).abs().sum(1), -(a - 1).abs().sum(1))   # noqa: E731
+    agent.critic = likes_ones
+    assert np.allclose(agent.act(obs, embedding, explore=True)[0], 1.0, atol=1e-3)
+    assert not np.allclose(agent.act(obs, embedding, explore=False)[0], 1.0, atol=1e-3), 'deterministic: actor'
+    agent.critic = lambda f, s, i, a: (-(a + 1).abs().sum(1),) * 2                     # now the actor's is better
+    assert not np.allclose(agent.act(obs, embedding, explore=True)[0], 1.0, atol=1e-3)
+
+    agent = DrQAgent(config, seed=0)
+    agent.reset_reference()
+    batch = random_batch(config)
+    batch['demo'] = np.ones(len(batch['state']), bool)
+    batch['terminal'] = np.ones(len(batch['state']), bool)
+    before = {k: v.clone() for k, v in agent.reference.state_dict().items()}
+    metrics = [agent.update(batch) for _ in range(3)][-1]
+    assert metrics['bc_weight'] == 1.0 and metrics['bc_loss'] > 0
+    assert all(torch.equal(before[k], v) for k, v in agent.reference.state_dict().items()), 'the reference is frozen'
+    returns = (batch['reward'] * config.gamma ** np.arange(config.n_step)).sum(1)
+    assert metrics['target_q'] == pytest.approx(returns.mean(), rel=1e-5)       # terminal: nothing bootstrapped

@@ -66,6 +66,7 @@ class FinetuneSettings:
     critic_heads: int = 2                  # Q heads; the TD target takes the min of 2 at random (RLPD: 10)
     critic_warmup_updates: int = 500       # the actor waits while the fresh critic learns
     step_penalty: float = 0.0              # subtracted from every step's reward (success reward: a cost per step)
+    reference_actor: bool = False          # IBRL: the frozen start proposes actions beside the actor's; Q picks
     explore_std: float = 0.2               # constant exploration noise (0: the agent's std schedule, 1 -> 0.1)
     gripper_noise: float = 0.0             # gripper exploration noise as a fraction of explore_std: with none the
                                            # gripper follows the policy (BC) instead of flickering open mid-grasp
@@ -79,7 +80,8 @@ LEGACY_VALUES: dict[str, Any] = {
     'agent.critic_warmup_updates': 0, 'agent.gripper_noise': 1.0, 'agent.step_penalty': 0.0,
     'finetune.reward': 'task', 'finetune.demo_episodes': 0, 'finetune.demo_fraction': 0.5,
     'finetune.bc_weight': 0.0, 'finetune.bc_decay_steps': 0, 'finetune.critic_layernorm': False,
-    'finetune.critic_heads': 2, 'finetune.step_penalty': 0.0,
+    'finetune.critic_heads': 2, 'finetune.step_penalty': 0.0, 'finetune.reference_actor': False,
+    'agent.reference_actor': False,
     'finetune.critic_warmup_updates': 0, 'finetune.explore_std': 0.0, 'finetune.gripper_noise': 1.0,
 }
 FINETUNE_REWARDS = ('success', 'task')

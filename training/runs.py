@@ -48,7 +48,7 @@ def resolve_finetune(config: TrainConfig, text_dim: int, init_agent: AgentConfig
                     critic_layernorm=fin.critic_layernorm, critic_heads=fin.critic_heads,
                     bc_weight=fin.bc_weight, bc_decay_updates=fin.bc_decay_steps,
                     critic_warmup_updates=fin.critic_warmup_updates, gripper_noise=fin.gripper_noise,
-                    step_penalty=fin.step_penalty)
+                    step_penalty=fin.step_penalty, reference_actor=fin.reference_actor)
     if fin.explore_std > 0:
         agent = replace(agent, std_init=fin.explore_std, std_final=fin.explore_std)
     if init_agent is not None:
@@ -168,7 +168,9 @@ def _create_finetune(run_dir: Path, requested: TrainConfig, task: str, init_run:
     agent = DrQAgent(config.agent, seed=config.seed)
     init_state_bounds(agent)
     if init_checkpoint is not None:
-        load_weights(init_checkpoint, agent, ('encoder', 'actor') if init_mode == 'imitate' else None)
+        load_weights(init_checkpoint, agent, ('encoder', 'actor') if init_mode == 'imitate' else
+                     tuple(name for name in agent.modules() if name != 'reference'))
+    agent.reset_reference()                                     # IBRL's reference: the policy it starts from
     if config.finetune.critic_linear_probe:
         agent.reset_critic_output(config.seed)
         agent.set_critic_linear_probe(True)

@@ -321,7 +321,8 @@ def _open_or_create(root: Path, options: LearnerOptions) -> tuple[TrainConfig, d
         checkpoint = latest_checkpoint(init)
         config = resolve_finetune(replace(init_config, finetune=FinetuneSettings()), text.load(source)[0].dim,
                                   init_config.agent, init_info.mode)
-        modules = ('encoder', 'actor') if init_info.mode == 'imitate' else None   # an imitation run has no critic
+        modules = ('encoder', 'actor') if init_info.mode == 'imitate' else ('encoder', 'actor', 'critic',
+                                                                          'critic_target', 'ensemble')
     else:
         config = preset(options.preset)
         source = text.default_source(root, config.text, config.seed)
@@ -330,7 +331,8 @@ def _open_or_create(root: Path, options: LearnerOptions) -> tuple[TrainConfig, d
     agent = DrQAgent(config.agent, seed=config.seed)
     init_state_bounds(agent)
     if checkpoint is not None:
-        load_weights(checkpoint, agent, modules)
+        load_weights(checkpoint, agent, modules)      # an imitation run has no critic worth keeping
+    agent.reset_reference()                           # IBRL's reference (finetune.reference_actor): the start
     info = {'init_run': str(init) if options.init_run is not None else '',
             'init_checkpoint': str(checkpoint or ''), 'preset': config.preset, 'reward_source': options.reward_source,
             'text_encoder': source.to_json(), 'created': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}

@@ -51,6 +51,8 @@ class AgentConfig:
     critic_warmup_updates: int = 0                # the actor waits while the fresh critic learns the start policy
     step_penalty: float = 0.0                     # subtracted from every step's reward: with a success reward,
                                                   # failing states pay for every step, so their Q is grounded
+    reference_actor: bool = False                 # IBRL: a frozen copy of the starting policy proposes actions
+                                                  # beside the actor's, in acting and in the TD target; Q picks
     gripper_noise: float = 1.0                    # exploration noise on the gripper, as a fraction of the motion's
 
     def __post_init__(self) -> None:

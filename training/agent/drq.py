@@ -15,6 +15,12 @@ update(batch) takes windows of n_step transitions from replay; batch arrays (num
     terminal        bool [B]     (optional)    the window ends the episode at success: no bootstrap after it
     demo            bool [B]     (optional)    the row comes from a demonstration: the BC term's rows
 
+With `reference_actor` (IBRL, Hu et al. 2023) a frozen copy of the starting policy (`reset_reference` after the
+start's weights are loaded) proposes an action beside the actor's when exploring and in the TD target, and the
+critic takes the better of the two: the agent acts at least as well as its start while the critic learns, and
+the target never bootstraps from an actor still worse than it. The deterministic policy (evaluation, export)
+is the actor alone.
+
 Finetuning from demonstrations (RLPD, Ball et al. 2023, with a BC term as TD3+BC's): layer-normed Q heads,
 the actor's loss -Q + bc(t) * |pi(o) - a_demo|^2 on the demo rows (the same term also shapes the encoder, so a
 fresh critic cannot wash out the features an imitation start relies on), and a critic warm-up during which the
@@ -66,6 +72,7 @@ class DrQAgent:
         for module in (self.encoder, self.actor, self.critic, self.ensemble):
             module.to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.reference = copy.deepcopy(self.policy).requires_grad_(False) if config.reference_actor else None
         self.critic_opt = torch.optim.Adam([*self.encoder.parameters(), *self.critic.parameters()], lr=config.lr)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.lr)
         self.ensemble_opt = torch.optim.Adam(self.ensemble.parameters(), lr=config.ensemble_lr)
@@ -89,6 +96,9 @@ class DrQAgent:
             noise = torch.randn_like(mean) * self.config.std(self.updates)
             noise[:, -1] *= self.config.gripper_noise
             mean = (mean + noise).clamp(-1.0, 1.0)
+            if self.reference is not None:
+                proposal = self.reference(*images[:1], robot_state, instruction, *images[1:])
+                mean = self._better(features, robot_state, instruction, mean, proposal, self.critic)
         return mean[0].cpu().numpy().astype(np.float32), state
 
     def update(self, batch: Mapping[str, np.ndarray]) -> dict[str, float]:
@@ -120,6 +130,10 @@ class DrQAgent:
 
         with torch.no_grad():
             next_action = clipped_sample(self.actor(later[:, -1], state[:, n], instruction), std, cfg.std_clip)
+            if self.reference is not None:
+                proposal = self.reference.actor(self.reference.encoder(x[:, -1]), state[:, n], instruction)
+                next_action = self._better(later[:, -1], state[:, n], instruction, next_action, proposal,
+                                           self.critic_target)
             target_qs = self.critic_target(later[:, -1], state[:, n], instruction, next_action)
             pair = torch.randperm(len(target_qs))[:2].tolist() if len(target_qs) > 2 else [0, 1]
             alive = 1.0 - self._tensor(batch['terminal']).float() if 'terminal' in batch else 1.0
@@ -150,6 +164,19 @@ class DrQAgent:
         metrics.update(critic_loss=critic_loss.item(), actor_loss=actor_loss.item(), q=q1.mean().item(),
                        target_q=target.mean().item(), reward=reward.mean().item())
         return metrics
+
+    @staticmethod
+    def _better(features: torch.Tensor, state: torch.Tensor, instruction: torch.Tensor, action: torch.Tensor,
+                proposal: torch.Tensor, critic: Critic) -> torch.Tensor:
+        """Per row, whichever of `action` and the reference's `proposal` the critic values higher."""
+        q_action = torch.min(*critic(features, state, instruction, action)[:2])
+        q_proposal = torch.min(*critic(features, state, instruction, proposal)[:2])
+        return torch.where((q_proposal > q_action)[:, None], proposal, action)
+
+    def reset_reference(self) -> None:
+        """The reference becomes a frozen copy of the policy as it is now (the finetuning start)."""
+        if self.reference is not None:
+            self.reference.load_state_dict(self.policy.state_dict())
 
     def _bc_loss(self, features: torch.Tensor, state: torch.Tensor, instruction: torch.Tensor, action: torch.Tensor,
                  demo: torch.Tensor) -> torch.Tensor:
@@ -227,8 +254,9 @@ class DrQAgent:
 
     # --- checkpointing -------------------------------------------------------------------------------
     def modules(self) -> dict[str, nn.Module]:
-        return {'encoder': self.encoder, 'actor': self.actor, 'critic': self.critic,
-                'critic_target': self.critic_target, 'ensemble': self.ensemble}
+        modules = {'encoder': self.encoder, 'actor': self.actor, 'critic': self.critic,
+                   'critic_target': self.critic_target, 'ensemble': self.ensemble}
+        return {**modules, 'reference': self.reference} if self.reference is not None else modules
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {'critic_opt': self.critic_opt, 'actor_opt': self.actor_opt, 'ensemble_opt': self.ensemble_opt}
