@@ -75,7 +75,7 @@ class FinetuneSettings:
 # Settings added after runs existed, and the value every older run had: an older config.yaml without them reads
 # them at these values, and a run's config hash (training.loop) leaves them out while they hold them.
 LEGACY_VALUES: dict[str, Any] = {
-    'prefill_expert_episodes': 0, 'imitation.lr_final_fraction': 1.0,
+    'prefill_expert_episodes': 0, 'imitation.lr_final_fraction': 1.0, 'scene_seed_base': 0,
     'agent.critic_layernorm': False, 'agent.critic_heads': 2, 'agent.bc_weight': 0.0, 'agent.bc_decay_updates': 0,
     'agent.critic_warmup_updates': 0, 'agent.gripper_noise': 1.0, 'agent.step_penalty': 0.0,
     'finetune.reward': 'task', 'finetune.demo_episodes': 0, 'finetune.demo_fraction': 0.5,
@@ -133,6 +133,8 @@ class TrainConfig:
     seed: int = 0
     steps: int = 100_000                   # env steps of the run (LAMP: steps)
     prefill_steps: int = 4_000             # random actions before learning (DrQ-v2: num_seed_frames)
+    scene_seed_base: int = 1_500_000_000   # training scenes: base + seed * 1_000_003 + episode (apart from the
+                                           # imitation stage's demo scenes, 0.., and the evaluation scenes)
     prefill_expert_episodes: int = 0       # the run's first episodes played by the scripted expert (sim.experts):
                                            # demonstrations in replay, inside the prefill; 0 = none (LAMP)
     update_every: int = 2                  # env steps per agent update (LAMP: train_every 2)

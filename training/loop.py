@@ -178,7 +178,7 @@ class Workspace:
     def run_episode(self) -> None:
         """One episode: act, step, update as it goes; store it (with r_VLM labels in pretraining)."""
         demonstration = self.expert is not None and self.episodes < self.cfg.prefill_expert_episodes
-        episode, instruction = self.rollout(self.cfg.seed * 1_000_003 + self.episodes,
+        episode, instruction = self.rollout(self.cfg.scene_seed_base + self.cfg.seed * 1_000_003 + self.episodes,
                                             lambda obs, embedding: self.act(obs, embedding, demonstration), True)
         if len(episode['action']) > self.cfg.agent.n_step:
             self.store(episode, instruction)

@@ -109,10 +109,10 @@ class RunInfo:
                        created=data.get('created', ''))
 
 
-def seeds_for(seed: int) -> dict[str, int]:
+def seeds_for(seed: int, scene_seed_base: int = 0) -> dict[str, int]:
     """Every seed a run uses, derived from its one seed (recorded in seeds.json)."""
     return {'seed': seed, 'network_init': seed, 'torch': seed, 'numpy': seed,
-            'train_episode_base': seed * 1_000_003, 'eval_episode_base': EVAL_SEED_BASE,
+            'train_episode_base': scene_seed_base + seed * 1_000_003, 'eval_episode_base': EVAL_SEED_BASE,
             'tune_episode_base': TUNE_SEED_BASE, 'demo_episode_base': DEMO_SEED_BASE + seed * 10_000}
 
 
@@ -128,7 +128,7 @@ def now() -> str:
 def write_new_run(paths: RunPaths, config: TrainConfig, info: RunInfo) -> None:
     """config.yaml and seeds.json, then run.json last (the run exists from then on)."""
     atomic_write_text(paths.config, dump_yaml(config))
-    atomic_write_text(paths.seeds, json.dumps(seeds_for(config.seed), indent=1) + '\n')
+    atomic_write_text(paths.seeds, json.dumps(seeds_for(config.seed, config.scene_seed_base), indent=1) + '\n')
     atomic_write_text(paths.info, json.dumps(info.to_json(), indent=1) + '\n')
 
 
