@@ -1,18 +1,19 @@
 """RL finetuning lifts a weak imitation start: success vs env steps in sim, several tasks and seeds.
 
     python experiments/rl_finetune.py --root runs/rl_finetune --tasks push_button close_microwave turn_tap \
-        --seeds 0 1 2 [--budget 20000] [--eval-every 2500] [--demos 50] [--set threads=1]
+        --seeds 0 1 2 [--budget 20000] [--eval-every 2500] [--demos 20] [--set threads=1]
 
 For each task, each stage a command anyone can run (each resumable: a rerun continues where it stopped):
 
     1. the weak start: imitation from `--demos` expert demos of the task only, briefly trained
          lamp-train imitate --run-dir ROOT/weak_TASK --set 'imitation.tasks=[TASK]'
-                            --set imitation.demos_per_task=50 --set imitation.updates=4000
+                            --set imitation.demos_per_task=20 --set imitation.updates=2000
+                            --set 'agent.cameras=[front, wrist]'
     2. per seed: RLPD-style finetuning from it (lamp-train's finetune defaults: the same number of expert demos
        in a demo buffer sampled 50/50, layer-normed critic, decaying BC term, success reward ending the episode),
        evaluated every --eval-every env steps on the same 30 held-out scenes, and stopped once the target is met
          lamp-train finetune --run-dir ROOT/TASK_sSEED --task TASK --init ROOT/weak_TASK --seed SEED
-                             --set finetune.demo_episodes=50 --set env.episode_steps=50 --set eval_episodes=30
+                             --set finetune.demo_episodes=20 --set env.episode_steps=50 --set eval_episodes=30
                              --set eval_every=2500 --set prefill_steps=500 --steps K            (K += eval_every)
     3. per seed, once the target is met (or at the budget): the policy exported and scored in onnxruntime on
        --bundle-episodes held-out scenes
@@ -43,12 +44,13 @@ def run(command: list[str], capture: bool = False) -> str:
     return result.stdout or ''
 
 
-def weak_start(root: Path, task: str, demos: int, updates: int, sets: list[str]) -> Path:
+def weak_start(root: Path, task: str, args: argparse.Namespace) -> Path:
     run_dir = root / f'weak_{task}'
     if not (run_dir / 'checkpoints').is_dir() or not (run_dir / 'evals.json').is_file():
         run([str(BIN / 'lamp-train'), 'imitate', '--run-dir', str(run_dir), '--set', f'imitation.tasks=[{task}]',
-             '--set', f'imitation.demos_per_task={demos}', '--set', f'imitation.updates={updates}',
-             *[a for s in sets for a in ('--set', s)]])
+             '--set', f'imitation.demos_per_task={args.demos}', '--set', f'imitation.updates={args.imitation_updates}',
+             '--set', f'agent.cameras=[{", ".join(args.cameras)}]', '--set', 'imitation.eval_episodes=30',
+             *[a for s in args.set for a in ('--set', s)]])
     return run_dir
 
 
@@ -161,8 +163,9 @@ def main() -> int:
     p.add_argument('--root', type=Path, default=Path('runs/rl_finetune'), help='where the runs go')
     p.add_argument('--tasks', nargs='+', default=['push_button', 'close_microwave', 'turn_tap'])
     p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
-    p.add_argument('--demos', type=int, default=50, help='expert demos for the weak start and the demo buffer')
-    p.add_argument('--imitation-updates', type=int, default=4000, help="the weak start's BC updates")
+    p.add_argument('--demos', type=int, default=20, help="expert demos of the weak start (and the demo buffer's)")
+    p.add_argument('--imitation-updates', type=int, default=2000, help="the weak start's BC updates")
+    p.add_argument('--cameras', nargs='+', default=['front', 'wrist'], help='cameras the policy sees')
     p.add_argument('--episode-steps', type=int, default=50,
                    help='finetuning episodes (and their evaluations) end after this many steps (default 50)')
     p.add_argument('--budget', type=int, default=20_000, help='env steps per finetuning run at most')
@@ -175,7 +178,7 @@ def main() -> int:
     args = p.parse_args()
     rows: dict[str, list[dict]] = {}
     for task in args.tasks:
-        init = weak_start(args.root, task, args.demos, args.imitation_updates, args.set)
+        init = weak_start(args.root, task, args)
         rows[task] = []
         for seed in args.seeds:
             run_dir = finetune(args.root, task, seed, init, args)

@@ -67,6 +67,8 @@ class FinetuneSettings:
     critic_warmup_updates: int = 500       # the actor waits while the fresh critic learns
     step_penalty: float = 0.0              # subtracted from every step's reward (success reward: a cost per step)
     reference_actor: bool = False          # IBRL: the frozen start proposes actions beside the actor's; Q picks
+    actor_objective: str = 'q'             # 'q': -Q + BC (DrQ-v2, RLPD); 'crr': regress onto the batch's actions
+                                           # the critic values above the actor's own (CRR's binary filter)
     explore_std: float = 0.2               # constant exploration noise (0: the agent's std schedule, 1 -> 0.1)
     gripper_noise: float = 0.0             # gripper exploration noise as a fraction of explore_std: with none the
                                            # gripper follows the policy (BC) instead of flickering open mid-grasp
@@ -81,7 +83,7 @@ LEGACY_VALUES: dict[str, Any] = {
     'finetune.reward': 'task', 'finetune.demo_episodes': 0, 'finetune.demo_fraction': 0.5,
     'finetune.bc_weight': 0.0, 'finetune.bc_decay_steps': 0, 'finetune.critic_layernorm': False,
     'finetune.critic_heads': 2, 'finetune.step_penalty': 0.0, 'finetune.reference_actor': False,
-    'agent.reference_actor': False,
+    'agent.reference_actor': False, 'agent.actor_objective': 'q', 'finetune.actor_objective': 'q',
     'finetune.critic_warmup_updates': 0, 'finetune.explore_std': 0.0, 'finetune.gripper_noise': 1.0,
 }
 FINETUNE_REWARDS = ('success', 'task')

@@ -48,7 +48,8 @@ def resolve_finetune(config: TrainConfig, text_dim: int, init_agent: AgentConfig
                     critic_layernorm=fin.critic_layernorm, critic_heads=fin.critic_heads,
                     bc_weight=fin.bc_weight, bc_decay_updates=fin.bc_decay_steps,
                     critic_warmup_updates=fin.critic_warmup_updates, gripper_noise=fin.gripper_noise,
-                    step_penalty=fin.step_penalty, reference_actor=fin.reference_actor)
+                    step_penalty=fin.step_penalty, reference_actor=fin.reference_actor,
+                    actor_objective=fin.actor_objective)
     if fin.explore_std > 0:
         agent = replace(agent, std_init=fin.explore_std, std_final=fin.explore_std)
     if init_agent is not None:

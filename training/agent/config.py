@@ -51,6 +51,8 @@ class AgentConfig:
     critic_warmup_updates: int = 0                # the actor waits while the fresh critic learns the start policy
     step_penalty: float = 0.0                     # subtracted from every step's reward: with a success reward,
                                                   # failing states pay for every step, so their Q is grounded
+    actor_objective: str = 'q'                    # 'q': DrQ-v2's -Q (+ BC); 'crr': regress onto the batch's
+                                                  # actions the critic values above the actor's own (CRR)
     reference_actor: bool = False                 # IBRL: a frozen copy of the starting policy proposes actions
                                                   # beside the actor's, in acting and in the TD target; Q picks
     gripper_noise: float = 1.0                    # exploration noise on the gripper, as a fraction of the motion's
@@ -71,6 +73,8 @@ class AgentConfig:
                      'ensemble_size', 'ensemble_hidden', 'std_decay_updates'):
             if getattr(self, name) < 1:
                 problems.append(f'{name} must be >= 1, got {getattr(self, name)}')
+        if self.actor_objective not in ('q', 'crr'):
+            problems.append(f"actor_objective {self.actor_objective!r} must be 'q' or 'crr'")
         if self.critic_heads < 2:
             problems.append(f'critic_heads {self.critic_heads}: the target needs at least 2')
         if self.ensemble_size < 2:

@@ -190,6 +190,8 @@ class DrQAgent:
         """DrQ-v2's -min(Q1, Q2) (the heads' mean with more than 2), + bc * BC on the demo rows. Not TD3+BC's
         -Q / mean|Q|: with a shaped reward Q carries a large baseline, and dividing by it left the actor no gradient
         from the critic (measured: push_button, Q ~ 100, no change in 7500 steps)."""
+        if self.config.actor_objective == 'crr':
+            return self._crr_loss(features, state, instruction, action, demo, bc_weight, metrics)
         policy_action = clipped_sample(self.actor(features, state[:, 0], instruction), std, self.config.std_clip)
         qs = self.critic(features, state[:, 0], instruction, policy_action)
         q = torch.min(*qs) if len(qs) == 2 else torch.stack(qs).mean(dim=0)     # RLPD: the ensemble's mean
@@ -198,6 +200,25 @@ class DrQAgent:
         bc = self._bc_loss(features, state, instruction, action, demo)
         metrics.update(bc_loss=bc.item(), bc_weight=bc_weight)
         return -q.mean() + bc_weight * bc
+
+    def _crr_loss(self, features: torch.Tensor, state: torch.Tensor, instruction: torch.Tensor, action: torch.Tensor,
+                  demo: torch.Tensor | None, bc_weight: float, metrics: dict[str, float]) -> torch.Tensor:
+        """CRR's binary filter (Wang et al. 2020) for a deterministic actor: regress onto the batch's actions where
+        the critic values them above the actor's own (advantage > 0), demo rows or the robot's; the actor never
+        follows the critic's gradient into actions no data shows. Plus the demo rows' BC term."""
+        mean = self.actor(features, state[:, 0], instruction)
+        with torch.no_grad():
+            taken = torch.min(*self.critic(features, state[:, 0], instruction, action[:, 0])[:2])
+            own = torch.min(*self.critic(features, state[:, 0], instruction, mean)[:2])
+            better = (taken > own).float()
+        regression = ((mean - action[:, 0]) ** 2).mean(dim=1)
+        loss = (better * regression).sum() / better.sum().clamp(min=1.0)
+        metrics.update(crr_kept=float(better.mean()))
+        if bc_weight and demo is not None and bool(demo.any()):
+            bc = self._bc_loss(features, state, instruction, action, demo)
+            metrics.update(bc_loss=bc.item(), bc_weight=bc_weight)
+            loss = loss + bc_weight * bc
+        return loss
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(array).to(self.device, non_blocking=True)
