@@ -1,16 +1,16 @@
 """RL finetuning lifts a weak imitation start: success vs env steps in sim, several tasks and seeds.
 
     python experiments/rl_finetune.py --root runs/rl_finetune --tasks push_button close_microwave turn_tap \
-        --seeds 0 1 2 [--budget 20000] [--eval-every 2500] [--demos 20] [--set threads=1]
+        --seeds 0 1 2 [--budget 20000] [--eval-every 2500] [--demos 10] [--set threads=1]
 
 For each task, each stage a command anyone can run (each resumable: a rerun continues where it stopped):
 
     1. the weak start: imitation from `--demos` expert demos of the task only, briefly trained
          lamp-train imitate --run-dir ROOT/weak_TASK --set 'imitation.tasks=[TASK]'
-                            --set imitation.demos_per_task=20 --set imitation.updates=2000
+                            --set imitation.demos_per_task=10 --set imitation.updates=2000
                             --set 'agent.cameras=[front, wrist]'
-    2. per seed: RLPD-style finetuning from it (lamp-train's finetune defaults: the same number of expert demos
-       in a demo buffer sampled 50/50, layer-normed critic, decaying BC term, success reward ending the episode),
+    2. per seed: RLPD-style finetuning from it (lamp-train's finetune defaults: 20 expert demos in a demo buffer
+       sampled 50/50, layer-normed critic, decaying BC term, success reward ending the episode),
        evaluated every --eval-every env steps on the same 30 held-out scenes, and stopped once the target is met
          lamp-train finetune --run-dir ROOT/TASK_sSEED --task TASK --init ROOT/weak_TASK --seed SEED
                              --set finetune.demo_episodes=20 --set env.episode_steps=50 --set eval_episodes=30
@@ -71,7 +71,8 @@ def finetune(root: Path, task: str, seed: int, init: Path, args: argparse.Namesp
                    '--steps', str(min(args.budget, step + args.eval_every))]
         if not (run_dir / 'run.json').is_file():
             command += ['--task', task, '--init', str(init), '--seed', str(seed),
-                        '--set', f'finetune.demo_episodes={args.demos}', '--set', f'eval_episodes={args.eval_episodes}',
+                        '--set', f'finetune.demo_episodes={args.buffer_demos}',
+                        '--set', f'eval_episodes={args.eval_episodes}',
                         '--set', f'eval_every={args.eval_every}', '--set', f'prefill_steps={args.prefill}',
                         '--set', f'env.episode_steps={args.episode_steps}',
                         *[a for s in args.set for a in ('--set', s)]]
@@ -120,8 +121,9 @@ def write_results(rows: dict[str, list[dict]], args: argparse.Namespace, name: s
                                                       'runs': rows}, indent=1, default=str) + '\n')
     lines = [f'# RL finetuning from a weak imitation start ({name})', '',
              f'Made by `python experiments/rl_finetune.py {" ".join(sys.argv[1:])}`.', '',
-             f'Weak start: imitation from {args.demos} expert demos of the task; finetuning: lamp-train finetune '
-             f'defaults (RLPD-style, success reward) with the same {args.demos} demos in its demo buffer. '
+             f'Weak start: imitation from {args.demos} expert demos of the task ({", ".join(args.cameras)} cameras); '
+             f'finetuning: lamp-train finetune defaults (RLPD-style, success reward) with {args.buffer_demos} '
+             'expert demos in its demo buffer. '
              f'Training evaluations: {args.eval_episodes} held-out scenes every {args.eval_every} env steps '
              f'(deterministic policy, torch); bundle: the exported policy in onnxruntime on '
              f'{args.bundle_episodes} held-out scenes (95% Wilson interval). Budget {args.budget} env steps; a run '
@@ -163,7 +165,9 @@ def main() -> int:
     p.add_argument('--root', type=Path, default=Path('runs/rl_finetune'), help='where the runs go')
     p.add_argument('--tasks', nargs='+', default=['push_button', 'close_microwave', 'turn_tap'])
     p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
-    p.add_argument('--demos', type=int, default=20, help="expert demos of the weak start (and the demo buffer's)")
+    p.add_argument('--demos', type=int, default=10, help='expert demos of the weak start (default 10)')
+    p.add_argument('--buffer-demos', type=int, default=20,
+                   help="expert demos in finetuning's demo buffer (default 20, lamp-train's default, HIL-SERL's)")
     p.add_argument('--imitation-updates', type=int, default=2000, help="the weak start's BC updates")
     p.add_argument('--cameras', nargs='+', default=['front', 'wrist'], help='cameras the policy sees')
     p.add_argument('--episode-steps', type=int, default=50,

@@ -226,3 +226,21 @@ def test_finetuning_pieces_ibrl_reference_bc_term_and_terminal_windows() -> None
     assert all(torch.equal(before[k], v) for k, v in agent.reference.state_dict().items()), 'the reference is frozen'
     returns = (batch['reward'] * config.gamma ** np.arange(config.n_step)).sum(1)
     assert metrics['target_q'] == pytest.approx(returns.mean(), rel=1e-5)       # terminal: nothing bootstrapped
+
+
+def test_crr_objective_regresses_only_onto_actions_the_critic_prefers() -> None:
+    config = AgentConfig(image_size=32, channels=(8, 8), strides=(2, 2), feature_dim=16, hidden_dim=32,
+                         embedding_dim=16, n_step=2, actor_objective='crr', bc_weight=0.0)
+    agent = DrQAgent(config, seed=0)
+    batch = random_batch(config)
+    taken = torch.from_numpy(batch['action'][:, 0])
+    for prefers_taken, kept in ((True, 1.0), (False, 0.0)):
+        sign = 1.0 if prefers_taken else -1.0
+        agent.critic = lambda f, s, i, a, sign=sign: (sign * -(a - taken).abs().sum(1),) * 2
+        metrics: dict[str, float] = {}
+        loss = agent._crr_loss(agent.encoder(torch.from_numpy(batch['image_front'][:, 0]).permute(0, 3, 1, 2).float()),
+                               torch.from_numpy(batch['state']), torch.from_numpy(batch['instruction']),
+                               torch.from_numpy(batch['action']), None, 0.0, metrics)
+        assert metrics['crr_kept'] == kept and (loss.item() > 0) == prefers_taken
+    with pytest.raises(ValueError, match="actor_objective 'pg'"):
+        AgentConfig(actor_objective='pg')
