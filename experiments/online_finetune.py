@@ -38,6 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument('--init', type=Path, required=True, help='the lamp-train run the learner starts from')
     p.add_argument('--bundle', type=Path, required=True, help="that run's exported bundle: the policy's start")
     p.add_argument('--instruction', default='push button')
+    p.add_argument('--task', default='push_button', help='the simulated scene (and the evaluation task)')
     p.add_argument('--run', type=Path, default=Path('runs/online_finetune'), help='learner run directory (new)')
     p.add_argument('--minutes', type=float, default=45.0, help='wall-clock budget (default 45)')
     p.add_argument('--window', type=int, default=20, help='sliding window of episodes (default 20)')
@@ -114,7 +115,8 @@ def window_rate(episodes: list[dict], window: int) -> float | None:
 
 def run_graph(args: argparse.Namespace, tmp: Path) -> tuple[list[dict], float, dict]:
     log = tmp / 'graph.log'
-    graph = subprocess.Popen([str(BIN / 'lamp-ros'), 'finetune', '--instruction', args.instruction, '--bundle',
+    graph = subprocess.Popen([str(BIN / 'lamp-ros'), 'finetune', '--instruction', args.instruction, '--task', args.task,
+                              '--bundle',
                               str(args.bundle), '--init', str(args.init.resolve()), '--reward', 'success',
                               '--params-file', str(params_file(args, tmp))],
                              stdout=open(log, 'w'), stderr=subprocess.STDOUT, cwd=REPO)
@@ -164,8 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix='online_finetune_') as tmp:
         episodes, seconds, last = run_graph(args, Path(tmp))
     bundle = newest_bundle(args.run)
-    evaluation = json.loads(subprocess.run([str(BIN / 'lamp-sim'), 'eval-bundle', str(bundle), '--instruction',
-                                            args.instruction, '--episodes', str(args.eval_episodes), '--json'],
+    evaluation = json.loads(subprocess.run([str(BIN / 'lamp-sim'), 'eval-bundle', str(bundle), '--task', args.task,
+                                            '--instruction', args.instruction, '--episodes', str(args.eval_episodes),
+                                            '--json'],
                                            check=True, text=True, stdout=subprocess.PIPE, cwd=REPO).stdout)
     write_results(args, episodes, seconds, last, bundle, evaluation)
     return 0

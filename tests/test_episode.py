@@ -20,6 +20,9 @@ def test_tracker_steps_success_and_labels():
     t.on_step(intervention=True)
     assert (t.state, t.stop_reason, t.interventions) == ('stopped', 'max_steps', 1)
     t.start('push button')
+    t.on_sim_success(True)                               # before the first step: the previous scene's success
+    assert not t.success and t.state == 'running'
+    t.on_step()
     t.on_sim_success(True)
     assert t.success and t.success_source == 'sim' and t.stop_reason == 'success'
     t.start('push button')

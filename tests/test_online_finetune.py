@@ -78,12 +78,11 @@ def test_intervention_segments_keep_whole_transitions_and_end_terminal_only_at_t
 def test_the_scripted_operator_helps_stalled_episodes_in_the_first_episodes_only():
     from lamp_ros.teleop.scripted_operator import StallRule
     rule = StallRule(help_episodes=2, stall_steps=5)
-    running = lambda episode, step, success=False: {'state': 'running', 'episode': episode, 'step': step,  # noqa: E731
-                                                    'success': success}
-    assert not rule.update(running(1, 4)) and rule.update(running(1, 5)) and rule.update(running(1, 9))
-    assert not rule.update({'state': 'stopped', 'episode': 1, 'step': 9})
-    assert not rule.update(running(2, 8, success=True)), 'a policy that succeeds is left alone'
-    assert not rule.update(running(3, 30)), 'past help_episodes the policy is on its own'
+    running = lambda episode, success=False: {'state': 'running', 'episode': episode, 'success': success}  # noqa: E731
+    assert not rule.update(running(1), 4) and rule.update(running(1), 5) and rule.update(running(1), 9)
+    assert not rule.update({'state': 'stopped', 'episode': 1}, 9)
+    assert not rule.update(running(2, success=True), 8), 'a policy that succeeds is left alone'
+    assert not rule.update(running(3), 30), 'past help_episodes the policy is on its own'
     assert (rule.episodes_seen, rule.episodes_helped) == (3, 1)
 
 
@@ -95,19 +94,21 @@ def test_the_scripted_operator_node_drives_with_the_expert_action_once_an_episod
     from std_msgs.msg import String
 
     from lamp_ros import contract as c
-    from lamp_ros.ros.convert import action_msg
+    from lamp_ros.ros.convert import action_msg, applied_action_msg
     operator = subprocess.Popen([sys.executable, '-m', 'lamp_ros.teleop.scripted_operator', '--ros-args',
                                  '-p', 'stall_steps:=5', '-p', 'help_episodes:=1'],
                                 stdout=open(tmp_path / 'operator.log', 'w'), stderr=subprocess.STDOUT)
     try:
         teleop = probe.record(c.TELEOP_ACTION)
-        status = lambda step: String(data=json.dumps({'episode': 1, 'state': 'running', 'step': step,  # noqa: E731
-                                                      'success': False}))
+        probe.publish(c.EPISODE_STATUS, String(data=json.dumps({'episode': 1, 'state': 'running', 'success': False})))
         expert = lambda: probe.publish(c.SIM_EXPERT_ACTION, action_msg(np.array([0.5, -0.25, 0.0, 0.0])))  # noqa: E731
-        probe.publish(c.EPISODE_STATUS, status(3))
         assert not probe.wait_for(lambda: teleop, 2.0, expert), 'no help before the episode stalls'
-        probe.publish(c.EPISODE_STATUS, status(6))
-        assert probe.wait_for(lambda: len(teleop) >= 3, 10, expert), (tmp_path / 'operator.log').read_text()
+        def policy_steps_and_expert() -> None:        # the policy's control steps, as the safety node reports them
+            probe.publish(c.APPLIED_ACTION, applied_action_msg(np.zeros(3), 1.0, False,
+                                                               probe.node.get_clock().now().to_msg()))
+            expert()
+        assert probe.wait_for(lambda: len(teleop) >= 3, 10, policy_steps_and_expert), \
+            (tmp_path / 'operator.log').read_text()
         assert np.allclose(teleop[-1][1].data, [0.5, -0.25, 0.0, 0.0])
     finally:
         operator.terminate()

@@ -66,7 +66,9 @@ class EpisodeTracker:
             self.stop('max_steps')
 
     def on_sim_success(self, success: bool) -> None:
-        if success and 'sim' in self.config.success_sources:
+        """Counted from the episode's first step on: before it, a True can only be the previous scene's, sent
+        just before the reset (measured through the finetune graph: episodes 'succeeding' after 0 steps)."""
+        if success and 'sim' in self.config.success_sources and self.step > 0:
             self._succeed('sim')
 
     def on_reward(self, reward: float) -> None:

@@ -1,7 +1,8 @@
 """A scripted operator: the named fake of a person with a SpaceMouse, for finetuning experiments in simulation.
 
-It watches episode/status and, in the first `help_episodes` episodes, takes over when the policy stalls (the
-episode has run `stall_steps` steps without success): from then until the episode ends it publishes the
+It watches episode/status and counts the episode's control steps on control/applied_action (episode/status
+says only when an episode starts and stops), and in the first `help_episodes` episodes takes over when the policy
+stalls (the episode has run `stall_steps` steps without success): from then until the episode ends it publishes the
 simulator's scripted expert action (sim/expert_action, sim_arm's `publish_expert_action`) on teleop/action, the
 topic a teleop device publishes on. The safety node passes it through the same safety filter and flags those
 steps as interventions, as it does for a person. No privileged state reaches the policy or the learner: only the
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from rclpy.node import Node
+from sensor_msgs.msg import JointState
 from std_msgs.msg import Float32MultiArray, String
 
 from lamp_ros import contract as c
@@ -35,8 +37,8 @@ class StallRule:
     helping: bool = False
     _episode: int | None = None
 
-    def update(self, status: dict) -> bool:
-        """Whether to drive now, given the newest episode/status."""
+    def update(self, status: dict, steps: int) -> bool:
+        """Whether to drive now, given the newest episode/status and the control steps of its episode so far."""
         if status.get('state') != 'running':
             self.helping = False
             return False
@@ -45,7 +47,7 @@ class StallRule:
             self._episode, self.helping = episode, False
             self.episodes_seen += 1
         if (not self.helping and self.episodes_seen <= self.help_episodes and not status.get('success')
-                and int(status.get('step', 0)) >= self.stall_steps):
+                and steps >= self.stall_steps):
             self.helping = True
             self.episodes_helped += 1
         return self.helping
@@ -58,6 +60,7 @@ class ScriptedOperatorNode(Node):
                               declare(self, 'stall_steps', 15, 'Take over after this many steps without success.'))
         rate = declare(self, 'control_rate_hz', c.DEFAULT_CONTROL_RATE_HZ, 'teleop/action rate while driving, Hz.')
         self.status: dict = {}
+        self.steps = 0                               # control steps of the running episode
         self.expert: np.ndarray | None = None
         self.actions_sent = 0
         self.action_pub = self.create_publisher(Float32MultiArray, c.TELEOP_ACTION.name, profile(c.TELEOP_ACTION))
@@ -65,17 +68,25 @@ class ScriptedOperatorNode(Node):
         self.create_subscription(String, c.EPISODE_STATUS.name, self._on_status, profile(c.EPISODE_STATUS))
         self.create_subscription(Float32MultiArray, c.SIM_EXPERT_ACTION.name, self._on_expert,
                                  profile(c.SIM_EXPERT_ACTION))
+        self.create_subscription(JointState, c.APPLIED_ACTION.name, self._on_applied, profile(c.APPLIED_ACTION))
         self.create_timer(1.0 / rate, self._tick)
         self.create_timer(1.0, self._publish_status)
 
     def _on_status(self, msg: String) -> None:
-        self.status = json.loads(msg.data)
+        status = json.loads(msg.data)
+        if status.get('episode') != self.status.get('episode') or status.get('state') != 'running':
+            self.steps = 0
+        self.status = status
+
+    def _on_applied(self, msg: JointState) -> None:
+        if self.status.get('state') == 'running':
+            self.steps += 1
 
     def _on_expert(self, msg: Float32MultiArray) -> None:
         self.expert = action_array(msg)
 
     def _tick(self) -> None:
-        if self.rule.update(self.status) and self.expert is not None:
+        if self.rule.update(self.status, self.steps) and self.expert is not None:
             self.action_pub.publish(action_msg(np.clip(self.expert, -1.0, 1.0)))
             self.actions_sent += 1
 
