@@ -120,7 +120,9 @@ def write_results(rows: dict[str, list[dict]], args: argparse.Namespace, name: s
     (RESULTS / f'{name}.json').write_text(json.dumps({'settings': vars(args) | {'root': str(args.root)},
                                                       'runs': rows}, indent=1, default=str) + '\n')
     lines = [f'# RL finetuning from a weak imitation start ({name})', '',
-             f'Made by `python experiments/rl_finetune.py {" ".join(sys.argv[1:])}`.', '',
+             f'Made by `python experiments/rl_finetune.py {" ".join(sys.argv[1:])}`'
+             + (' from runs each made by the same script with one `--seeds S` (two at a time on 2 cores).'
+                if args.report_only else '.'), '',
              f'Weak start: imitation from {args.demos} expert demos of the task ({", ".join(args.cameras)} cameras); '
              f'finetuning: lamp-train finetune defaults (RLPD-style, success reward) with {args.buffer_demos} '
              'expert demos in its demo buffer. '
@@ -131,8 +133,8 @@ def write_results(rows: dict[str, list[dict]], args: argparse.Namespace, name: s
              '| task | seed | start | steps to 50% | steps to 80% | bundle success (95% CI) | wall min |',
              '|---|---|---|---|---|---|---|']
     for task, runs in rows.items():
-        for seed, r in zip(args.seeds, runs):
-            b = r['bundle']
+        for r in runs:
+            seed, b = r['seed'], r['bundle']
             bundle = (f'{b["successes"]}/{b["episodes"]} ({b["ci_low"]:.2f}-{b["ci_high"]:.2f})'
                       if b else '-')
             lines.append(f'| {task} | {seed} | {r["start_success"]:.2f} | {r["steps_to_50"] or "-"} | '
@@ -149,9 +151,9 @@ def plot(rows: dict[str, list[dict]], args: argparse.Namespace, path: Path) -> N
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, len(rows), figsize=(4.5 * len(rows), 3.5), squeeze=False)
     for ax, (task, runs) in zip(axes[0], rows.items()):
-        for seed, r in zip(args.seeds, runs):
+        for r in runs:
             steps, rates = zip(*r['curve'])
-            ax.plot(steps, rates, marker='o', label=f'seed {seed}')
+            ax.plot(steps, rates, marker='o', label=f'seed {r["seed"]}')
         ax.axhline(TARGET, color='grey', linestyle='--', linewidth=1)
         ax.set(title=task, xlabel='env steps', ylabel='success (30 held-out scenes)', ylim=(-0.02, 1.02))
         ax.legend()
@@ -179,14 +181,21 @@ def main() -> int:
     p.add_argument('--bundle-episodes', type=int, default=50)
     p.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='more lamp-train settings')
     p.add_argument('--name', default='rl_finetune', help='results file name in experiments/results/')
+    p.add_argument('--report-only', action='store_true',
+                   help='train nothing: tabulate the runs under --root as they are (e.g. while seeds run elsewhere)')
     args = p.parse_args()
     rows: dict[str, list[dict]] = {}
     for task in args.tasks:
-        init = weak_start(args.root, task, args)
+        init = None if args.report_only else weak_start(args.root, task, args)
         rows[task] = []
         for seed in args.seeds:
-            run_dir = finetune(args.root, task, seed, init, args)
-            rows[task].append(summary(run_dir, bundle_check(run_dir, task, args.bundle_episodes)))
+            run_dir = args.root / f'{task}_s{seed}' if args.report_only else finetune(args.root, task, seed, init, args)
+            if not evals(run_dir):
+                continue
+            report = run_dir.with_name(run_dir.name + '_bundle') / 'eval.json'
+            bundle = (json.loads(report.read_text()) if report.is_file() else None) if args.report_only else \
+                bundle_check(run_dir, task, args.bundle_episodes)
+            rows[task].append({'seed': seed, **summary(run_dir, bundle)})
             write_results(rows, args, args.name)
     return 0
 
