@@ -94,19 +94,8 @@ class SuccessClassifier:
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """uint8 [N, H, W, 3] RGB -> float32 [N] success probabilities."""
         check_images(images)
-        images = self._sized(images)
+        images = square_resized(images, self.image_size)
         return self.session.run([OUTPUT], {INPUT: np.ascontiguousarray(images)})[0].reshape(-1).astype(np.float32)
-
-    def _sized(self, images: np.ndarray) -> np.ndarray:
-        size = self.image_size
-        h, w = images.shape[1:3]
-        if (h, w) == (size, size):
-            return images
-        if h != w:
-            raise ValueError(f'the classifier takes square {size}x{size} frames; got {h}x{w} (crop the camera '
-                             'image square first: the camera node does)')
-        interpolation = cv2.INTER_AREA if h > size else cv2.INTER_LINEAR
-        return np.stack([cv2.resize(image, (size, size), interpolation=interpolation) for image in images])
 
     # --- the reward model interface ---------------------------------------------------------------------
     def embed_images(self, images: np.ndarray) -> np.ndarray:
@@ -117,6 +106,19 @@ class SuccessClassifier:
 
     def score(self, first: np.ndarray, current: np.ndarray, instruction: np.ndarray) -> np.ndarray:
         return np.asarray(current, np.float32)[:, 0]
+
+
+def square_resized(images: np.ndarray, size: int) -> np.ndarray:
+    """Square uint8 frames [N, H, H, 3] at `size` x `size` (area interpolation down, linear up); ValueError for
+    frames that are not square. Training and the robot resize the same way."""
+    h, w = images.shape[1:3]
+    if (h, w) == (size, size):
+        return images
+    if h != w:
+        raise ValueError(f'the classifier takes square {size}x{size} frames; got {h}x{w} (crop the camera '
+                         'image square first: the camera node does)')
+    interpolation = cv2.INTER_AREA if h > size else cv2.INTER_LINEAR
+    return np.stack([cv2.resize(image, (size, size), interpolation=interpolation) for image in images])
 
 
 def _check_graph(session: ort.InferenceSession, manifest: ClassifierManifest, path: Path) -> None:

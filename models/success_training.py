@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -24,7 +23,8 @@ from tqdm import tqdm
 
 from lamp_ros.fileio import atomic_write_text
 from models.episodes import Episode
-from models.success_classifier import INPUT, MANIFEST_FILE, ONNX_FILE, OUTPUT, ClassifierManifest, SuccessClassifier
+from models.success_classifier import (INPUT, MANIFEST_FILE, ONNX_FILE, OUTPUT, ClassifierManifest, SuccessClassifier,
+                                       square_resized)
 from models.torch_onnx import onnx_export
 
 
@@ -60,7 +60,7 @@ class LabelledFrames:
 def labelled_frames(episodes: Iterable[tuple[str, Episode]], config: ClassifierConfig) -> LabelledFrames:
     frames, labels, owners, tasks = [], [], [], set()
     for index, (_, episode) in enumerate(episodes):
-        video = _resized(episode.image_front, config.image_size)
+        video = square_resized(episode.image_front, config.image_size)
         t = len(video)
         label = np.zeros(t, np.float32)
         keep = np.ones(t, bool)
@@ -78,16 +78,6 @@ def labelled_frames(episodes: Iterable[tuple[str, Episode]], config: ClassifierC
         raise ValueError(f'all {len(out.labels)} frames are {"positives" if out.labels[0] else "negatives"}: '
                          'a classifier needs successful and unsuccessful episodes or frames')
     return out
-
-
-def _resized(video: np.ndarray, size: int) -> np.ndarray:
-    h, w = video.shape[1:3]
-    if h != w:
-        raise ValueError(f'frames of {h}x{w}: the classifier takes square frames')
-    if h == size:
-        return video
-    return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA if h > size else cv2.INTER_LINEAR)
-                     for f in video])
 
 
 class ClassifierNet(nn.Module):
