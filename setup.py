@@ -21,7 +21,8 @@ setup(
     python_requires='>=3.10',
     packages=find_packages(include=['lamp_ros', 'lamp_ros.*', 'sim', 'sim.*', 'models', 'models.*', 'training', 'training.*']),
     package_data={'sim': ['assets/textures/*/*.png', 'assets/meshes/*/*.obj', 'assets/instructions/*.txt',
-                          'assets/instructions/*/*.txt']},
+                          'assets/instructions/*/*.txt'],
+                  'lamp_ros.dashboard': ['static/*']},
     data_files=[
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
         (f'share/{PACKAGE}', ['package.xml']),
@@ -44,10 +45,10 @@ setup(
     entry_points={
         'console_scripts': [
             'lamp-ros = lamp_ros.cli:main',
-            'lamp-export = training.export:main',
-            'lamp-models = models.cli:main',
-            'lamp-sim = sim.cli:main',
-            'lamp-train = training.cli:main',
+            'lamp-export = lamp_ros.entry:lamp_export',         # the workstation's tools: on the robot install,
+            'lamp-models = lamp_ros.entry:lamp_models',         # one line saying they need the workstation's
+            'lamp-sim = lamp_ros.entry:lamp_sim',
+            'lamp-train = lamp_ros.entry:lamp_train',
         ],
     },
 )

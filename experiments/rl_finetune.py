@@ -124,8 +124,9 @@ def write_results(rows: dict[str, list[dict]], args: argparse.Namespace, name: s
              + (' from runs each made by the same script with one `--seeds S` (two at a time on 2 cores).'
                 if args.report_only else '.'), '',
              f'Weak start: imitation from {args.demos} expert demos of the task ({", ".join(args.cameras)} cameras); '
-             f'finetuning: lamp-train finetune defaults (RLPD-style, success reward) with {args.buffer_demos} '
-             'expert demos in its demo buffer. '
+             f'finetuning: lamp-train finetune defaults (RLPD-style, success reward)'
+             + (f' with {", ".join(f"`{s}`" for s in args.set)}' if args.set else '')
+             + f' and {args.buffer_demos} expert demos in its demo buffer. '
              f'Training evaluations: {args.eval_episodes} held-out scenes every {args.eval_every} env steps '
              f'(deterministic policy, torch); bundle: the exported policy in onnxruntime on '
              f'{args.bundle_episodes} held-out scenes (95% Wilson interval). Budget {args.budget} env steps; a run '

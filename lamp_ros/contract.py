@@ -13,7 +13,8 @@ from enum import Enum
 CONTRACT_VERSION = 1
 """Bumped whenever a topic, message layout or bundle field changes incompatibly."""
 
-ACTION_DIM = 4
+ACTION_KEYS: tuple[str, ...] = ('dx', 'dy', 'dz', 'gripper')
+ACTION_DIM = len(ACTION_KEYS)
 """(dx, dy, dz, gripper), each in [-1, 1]."""
 
 ACTION_SCALE_M = 0.03
@@ -35,9 +36,15 @@ GRIPPER_OPEN_THRESHOLD = 0.5
 
 DEFAULT_CONTROL_RATE_HZ = 10.0
 
+FINETUNE_EXPLORE_STD = 0.2
+"""Finetuning's exploration: Gaussian noise of this std on the motion actions (in [-1, 1] units), in sim
+(`finetune.explore_std`) and on the robot while the finetune graph runs (the policy node's `explore_std`)."""
+
 
 class Qos(Enum):
     SENSOR = 'sensor'            # best effort, keep last 5, volatile (rclpy's qos_profile_sensor_data)
+    STATE = 'state'              # robot state: published reliable (a default subscriber, e.g. a user's script,
+                                 # gets it), subscribed best effort (any driver's publisher is taken); keep last 5
     RELIABLE = 'reliable'        # reliable, keep last 10, volatile
     LATCHED = 'latched'          # reliable, keep last 1, transient local: late joiners get the last value
 
@@ -52,19 +59,23 @@ class Topic:
 
 CAMERA_IMAGE = Topic('camera/image_raw', 'sensor_msgs/Image', Qos.SENSOR,
                      'Front camera, rgb8, stamped at capture time.')
+CAMERA_INFO = Topic('camera/camera_info', 'sensor_msgs/CameraInfo', Qos.SENSOR,
+                    "The front camera's calibration fitted to the published frames (camera node with "
+                    'calibration_file), stamped like the image it belongs to.')
 WRIST_CAMERA_IMAGE = Topic('camera/wrist/image_raw', 'sensor_msgs/Image', Qos.SENSOR,
                            'Wrist camera, rgb8, stamped at capture time (needed by bundles whose '
                            'observation.cameras lists it).')
-EE_POSE = Topic('robot/ee_pose', 'geometry_msgs/PoseStamped', Qos.SENSOR,
+EE_POSE = Topic('robot/ee_pose', 'geometry_msgs/PoseStamped', Qos.STATE,
                 'End-effector pose in the robot base frame, metres.')
-GRIPPER_STATE = Topic('robot/gripper_state', 'sensor_msgs/JointState', Qos.SENSOR,
+GRIPPER_STATE = Topic('robot/gripper_state', 'sensor_msgs/JointState', Qos.STATE,
                       "One joint named 'gripper': position = opening, 0 closed .. 1 fully open.")
 INSTRUCTION = Topic('instruction', 'std_msgs/String', Qos.LATCHED,
                     'The current language instruction.')
 POLICY_ACTION = Topic('policy/action', 'std_msgs/Float32MultiArray', Qos.RELIABLE,
                       '4 values in [-1, 1]: dx, dy, dz, gripper (>= 0.5 open).')
 POLICY_STATUS = Topic('policy/status', 'std_msgs/String', Qos.LATCHED,
-                      'JSON: bundle path, model version, state (running/refused/waiting), reason.')
+                      'JSON: bundle path, model version, image_size [h, w] the policy sees, state '
+                      '(running/refused/waiting), reason.')
 EE_TWIST_CMD = Topic('robot/ee_twist_cmd', 'geometry_msgs/TwistStamped', Qos.RELIABLE,
                      'Safe Cartesian velocity command to the arm driver, m/s, base frame.')
 SAFE_GRIPPER_ACTION = Topic('safety/gripper_action', 'std_msgs/Float32', Qos.RELIABLE,
@@ -76,8 +87,10 @@ SAFETY_STATUS = Topic('safety/status', 'std_msgs/String', Qos.LATCHED,
 ESTOP = Topic('estop', 'std_msgs/Bool', Qos.LATCHED,
               'True = emergency stop (latched in the safety layer until False is published).')
 
-EPISODE_EVENT = Topic('episode/event', 'std_msgs/String', Qos.RELIABLE,
-                      "Episode boundaries: 'start' (the next image is the episode's first frame) or 'stop'.")
+EPISODE_EVENT = Topic('episode/event', 'std_msgs/String', Qos.LATCHED,
+                      "Episode boundaries: 'start' (the next image is the episode's first frame) or 'stop'. "
+                      'Latched: a node whose subscription is matched just after a start (discovery takes a '
+                      'moment) still hears it, instead of idling through the episode.')
 EPISODE_STATUS = Topic('episode/status', 'std_msgs/String', Qos.LATCHED,
                        'JSON: episode, state (idle/running/stopped), step, max_steps, success, success_source, '
                        'label, instruction.')
@@ -115,11 +128,15 @@ REWARD_STATUS = Topic('reward/status', 'std_msgs/String', Qos.LATCHED,
 CAMERA_TOPICS: dict[str, Topic] = {'front': CAMERA_IMAGE, 'wrist': WRIST_CAMERA_IMAGE}
 """The cameras a policy may see (a bundle's observation.cameras, front first) and the topic of each."""
 
-TOPICS: tuple[Topic, ...] = (CAMERA_IMAGE, WRIST_CAMERA_IMAGE, EE_POSE, GRIPPER_STATE, INSTRUCTION, POLICY_ACTION,
+DIAGNOSTICS = Topic('/diagnostics', 'diagnostic_msgs/DiagnosticArray', Qos.RELIABLE,
+                    "Every node's health once a second (level, message, values), for rqt_robot_monitor and "
+                    'Foxglove.')
+
+TOPICS: tuple[Topic, ...] = (CAMERA_IMAGE, CAMERA_INFO, WRIST_CAMERA_IMAGE, EE_POSE, GRIPPER_STATE, INSTRUCTION, POLICY_ACTION,
                              POLICY_STATUS, EE_TWIST_CMD, SAFE_GRIPPER_ACTION, GRIPPER_CMD,
                              SAFETY_STATUS, ESTOP, EPISODE_EVENT, EPISODE_STATUS, EPISODE_LABEL, SIM_SUCCESS,
                              SIM_EXPERT_ACTION, REWARD, TELEOP_ACTION, CONTROL_MODE, APPLIED_ACTION, POLICY_BUNDLE, LEARNER_STATUS,
-                             LEARNER_PROGRESS, REWARD_STATUS, TELEOP_STATUS)
+                             LEARNER_PROGRESS, REWARD_STATUS, TELEOP_STATUS, DIAGNOSTICS)
 
 ROBOT_RESET_SERVICE = 'robot/reset'  # std_srvs/Trigger, served by the arm driver: arm to home (sim: next episode)
 EPISODE_START_SERVICE = 'episode/start'     # std_srvs/Trigger, served by the episode node

@@ -16,11 +16,13 @@ from typing import Any
 
 import yaml
 
-from lamp_ros.contract import ACTION_SCALE_M, DEFAULT_CONTROL_RATE_HZ
+from lamp_ros.contract import ACTION_SCALE_M, DEFAULT_CONTROL_RATE_HZ, FINETUNE_EXPLORE_STD
 from lamp_ros.paths import config_file, default_bundle_dir
 
 MODES = ('deploy', 'finetune')
-ROBOTS = ('sim', 'real')
+ROBOTS = ('sim', 'real', 'impedance', 'servo')
+REAL_ROBOTS = ('real', 'impedance', 'servo')   # real: the driver speaks robot/*; impedance: a pose-target controller;
+                                               # servo: MoveIt Servo takes the twist
 REWARDS = ('auto', 'task', 'r3m', 'clip', 'classifier', 'success')
 REWARD_NODE_MODEL = {'r3m': 'r3m-onnx', 'clip': 'clip', 'classifier': 'classifier'}      # reward argument -> the reward node's `model`
 COMMON_PARAMS = 'common.yaml'
@@ -38,6 +40,7 @@ class NodeSpec:
     modes: tuple[str, ...] = MODES
     mode_params: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()   # (mode, ((param, value), ...))
     robot_params: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()  # (robot, ((param, value), ...))
+    stop_timeout_s: float = 5.0     # SIGINT to kill (launch's sigterm_timeout too): the learner checkpoints first
 
     def params_for(self, mode: str, robot: str = 'sim') -> dict[str, Any]:
         return {**dict(next((p for m, p in self.mode_params if m == mode), ())),
@@ -47,22 +50,28 @@ class NodeSpec:
 NODES: tuple[NodeSpec, ...] = (
     NodeSpec('sim_arm', 'sim_arm', ('sim',), 3,
              'MuJoCo arm in place of the arm driver; also renders camera/image_raw'),
-    NodeSpec('camera', 'camera', ('real',), 3, 'OpenCV camera -> camera/image_raw'),
+    NodeSpec('camera', 'camera', REAL_ROBOTS, 3, 'OpenCV camera -> camera/image_raw'),
+    NodeSpec('pose_target', 'pose_target', ('impedance',), 3,
+             "safe twist -> a Cartesian impedance controller's pose target"),
+    NodeSpec('servo_adapter', 'servo_adapter', ('servo',), 3,
+             'safe twist -> MoveIt Servo; robot/ee_pose from TF; robot/reset to home'),
     NodeSpec('prompt', 'prompt', ROBOTS, 0, 'publishes the instruction'),
     NodeSpec('episode', 'episode', ROBOTS, 0, 'episode start/stop/reset, step limit, success',
              mode_params=(('finetune', (('auto_start', True), ('auto_reset', True))),)),
     NodeSpec('policy', 'policy', ROBOTS, 0, 'ONNX policy bundle -> policy/action',
-             mode_params=(('finetune', (('require_episode', True),)),),
-             robot_params=(('real', (('require_episode', True),)),)),     # a real arm moves only when asked
+             mode_params=(('finetune', (('require_episode', True), ('explore_std', FINETUNE_EXPLORE_STD))),),
+             robot_params=tuple((r, (('require_episode', True),)) for r in REAL_ROBOTS)),   # moves only when asked
     NodeSpec('reward', 'reward', ROBOTS, 0, 'R(o_0, o_t, instruction) of camera frames -> reward',
              modes=('finetune',)),
     NodeSpec('actor', 'actor', ROBOTS, 0, 'transitions -> learner over pyzmq; learner bundles -> policy',
              modes=('finetune',)),
     NodeSpec('learner', 'learner', ROBOTS, 0, 'trains on the transitions, pushes policy bundles (loopback)',
-             modes=('finetune',)),
+             modes=('finetune',), stop_timeout_s=60.0),
     NodeSpec('safety', 'safety', ROBOTS, 1, 'safety layer -> robot/ee_twist_cmd, safety/gripper_action'),
     NodeSpec('gripper', 'gripper', ROBOTS, 2, 'gripper action -> robot/gripper_cmd'),
+    NodeSpec('dashboard', 'dashboard', ROBOTS, 0, 'web page: live cameras, plots, controls (config/dashboard.yaml)'),
 )
+DASHBOARD = ('auto', 'true', 'false')      # auto: on in sim, off on a real robot (a page is an open door)
 
 
 @dataclass(frozen=True)
@@ -72,11 +81,14 @@ class Argument:
     doc: str
     choices: tuple[str, ...] = ()
     sets: tuple[tuple[str, str], ...] = ()     # (node, parameter) pairs it overrides when non-empty
+    modes: tuple[str, ...] = MODES             # the graphs that take it (`--show-args` lists only those)
 
 
 ARGUMENTS: tuple[Argument, ...] = (
     Argument('instruction', '', 'Language instruction for the policy.', sets=(('prompt', 'instruction'),)),
-    Argument('robot', 'sim', 'sim: the MuJoCo arm; real: your arm driver provides the robot/* topics.',
+    Argument('robot', 'sim', 'sim: the MuJoCo arm; real: your arm driver provides the robot/* topics; '
+             "impedance: a Cartesian impedance controller follows a pose target (pose_target node); "
+             'servo: MoveIt Servo takes the twist (servo_adapter node); config/robots/*.yaml as params_file.',
              choices=ROBOTS),
     Argument('bundle', '', 'Policy bundle directory (default in sim: the shipped bundle, bundles/default; '
              'a real robot needs one given).', sets=(('policy', 'bundle_path'),)),
@@ -87,12 +99,20 @@ ARGUMENTS: tuple[Argument, ...] = (
     Argument('reward', 'auto', "finetune: 'task' (sim only: the task's shaped reward), 'r3m' (reward node, R3M "
              "in ONNX), 'clip' (reward node, CLIP), 'classifier' (reward node, success classifier), 'success' (1 when "
              "the episode succeeds: sim/success or the operator's label; no reward node); auto = task in sim, r3m on "
-             'a real robot.', choices=REWARDS),
+             'a real robot.', choices=REWARDS, modes=('finetune',)),
     Argument('learner', 'local', "finetune: 'local' starts the learner in this graph (loopback); "
-             'tcp://HOST:PORT uses a learner started with `lamp-ros learner` (no learner node here).'),
+             'tcp://HOST:PORT uses a learner started with `lamp-ros learner` (no learner node here).',
+             modes=('finetune',)),
     Argument('init', '', 'finetune: the lamp-train run the local learner starts from (empty: from scratch).',
-             sets=(('learner', 'init_run'),)),
+             sets=(('learner', 'init_run'),), modes=('finetune',)),
+    Argument('dashboard', 'auto', 'The operator web page (http://127.0.0.1:8080/; config/dashboard.yaml): '
+             'true, false, or auto = on in sim, off on a real robot.', choices=DASHBOARD),
 )
+
+
+def arguments_for(mode: str) -> tuple[Argument, ...]:
+    """The arguments a graph of `mode` takes (launch files and `lamp-ros MODE` declare these)."""
+    return tuple(a for a in ARGUMENTS if mode in a.modes)
 
 
 @dataclass(frozen=True)
@@ -122,8 +142,12 @@ class Graph:
 
 
 def build(mode: str, instruction: str = '', robot: str = 'sim', bundle: str = '', params_file: str = '',
-          reward: str = 'auto', learner: str = 'local', init: str = '', task: str = '') -> Graph:
+          reward: str = 'auto', learner: str = 'local', init: str = '', task: str = '',
+          dashboard: str = 'auto') -> Graph:
     reward = _checked_reward(mode, robot, reward, learner)
+    if dashboard not in DASHBOARD:
+        raise ValueError(f'dashboard must be one of {DASHBOARD}, got {dashboard!r}')
+    with_dashboard = dashboard == 'true' or (dashboard == 'auto' and robot == 'sim')
     notes = []
     if mode == 'finetune':
         notes.append(f'finetuning with the {reward} reward; learner: '
@@ -145,10 +169,14 @@ def build(mode: str, instruction: str = '', robot: str = 'sim', bundle: str = ''
             continue
         if (spec.name == 'reward' and reward in ('task', 'success')) or (spec.name == 'learner' and learner != 'local'):
             continue
+        if spec.name == 'dashboard' and not with_dashboard:
+            continue
         overrides = spec.params_for(mode, robot)
         overrides.update({param: values[arg.name] for arg in ARGUMENTS for node, param in arg.sets
                           if node == spec.name and values.get(arg.name)})
         overrides.update(_finetune_overrides(spec.name, mode, reward, learner))
+        if spec.name in ('actor', 'learner'):       # what the robot records, what a new learner's agent sees
+            overrides['cameras'] = list(_bundle_cameras(bundle))
         files = tuple(f for f in (config_file(COMMON_PARAMS), config_file(f'{spec.name}.yaml')) if _holds_values(f))
         files += user_files
         nodes.append(NodeLaunch(spec, files, overrides))
@@ -222,6 +250,15 @@ def _untrained_task_note(bundle: str, task: str) -> str:
     if not trained or task in trained:
         return ''
     return f'the bundle was trained for {", ".join(trained)}, not {task}; running it anyway'
+
+
+def _bundle_cameras(bundle: str) -> tuple[str, ...]:
+    """The cameras the bundle's policy sees (front first): what the actor records for the learner."""
+    from models.bundle import BundleError, read_manifest
+    try:
+        return read_manifest(Path(bundle), verify_files=False).cameras
+    except (BundleError, OSError):
+        return ('front',)                    # refused_bundle names what is wrong with it before anything starts
 
 
 def _finetune_overrides(node: str, mode: str, reward: str, learner: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from lamp_ros import graph
 
 
 def _nodes(context: LaunchContext, mode: str) -> list:
-    args = {a.name: LaunchConfiguration(a.name).perform(context) for a in graph.ARGUMENTS}
+    args = {a.name: LaunchConfiguration(a.name).perform(context) for a in graph.arguments_for(mode)}
     g = graph.build(mode, **args)
     refused = graph.refused_bundle(g)
     if refused:
@@ -22,12 +22,12 @@ def _nodes(context: LaunchContext, mode: str) -> list:
         actions.append(Node(
             package='lamp_ros', executable=n.spec.executable, name=n.spec.name, output='screen',
             parameters=[str(f) for f in n.params_files] + ([n.overrides] if n.overrides else []),
-            remappings=list(n.spec.remappings)))
+            remappings=list(n.spec.remappings), sigterm_timeout=str(n.spec.stop_timeout_s)))
     return actions
 
 
 def generate(mode: str) -> LaunchDescription:
     declared = [DeclareLaunchArgument(a.name, default_value=a.default, description=a.doc,
                                       **({'choices': list(a.choices)} if a.choices else {}))
-                for a in graph.ARGUMENTS]
+                for a in graph.arguments_for(mode)]
     return LaunchDescription(declared + [OpaqueFunction(function=_nodes, kwargs={'mode': mode})])

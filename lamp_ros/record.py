@@ -1,14 +1,16 @@
 """`lamp-ros record`: save every episode the graph runs (teleoperated or the policy's) to disk.
 
   lamp-ros record --out demos/                 one episode file (.npz) per episode
-  lamp-ros record --out demos/ --mcap          and a ROS 2 bag (.mcap) of the episode's topics beside it
+  lamp-ros record --out demos/ --mcap          and a ROS 2 bag (rosbag2 directory, MCAP) of the episode's topics
+  lamp-ros record --out ds/ --format lerobot   a LeRobotDataset v3 instead (parquet + H.264 videos, meta/), one
+                                               episode appended as each ends (models/lerobot_dataset.py)
 
 An episode is what the episode node runs: from episode/status 'running' until it stops (step limit, success,
 the operator's label, episode/stop or reset; the console starts and stops them). The files are
 models.episodes files (images, states, actions, intervention flags, rewards, instruction, success, and a
 JSON `meta`), which `lamp-models finetune-reward --episodes DIR` and the learner read; docs/recording.md
-documents the layout. A label given after an episode stopped rewrites its file. Ctrl-C saves the episode
-in progress, marked incomplete.
+documents the layout. A label given after an episode stopped rewrites its file (or its dataset rows). Ctrl-C
+saves the episode in progress, marked incomplete. `lamp-ros to-lerobot` converts episode files recorded before.
 """
 from __future__ import annotations
 
@@ -35,8 +37,7 @@ from lamp_ros.ros.node_process import declare, run_node
 from models.episodes import Episode, save_episode
 
 FORMAT = 'lamp_ros.recording'
-FORMAT_VERSION = 1
-ACTION_KEYS = ('dx', 'dy', 'dz', 'gripper')
+FORMAT_VERSION = 2                 # 2: one row per applied action (1: one row per camera frame)
 # recorded into the episode file (and the bag) ...
 EPISODE_TOPICS = (c.CAMERA_IMAGE, c.EE_POSE, c.GRIPPER_STATE, c.APPLIED_ACTION, c.REWARD, c.EPISODE_STATUS,
                   c.INSTRUCTION, c.POLICY_STATUS)
@@ -47,11 +48,12 @@ NO_EPISODE_WARNING_S = 5.0
 
 
 class RecorderNode(Node):
-    def __init__(self, out_dir: Path, mcap: bool) -> None:
+    def __init__(self, out_dir: Path, mcap: bool, dataset_format: str = 'npz') -> None:
         super().__init__('recorder')
         self.out_dir, self.mcap = Path(out_dir), mcap
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.control_rate_hz = declare(self, 'control_rate_hz', c.DEFAULT_CONTROL_RATE_HZ, 'Control rate, Hz (meta).')
+        self.dataset = None if dataset_format == 'npz' else LeRobotEpisodes(self.out_dir, self.control_rate_hz)
         self.action_scale_m = declare(self, 'action_scale_m', c.ACTION_SCALE_M,
                                       'Metres per control step for |action| = 1 (meta).')
         self.session = time.strftime('%Y%m%d-%H%M%S')
@@ -180,7 +182,7 @@ class RecorderNode(Node):
             return
         self.last_finished = (episode_id, rec, status)
         self._writer.submit(self._write, episode_id, rec, status, True, False).add_done_callback(self._check_saved)
-        self.get_logger().info(f"episode {rec.number} relabelled ({status.get('label')}): rewriting {episode_id}.npz")
+        self.get_logger().info(f"episode {rec.number} relabelled ({status.get('label')}): rewriting {episode_id}")
 
     def _finish(self, rec: EpisodeRecording, status: dict[str, Any], complete: bool) -> None:
         self.current = None
@@ -196,7 +198,7 @@ class RecorderNode(Node):
             self._count += 1
             episode_id = f'rec-{self.session}-{self._count:05d}'
             self.last_finished = (episode_id, rec, status)
-            self._writer.submit(self._write, episode_id, rec, status, complete, self.mcap).add_done_callback(
+            self._writer.submit(self._write, episode_id, rec, status, complete, True).add_done_callback(
                 self._check_saved)
 
     def _check_saved(self, future: Future) -> None:
@@ -206,33 +208,43 @@ class RecorderNode(Node):
 
     # --- writing (in the writer thread) --------------------------------------------------------------
     def _write(self, episode_id: str, rec: EpisodeRecording, status: dict[str, Any], complete: bool,
-               write_bag_now: bool) -> None:
+               first: bool) -> None:
+        """The episode's file (or dataset rows) and, the first time, its bag; again after a relabel."""
         instruction = rec.instruction or status.get('instruction') or self.instruction
         if not instruction:
             self.get_logger().error(f'episode {rec.number} not saved: it has no instruction (publish one, e.g. with '
                                     f'the console)')
             return
-        action, intervention, held = rec.aligned_actions()
-        bag_file = f'{episode_id}.mcap' if self.mcap and rec.bag else ''
+        steps = rec.aligned()
+        frames = steps.frame_index
+        bag_file = ('' if not (self.mcap and rec.bag) else      # a rosbag2 directory beside the .npz files
+                    episode_id if self.dataset is None else f'bags/{episode_id}')
         meta = {
             'format': FORMAT, 'version': FORMAT_VERSION, 'episode': rec.number, 'session': self.session,
             'complete': complete, 'label': status.get('label', ''), 'success_source': status.get('success_source', ''),
             'stop_reason': status.get('stop_reason', '' if complete else 'recorder stopped'),
-            'steps': status.get('step'), 'interventions': int(intervention.sum()),
-            'steps_without_action': held, 'frames_rejected': rec.frames_rejected,
-            'state_keys': list(c.STATE_KEYS), 'action_keys': list(ACTION_KEYS),
+            'steps': len(steps.action), 'interventions': int(steps.intervention.sum()),
+            'episode_node_steps': status.get('step'), 'episode_node_interventions': status.get('interventions'),
+            'actions_before_first_frame': steps.before_first_frame, 'frames_recorded': len(rec.frames),
+            'frames_rejected': rec.frames_rejected,
+            'state_keys': list(c.STATE_KEYS), 'action_keys': list(c.ACTION_KEYS),
             'control_rate_hz': self.control_rate_hz, 'action_scale_m': self.action_scale_m,
             'model_version': self.policy_status.get('model_version', ''),
             'started': _iso(rec.started_wall), 'first_stamp': rec.frame_stamps[0], 'last_stamp': rec.frame_stamps[-1],
             'mcap': bag_file}
-        episode = Episode(image_front=np.stack(rec.frames), instruction=instruction,
-                          success=bool(status.get('success', False)), state=rec.states(), action=action,
-                          reward=rec.reward_per_frame(), intervention=intervention, meta=json.dumps(meta))
-        path = save_episode(self.out_dir / f'{episode_id}.npz', episode)
-        if bag_file and write_bag_now:
+        state, reward = rec.states(), rec.reward_per_frame()
+        episode = Episode(image_front=np.stack(rec.frames)[frames], instruction=instruction,
+                          success=bool(status.get('success', False)), state=None if state is None else state[frames],
+                          action=steps.action, reward=None if reward is None else reward[frames],
+                          intervention=steps.intervention, meta=json.dumps(meta))
+        if self.dataset is None:
+            name = save_episode(self.out_dir / f'{episode_id}.npz', episode).name
+        else:
+            name = f'dataset episode {self.dataset.save(episode_id, episode)}'
+        if bag_file and first:
             write_bag(self.out_dir / bag_file, rec.bag)
-        self.get_logger().info(f'saved {path.name}: episode {rec.number}, {len(rec.frames)} frames, '
-                               f'{int(intervention.sum())} intervention steps, success={episode.success}'
+        self.get_logger().info(f'saved {name}: episode {rec.number}, {len(steps.action)} steps, '
+                               f'{int(steps.intervention.sum())} intervention steps, success={episode.success}'
                                + (f", label {meta['label']}" if meta['label'] else '') + (f' + {bag_file}' if bag_file else '')
                                + ('' if complete else ' (incomplete)'))
 
@@ -247,6 +259,21 @@ class RecorderNode(Node):
             self._finish(self.current, {}, complete=False)
             self._save_finished()
         self._writer.shutdown(wait=True)
+
+
+class LeRobotEpisodes:
+    """--format lerobot: each finished episode appended to the LeRobotDataset at the output directory; a relabel
+    rewrites the same episode's rows."""
+
+    def __init__(self, root: Path, fps: float) -> None:
+        from models.lerobot_dataset import LeRobotWriter          # pyarrow and PyAV, only when asked for
+        self.writer = LeRobotWriter(root, fps)
+        self.index: dict[str, int] = {}
+
+    def save(self, episode_id: str, episode: Episode) -> int:
+        index = self.writer.add(episode, extra={'episode_id': episode_id}, replace=self.index.get(episode_id))
+        self.index[episode_id] = index
+        return index
 
 
 def _json_object(text: str) -> dict[str, Any]:
@@ -265,7 +292,11 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='lamp-ros record', description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--out', type=Path, required=True, help='directory for the episode files (created if missing)')
-    p.add_argument('--mcap', action='store_true', help='also write each episode as a ROS 2 bag (<id>.mcap)')
+    p.add_argument('--mcap', action='store_true',
+                   help='also write each episode as a ROS 2 bag (<id>/: MCAP + metadata.yaml, as ros2 bag reads it)')
+    p.add_argument('--format', choices=('npz', 'lerobot'), default='npz', dest='dataset_format',
+                   help='npz: one episode file each (default; what the learner and finetune-reward read); lerobot: '
+                        'a LeRobotDataset v3 in --out (parquet + H.264 videos + meta/)')
     return p
 
 
@@ -278,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f'--out {out} is a file, not a directory')
     extra = argv[split + 1:]
     ros = ['lamp-ros-record', '--ros-args', '--params-file', str(config_file('common.yaml')), *extra]
-    return run_node(lambda: RecorderNode(out, args.mcap), ros)
+    return run_node(lambda: RecorderNode(out, args.mcap, args.dataset_format), ros)
 
 
 if __name__ == '__main__':

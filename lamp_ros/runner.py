@@ -93,16 +93,18 @@ class GraphRunner:
         self.stop()
         return status
 
-    def stop(self, timeout_s: float = 5.0) -> None:
+    def stop(self) -> None:
+        """SIGINT to each stop rank in turn; a node still running after its spec's stop_timeout_s is killed."""
         for rank in sorted({ch.node.spec.stop_rank for ch in self.children}):
             group = [ch for ch in self.children if ch.node.spec.stop_rank == rank and ch.proc.poll() is None]
             for ch in group:
                 ch.proc.send_signal(signal.SIGINT)
             for ch in group:
                 try:
-                    ch.proc.wait(timeout=timeout_s)
+                    ch.proc.wait(timeout=ch.node.spec.stop_timeout_s)
                 except subprocess.TimeoutExpired:
-                    self.log(f'[lamp-ros] {ch.node.spec.name} did not stop in {timeout_s} s: killing it')
+                    self.log(f'[lamp-ros] {ch.node.spec.name} did not stop in {ch.node.spec.stop_timeout_s} s: '
+                             'killing it')
                     ch.proc.kill()
                     ch.proc.wait()
         self._tmp.cleanup()

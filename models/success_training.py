@@ -22,6 +22,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from lamp_ros.fileio import atomic_write_text
+from models.augment import random_offsets, random_shift
 from models.episodes import Episode
 from models.success_classifier import (INPUT, MANIFEST_FILE, ONNX_FILE, OUTPUT, ClassifierManifest, SuccessClassifier,
                                        square_resized)
@@ -124,7 +125,8 @@ def train_classifier(data: LabelledFrames, config: ClassifierConfig, progress: b
     half = config.batch_size // 2
     for _ in tqdm(range(config.steps), desc='train classifier', unit='step', disable=not progress):
         rows = np.concatenate([rng.choice(positives, half), rng.choice(negatives, config.batch_size - half)])
-        images = torch.from_numpy(_shifted(data.frames[rows], config.augment_pad, rng))
+        images = torch.from_numpy(random_shift(data.frames[rows], config.augment_pad,
+                                                       random_offsets(len(rows), config.augment_pad, rng)))
         loss = F.binary_cross_entropy_with_logits(net.logits(images), torch.from_numpy(data.labels[rows]))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -134,15 +136,6 @@ def train_classifier(data: LabelledFrames, config: ClassifierConfig, progress: b
               'train': _scores(net, data, train_rows, config.threshold),
               'held_out': _scores(net, data, held_rows, config.threshold) if held_rows.any() else None}
     return net, report
-
-
-def _shifted(images: np.ndarray, pad: int, rng: np.random.Generator) -> np.ndarray:
-    if pad == 0:
-        return images
-    n, h, w = images.shape[:3]
-    padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode='edge')
-    rows, cols = rng.integers(0, 2 * pad + 1, (2, n))
-    return np.stack([padded[i, r:r + h, c:c + w] for i, (r, c) in enumerate(zip(rows, cols))])
 
 
 @torch.no_grad()

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from tqdm import tqdm
 
 import sim
 from lamp_ros.fileio import atomic_write_bytes
+from lamp_ros.video import write_video
 from models.episodes import Episode, save_episode
 from sim import evaluation
 from sim.experts import EpisodeResult, make_expert, run_episode
@@ -35,33 +34,34 @@ from sim.experts import EpisodeResult, make_expert, run_episode
 SHEET_FRAMES = 8
 
 
-def _frame(observation: dict[str, np.ndarray]) -> np.ndarray:
-    return np.hstack([observation['image_front'], observation['image_wrist']])
+def _frame(env, observation: dict[str, np.ndarray]) -> np.ndarray:
+    return env.unwrapped.view_frame(observation)
 
 
 def record_episode(env, policy: str, seed: int) -> tuple[list[np.ndarray], EpisodeResult]:
-    """Frames (front | wrist, RGB) of one episode played by 'random' actions or the 'expert'."""
+    """Frames (front | wrist at VIEW_PX | the agent's front image, RGB) of one episode played by 'random' actions
+    or the 'expert'."""
     frames: list[np.ndarray] = []
     task = env.unwrapped.task_name
     if policy == 'expert':
-        result = run_episode(env, make_expert(task), seed=seed, on_step=lambda obs, r, info: frames.append(_frame(obs)))
+        result = run_episode(env, make_expert(task), seed=seed, on_step=lambda obs, r, info: frames.append(_frame(env, obs)))
         return frames, result
     observation, info = env.reset(seed=seed)
     env.action_space.seed(seed)
-    frames.append(_frame(observation))
+    frames.append(_frame(env, observation))
     total, first_success, step, done = 0.0, None, 0, False
     while not done:
         observation, reward, terminated, truncated, info = env.step(env.action_space.sample())
         step, total = step + 1, total + reward
         first_success = first_success or (step if info['success'] else None)
-        frames.append(_frame(observation))
+        frames.append(_frame(env, observation))
         done = terminated or truncated
     return frames, EpisodeResult(first_success is not None, first_success, total, info['instruction'])
 
 
 def _labelled(frame: np.ndarray, text: str) -> np.ndarray:
-    bar = np.full((14, frame.shape[1], 3), 255, np.uint8)
-    cv2.putText(bar, text, (2, 11), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1, cv2.LINE_AA)
+    bar = np.full((24, frame.shape[1], 3), 255, np.uint8)
+    cv2.putText(bar, text, (4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
     return np.vstack([bar, frame])
 
 
@@ -70,21 +70,6 @@ def _png(image_rgb: np.ndarray) -> bytes:
     if not ok:
         raise RuntimeError('PNG encoding failed')
     return encoded.tobytes()
-
-
-def write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
-    """MP4 written next to `path` and renamed into place (readers never see half a file)."""
-    height, width = frames[0].shape[:2]
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.mp4', dir=path.parent)
-    os.close(fd)
-    writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*'mp4v'), fps, (width, height))
-    if not writer.isOpened():
-        os.unlink(tmp)
-        raise RuntimeError('OpenCV cannot write MP4 video here')
-    for frame in frames:
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
-    os.replace(tmp, path)
 
 
 def view(task: str, seed: int, out: Path, image_size: int, randomize: bool) -> list[Path]:
@@ -102,7 +87,7 @@ def view(task: str, seed: int, out: Path, image_size: int, randomize: bool) -> l
     rows = []
     for frames, _ in episodes.values():
         picks = np.linspace(0, len(frames) - 1, SHEET_FRAMES).round().astype(int)
-        rows.append(np.hstack([frames[i] for i in picks]))
+        rows.append(np.hstack([frames[i][::2, ::2] for i in picks]))          # half size: a sheet to glance at
     sheet = stem.with_suffix('.png')
     atomic_write_bytes(sheet, _png(np.vstack(rows)))
     for policy, (_, result) in episodes.items():
@@ -213,7 +198,7 @@ def _expert_episode(env, expert, task: str, seed: int, after_success: int, max_s
     for step in range(1, max_steps + 1):
         action = expert.act(scene)
         observation, reward, terminated, truncated, info = env.step(action)
-        actions.append(action)
+        actions.append(info['applied_action'])       # what the arm did: the robot recorder's action language
         front.append(observation['image_front'])
         wrist.append(observation['image_wrist'])
         state.append(observation['state'])
@@ -222,9 +207,12 @@ def _expert_episode(env, expert, task: str, seed: int, after_success: int, max_s
             first_success = step
         if terminated or truncated or (first_success is not None and step - first_success >= after_success):
             break
+    meta = {'recorder': 'lamp-sim record-demos', 'seed': seed, 'state_keys': list(sim.STATE_KEYS),
+            'action': 'applied (speed- and acceleration-limited, as control/applied_action)'}
     return Episode(image_front=np.stack(front), instruction=info['instruction'], success=first_success is not None,
                    task=task, image_wrist=np.stack(wrist), state=np.stack(state).astype(np.float32),
-                   action=np.stack(actions).astype(np.float32), reward=np.array(rewards, np.float32))
+                   action=np.stack(actions).astype(np.float32), reward=np.array(rewards, np.float32),
+                   meta=json.dumps(meta))
 
 
 def cmd_record_demos(args: argparse.Namespace) -> int:

@@ -7,7 +7,9 @@ layer limits it on the robot (`limited_velocity`: speed norm <= MAX_SPEED_MPS, c
 MAX_ACCEL_MPS2 * control_dt), and the step is `scene.apply_velocity(velocity, open, control_dt)`, the
 call the ROS sim_arm node makes with the safety node's velocity, so both paths move the arm the same way
 (a policy trained without the limits moved a diagonal 1.7x faster in training than on the graph).
-Values outside [-1, 1] are clipped; NaN/Inf or a wrong shape raise ValueError.
+Values outside [-1, 1] are clipped; NaN/Inf or a wrong shape raise ValueError. A step's info holds the action as
+applied (`applied_action`: the limited velocity in action units and the gripper action), what the safety layer
+reports on control/applied_action on the robot.
 
 Observation: {'image_front', 'image_wrist': (H, W, 3) uint8, 'state': float32 [ee_x, ee_y, ee_z,
 gripper_opening]} (sim.STATE_KEYS); `cameras=('front',)` renders only the front camera (half the cost). Info: 'success' (this step), 'episode_success' (any step so
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import cv2
 import gymnasium
 import numpy as np
 from gymnasium import spaces
@@ -25,7 +28,7 @@ from gymnasium import spaces
 from lamp_ros.contract import ACTION_DIM, ACTION_SCALE_M, GRIPPER_OPEN_THRESHOLD, MAX_ACCEL_MPS2, MAX_SPEED_MPS
 from sim import STATE_KEYS
 from sim.config import SceneConfig
-from sim.scene import CAMERAS, LampScene
+from sim.scene import CAMERAS, VIEW_PX, LampScene
 
 BACKENDS = ('mujoco', 'rlbench')
 STATE_MARGIN_M = 0.05
@@ -101,13 +104,23 @@ class LampEnv(gymnasium.Env):
         success = self.scene.success()
         self._episode_success = self._episode_success or success
         terminated = self.terminate_on_success and success
-        return self._observation(), reward, terminated, False, self._info(success)
+        applied = np.append(self._velocity * dt / ACTION_SCALE_M, action[3]).astype(np.float32)
+        return self._observation(), reward, terminated, False, {**self._info(success), 'applied_action': applied}
 
     def render(self) -> np.ndarray | None:
         return self.scene.render('front') if self.render_mode == 'rgb_array' else None
 
     def close(self) -> None:
         self.scene.close()
+
+    def view_frame(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """What people watch (videos): each camera rendered at VIEW_PX, then the agent's own front image enlarged
+        (nearest pixel), so a video shows both the scene and what the policy had to go on."""
+        panels = [self.scene.render_view(camera) for camera in self.cameras]
+        agent = obs['image_front']
+        panels.append(cv2.resize(agent, (VIEW_PX * agent.shape[1] // agent.shape[0], VIEW_PX),
+                                 interpolation=cv2.INTER_NEAREST))
+        return np.hstack(panels)
 
     @property
     def instruction(self) -> str:

@@ -177,7 +177,7 @@ def run_episode(env: Any, runtime: Any, seed: int, instruction: str | None, embe
     steps, total, success, done = 0, 0.0, False, False
     while not done:
         if frames is not None:
-            frames.append(obs[f'image_{CAMERA}'])
+            frames.append(env.unwrapped.view_frame(obs))
         action = runtime.act(obs['image_front'], obs['state'][index], embedding,
                              {c: obs[f'image_{c}'] for c in more_cameras})
         obs, reward, terminated, truncated, info = env.step(action)
@@ -185,7 +185,7 @@ def run_episode(env: Any, runtime: Any, seed: int, instruction: str | None, embe
         success = bool(info['success'])
         done = success or terminated or truncated
     if frames is not None:
-        frames.append(obs[f'image_{CAMERA}'])
+        frames.append(env.unwrapped.view_frame(obs))
     return Episode(env.unwrapped.task_name, int(seed), text, success, steps, total)
 
 
@@ -214,7 +214,7 @@ def run_job(job: Job, report: Report) -> None:
             frames: list[np.ndarray] | None = [] if job.video_dir else None
             episode = run_episode(envs[task], runtime, seed, job.instruction, embed, index, frames)
             if frames:
-                from sim.cli import write_video            # cv2 writer shared with `lamp-sim view`
+                from lamp_ros.video import write_video     # H.264, as every video of the project
                 write_video(Path(job.video_dir) / f'{task}_seed{seed}.mp4', frames, fps=10.0)
             report(('done', episode))
     finally:

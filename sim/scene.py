@@ -27,6 +27,7 @@ from sim.tasks.base import EpisodeInfo
 from sim.textures import SURFACES
 
 CAMERAS = ('front', 'wrist')
+VIEW_PX = 256                      # people's videos: each camera rendered at this size (the agent's stay small)
 
 
 def make_task(name: str, config: SceneConfig) -> Task:
@@ -52,10 +53,11 @@ class LampScene:
         spec.visual.quality.shadowsize = 0           # shadows and multisampling dominate CPU render time
         spec.visual.quality.offsamples = 0
         render_h, render_w = config.image_height * config.render_scale, config.image_width * config.render_scale
-        spec.visual.global_.offwidth = max(render_w, 64)
-        spec.visual.global_.offheight = max(render_h, 64)
+        spec.visual.global_.offwidth = max(render_w, VIEW_PX)
+        spec.visual.global_.offheight = max(render_h, VIEW_PX)
         self._textures = RoomTextures.from_folders({s: config.texture_folder(s) for s in SURFACES}, config.texture_px)
         self._renderer = OffscreenRenderer(render_h, render_w)
+        self._view_renderer: OffscreenRenderer | None = None       # people's videos, made on first use
         self._home_joints: np.ndarray | None = None
         self._base_seed: int | None = None
         self._index = 0
@@ -91,6 +93,8 @@ class LampScene:
         self.task.initialize()
         mujoco.mj_forward(model, data)
         self._renderer.bind(model)
+        if self._view_renderer is not None:
+            self._view_renderer.bind(model)
         self._cameras = {name: model.camera(name).id for name in CAMERAS}
         self.instruction = self.task.instruction(rng, episode, c.paraphrase_instructions)
 
@@ -136,6 +140,16 @@ class LampScene:
             return image
         return cv2.resize(image, (self.config.image_width, self.config.image_height), interpolation=cv2.INTER_AREA)
 
+    def render_view(self, camera: str = 'front') -> np.ndarray:
+        """RGB image (VIEW_PX, VIEW_PX, 3) for people's videos: the camera the agent sees, rendered sharp, not
+        the agent's small image enlarged."""
+        if camera not in CAMERAS:
+            raise ValueError(f'unknown camera {camera!r}; choose one of {CAMERAS}')
+        if self._view_renderer is None:
+            self._view_renderer = OffscreenRenderer(VIEW_PX, VIEW_PX)
+            self._view_renderer.bind(self.arm.model)
+        return self._view_renderer.render(self.data, self._cameras[camera])
+
     def reward(self) -> float:
         return self.task.reward(self.arm)
 
@@ -150,3 +164,5 @@ class LampScene:
     def close(self) -> None:
         """Free the renderer; the scene cannot render afterwards."""
         self._renderer.close()
+        if self._view_renderer is not None:
+            self._view_renderer.close()

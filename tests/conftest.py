@@ -1,9 +1,11 @@
 """Test isolation for real ROS 2 traffic: a DDS domain of our own, discovery limited to this machine,
 offscreen MuJoCo. Set before anything imports rclpy (child node processes inherit it)."""
 import atexit
+import importlib.util
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 os.environ['ROS_DOMAIN_ID'] = str(1 + os.getpid() % 100)
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
@@ -15,6 +17,16 @@ os.environ['XDG_STATE_HOME'] = tempfile.mkdtemp(prefix='lamp_ros_test_state.')
 atexit.register(shutil.rmtree, os.environ['XDG_STATE_HOME'], ignore_errors=True)
 
 import pytest  # noqa: E402
+
+# The robot computer's install (scripts/setup.sh --robot) has no torch and no simulator: there only the tests of
+# the robot-side nodes and their ROS-free cores are collected (`.venv-robot/bin/python -m pytest -q`).
+ROBOT_SIDE_TESTS = ('test_actor_node.py', 'test_arbiter.py', 'test_bad_parameters.py', 'test_calibration.py',
+                    'test_camera_node.py', 'test_core_units.py', 'test_exploration.py', 'test_frame_source.py',
+                    'test_gripper_goals.py', 'test_link.py', 'test_pose_target.py', 'test_pose_target_node.py',
+                    'test_robot_install.py', 'test_safety_filter.py', 'test_safety_invariants.py',
+                    'test_safety_node.py', 'test_servo_session.py', 'test_small_nodes.py', 'test_transitions.py')
+if importlib.util.find_spec('torch') is None:
+    collect_ignore_glob = [p.name for p in Path(__file__).parent.glob('test_*.py') if p.name not in ROBOT_SIDE_TESTS]
 
 
 @pytest.fixture(autouse=True)

@@ -17,9 +17,10 @@ from lamp_ros.link.wire import Message, WireError, decode, encode
 
 def episode_chunks(robot: str = 'robot', steps: int = 12, chunk_steps: int = 5, rewards: bool = True,
                    size: int = 16, seed: int = 0, instruction: str = 'push button', operator: range = range(0),
-                   success: bool = True, rewards_from_success: bool = False) -> list[tuple[dict, dict]]:
+                   success: bool = True, rewards_from_success: bool = False, wrist: bool = False
+                   ) -> list[tuple[dict, dict]]:
     """One episode of `steps` control steps as the actor sends it (rewards=False: the reward source sent none;
-    the steps in `operator` are flagged as interventions)."""
+    the steps in `operator` are flagged as interventions; wrist: each step carries a wrist image too)."""
     rng = np.random.default_rng(seed)
     a = TransitionAssembler(robot, chunk_steps, reward_timeout_s=0.5, rewards_from_success=rewards_from_success)
     a.start(instruction)
@@ -29,9 +30,15 @@ def episode_chunks(robot: str = 'robot', steps: int = 12, chunk_steps: int = 5, 
             a.on_reward(float(t), t / steps)
         if t < steps:
             a.on_step(0.0, rng.integers(0, 255, (size, size, 3), dtype=np.uint8), float(t), state,
-                      rng.uniform(-1, 1, ACTION_DIM).astype(np.float32), t in operator)
+                      rng.uniform(-1, 1, ACTION_DIM).astype(np.float32), t in operator, wrist_image(rng, wrist))
     final = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
-    return a.ready_chunks(0.0) + a.stop(0.0, final, float(steps), state, success=success, label='')
+    return a.ready_chunks(0.0) + a.stop(0.0, final, float(steps), state, success=success, label='',
+                                        final_more_images=wrist_image(rng, wrist))
+
+
+def wrist_image(rng: np.random.Generator, wrist: bool) -> dict[str, np.ndarray]:
+    """A wrist image of another size than the front's (real cameras differ), or none."""
+    return {'wrist': rng.integers(0, 255, (12, 20, 3), dtype=np.uint8)} if wrist else {}
 
 
 def robot(tmp: Path, endpoint: str, robot_id: str = 'robot', on_bundle=None, **kw) -> LinkClient:

@@ -16,8 +16,8 @@ from tests.test_link import MemoryStore
 class Robot:
     """Plays camera, arm, safety, reward and episode node for the actor."""
 
-    def __init__(self, probe):
-        self.probe, self.step = probe, 0
+    def __init__(self, probe, wrist=False):
+        self.probe, self.step, self.wrist = probe, 0, wrist
 
     def status(self, episode, state, **extra):
         self.probe.publish(c.EPISODE_STATUS, String(data=json.dumps(
@@ -28,6 +28,9 @@ class Robot:
         stamp = self.probe.node.get_clock().now().to_msg()
         image = np.full((16, 16, 3), self.step % 256, np.uint8)
         self.probe.publish(c.CAMERA_IMAGE, image_msg(image, stamp, 'camera_front'))
+        if self.wrist:                                  # another size, another value: told apart at the learner
+            self.probe.publish(c.WRIST_CAMERA_IMAGE, image_msg(np.full((8, 12, 3), 255 - self.step % 256, np.uint8),
+                                                               stamp, 'camera_wrist'))
         self.probe.publish(c.EE_POSE, pose_msg(np.array([0.4, 0, 0.3]), np.array([1.0, 0, 0, 0]), stamp, 'base'))
         self.probe.publish(c.GRIPPER_STATE, gripper_state_msg(1.0, stamp))
         return stamp
@@ -92,5 +95,35 @@ def test_actor_delivers_every_step_through_a_learner_outage(nodes, probe, tmp_pa
         assert probe.wait_for(lambda: offers, 10)
         offer = json.loads(offers[-1][1].data)
         assert offer['version'] == 'v3' and (tmp_path / 'bundles' / 'v3' / 'manifest.json').is_file()
+    finally:
+        server.close()
+
+
+def test_an_actor_for_a_wrist_camera_policy_sends_the_wrist_image_of_every_step(nodes, probe, tmp_path):
+    store = MemoryStore()
+    server = LinkServer(ServerConfig(endpoint='tcp://127.0.0.1:*'), store.store, store.is_stored)
+    nodes.start('actor', {'learner': server.endpoint, 'chunk_steps': 5, 'outbox_dir': str(tmp_path / 'outbox'),
+                          'bundle_dir': str(tmp_path / 'bundles'), 'cameras': ['front', 'wrist']})
+    link = probe.record(c.LEARNER_STATUS)
+    robot = Robot(probe, wrist=True)
+    try:
+        assert probe.wait_for(lambda: link and json.loads(link[-1][1].data)['connected'], 30), nodes.log('actor')
+        robot.sense()
+        robot.status(1, 'running')
+        probe.spin_for(0.5)
+        for _ in range(7):
+            robot.tick()
+            probe.spin_for(0.08)
+        robot.sense()                                   # o_T, of both cameras
+        probe.spin_for(0.1)
+        robot.status(1, 'stopped', success=True, label='success')
+        assert probe.wait_for(lambda: store.transitions() == 7 and store.ordered()[-1][0].get('last'), 10), \
+            nodes.log('actor')
+        chunks = store.ordered()
+        front = np.concatenate([a['image_front'] for _, a in chunks])
+        wrist = np.concatenate([a['image_wrist'] for _, a in chunks])
+        assert wrist.shape == (7, 8, 12, 3) and front.shape == (7, 16, 16, 3)
+        assert (wrist[:, 0, 0, 0].astype(int) + front[:, 0, 0, 0]).tolist() == [255] * 7, 'same moment'
+        assert chunks[-1][1]['final_image_wrist'].shape == (1, 8, 12, 3)
     finally:
         server.close()

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from training.agent import AgentConfig, DrQAgent
-from training.agent.networks import random_shift
+from models.augment import random_shift
 from training.agent.novelty import DisagreementEnsemble
 
 

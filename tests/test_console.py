@@ -52,6 +52,7 @@ def test_rates_status_view_and_banner():
     board = StatusBoard()
     s = board.snapshot(time.monotonic())
     assert not s.graph_running and 'GRAPH NOT RUNNING' in view.plain_text(view.banner(s))
+    assert f"ROS_DOMAIN_ID {os.environ.get('ROS_DOMAIN_ID') or '0 (unset)'}" in view.plain_text(view.banner(s))
     assert s.estop is None and 'unknown' in view.plain_text(view.estop_bar(s))
     now = time.monotonic()
     board.on_status('safety', json.dumps({'state': 'estop', 'estop': True, 'control_mode': 'auto', 'operator': True,

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from lamp_ros.core.gripper import CLOSED, OPEN, GripperConfig, GripperLogic
-from lamp_ros.core.images import ImageRejected, decode_rgb8, fit_to_size
+from lamp_ros.core.images import ImageRejected, decode_image, fit_to_size
 from lamp_ros.core.instruction import InstructionRejected, checked_instruction
 from lamp_ros.core.observation import RobotState, StateHistory, state_vector
 from lamp_ros.core.pacing import ImagePacer
@@ -66,19 +66,27 @@ class TestImages:
     def test_decode_rgb8_with_row_padding(self):
         h, w, step = 2, 3, 12
         raw = np.arange(h * step, dtype=np.uint8)
-        img = decode_rgb8('rgb8', h, w, step, raw.tobytes())
+        img = decode_image('rgb8', h, w, step, raw.tobytes())
         assert img.shape == (2, 3, 3)
         assert img[1, 0].tolist() == [12, 13, 14]
 
+    def test_bgr8_and_mono8_are_converted_to_rgb(self):
+        rgb = np.array([[[10, 20, 30], [40, 50, 60]]], np.uint8)
+        bgr = decode_image('bgr8', 1, 2, 6, rgb[..., ::-1].tobytes())
+        assert np.array_equal(bgr, rgb)
+        grey = decode_image('mono8', 1, 2, 4, bytes([7, 9, 0, 0]))            # a padded row
+        assert grey.shape == (1, 2, 3) and grey[0, 1].tolist() == [9, 9, 9]
+
     @pytest.mark.parametrize('encoding,h,w,step,n,match', [
-        ('bgr8', 2, 2, 6, 12, "encoding is 'bgr8'"),
+        ('yuv422', 2, 2, 4, 8, "encoding is 'yuv422', expected one of rgb8, bgr8, mono8"),
+        ('mono8', 2, 2, 1, 2, r'step 1 is smaller than width\*1 = 2'),
         ('rgb8', 0, 2, 6, 0, 'empty image'),
         ('rgb8', 2, 2, 4, 8, 'step 4 is smaller'),
         ('rgb8', 2, 2, 6, 10, 'data has 10 bytes'),
     ])
     def test_rejections_say_why(self, encoding, h, w, step, n, match):
         with pytest.raises(ImageRejected, match=match):
-            decode_rgb8(encoding, h, w, step, bytes(n))
+            decode_image(encoding, h, w, step, bytes(n))
 
     def test_fit_to_size(self):
         img = np.zeros((128, 128, 3), np.uint8)

@@ -46,6 +46,18 @@ def test_reward_threshold_success():
     assert t.success and t.state == 'stopped'
 
 
+def test_a_node_that_subscribes_after_a_start_still_hears_it(nodes, probe):
+    """Discovery takes a moment: a policy matched just after the start once idled through the whole episode."""
+    nodes.start('episode', {'max_steps': 5, 'success_sources': ['label']})
+    statuses = probe.record(c.EPISODE_STATUS)
+    assert probe.wait_for(lambda: statuses, 20), nodes.log('episode')
+    assert probe.call(Trigger, c.EPISODE_START_SERVICE, Trigger.Request()).success
+    assert probe.wait_for(lambda: json.loads(statuses[-1][1].data)['state'] == 'running', 5)
+    late = probe.record(c.EPISODE_EVENT)                        # subscribed after the start was published
+    assert probe.wait_for(lambda: late, 5), 'a late subscriber missed the episode start'
+    assert [msg.data for _, msg in late] == ['start']
+
+
 def test_episode_node_resets_the_sim_and_counts_steps(nodes, probe):
     nodes.start('sim_arm', {'image_size': [32, 32], 'randomize': False})
     nodes.start('episode', {'max_steps': 5, 'success_sources': ['label']})
@@ -76,7 +88,11 @@ def test_episode_node_resets_the_sim_and_counts_steps(nodes, probe):
     status = lambda: json.loads(statuses[-1][1].data)  # noqa: E731
     assert status()['state'] == 'running' and status()['instruction'] == 'push button'
     stamp = probe.node.get_clock().now().to_msg()
-    for i in range(5):
+    for i in range(2):
+        probe.publish(c.APPLIED_ACTION, applied_action_msg([0.0, 0.0, 0.0], 1.0, False, stamp))
+    assert probe.wait_for(lambda: status()['step'] == 2 and status()['state'] == 'running', 5), \
+        'the step counter is live (the console shows it as it goes)'
+    for i in range(2, 5):
         probe.publish(c.APPLIED_ACTION, applied_action_msg([0.0, 0.0, 0.0], 1.0, i == 2, stamp))
     assert probe.wait_for(lambda: status()['state'] == 'stopped', 5), status()
     assert status()['stop_reason'] == 'max_steps' and status()['step'] == 5 and status()['interventions'] == 1

@@ -3,6 +3,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from lamp_ros import contract as c
 from lamp_ros.paths import default_bundle_dir
 from lamp_ros.ros.convert import pose_arrays, twist_linear
 
+REPO = Path(__file__).resolve().parents[1]
 RATE = 10.0
 PERIOD = 1.0 / RATE
 
@@ -91,21 +93,33 @@ def test_deploy_graph_runs_moves_the_arm_and_stops_cleanly(deploy, probe):
     assert 'commanded zero velocity' in text and '[lamp-ros] stopped' in text
 
 
+def test_the_finetune_graph_records_the_cameras_its_bundle_sees(make_bundle):
+    wrist = graph.build('finetune', robot='sim', bundle=str(make_bundle(32, cameras=('front', 'wrist'))))
+    for node in ('actor', 'learner'):
+        assert next(n for n in wrist.nodes if n.spec.name == node).overrides['cameras'] == ['front', 'wrist']
+
+
 def test_finetune_graph_reward_and_learner_arguments():
     sim = graph.build('finetune', robot='sim', bundle='/b', init='/runs/pt')
     assert [n.spec.name for n in sim.nodes] == ['sim_arm', 'prompt', 'episode', 'policy', 'actor', 'learner',
-                                                'safety', 'gripper']
+                                                'safety', 'gripper', 'dashboard']
     params = {n.spec.name: n.overrides for n in sim.nodes}
     assert params['sim_arm'] == {'task': 'push_button', 'publish_task_reward': True}
-    assert params['learner'] == {'init_run': '/runs/pt', 'reward_source': 'task'}
-    assert params['actor'] == {'reward_source': 'task'}, 'announced in the hello; the learner refuses others'
+    assert params['learner'] == {'init_run': '/runs/pt', 'reward_source': 'task', 'cameras': ['front']}
+    assert params['actor'] == {'reward_source': 'task', 'cameras': ['front']}, 'announced in the hello; the ' \
+        'learner refuses others'
     assert params['policy']['require_episode'] is True
+    assert params['policy']['explore_std'] == 0.2, 'finetuning explores (deploying does not)'
+    learner = next(n for n in sim.nodes if n.spec.name == 'learner')
+    assert learner.spec.stop_timeout_s >= 30, 'the learner checkpoints before it stops: more than launch\'s 5 s'
+    deploy = graph.build('deploy', robot='sim', bundle='/b')
+    assert 'explore_std' not in next(n for n in deploy.nodes if n.spec.name == 'policy').overrides
     real = graph.build('finetune', robot='real', bundle='/b', learner='tcp://gpu:5555')
     assert [n.spec.name for n in real.nodes] == ['camera', 'prompt', 'episode', 'policy', 'reward', 'actor',
                                                  'safety', 'gripper']
     params = {n.spec.name: n.overrides for n in real.nodes}
     assert params['reward'] == {'model': 'r3m-onnx'}
-    assert params['actor'] == {'learner': 'tcp://gpu:5555', 'reward_source': 'r3m'}
+    assert params['actor'] == {'learner': 'tcp://gpu:5555', 'reward_source': 'r3m', 'cameras': ['front']}
     with pytest.raises(ValueError, match='simulation only'):
         graph.build('finetune', robot='real', reward='task')
     with pytest.raises(ValueError, match='learner'):
@@ -115,8 +129,14 @@ def test_finetune_graph_reward_and_learner_arguments():
 def test_graph_description_is_shared_by_launch_and_cli():
     sim = graph.build('deploy', instruction='push button', robot='sim', bundle='/b')
     real = graph.build('deploy', instruction='push button', robot='real', bundle='/b')
-    assert [n.spec.name for n in sim.nodes] == ['sim_arm', 'prompt', 'episode', 'policy', 'safety', 'gripper']
-    assert [n.spec.name for n in real.nodes] == ['camera', 'prompt', 'episode', 'policy', 'safety', 'gripper']
+    assert [n.spec.name for n in sim.nodes] == ['sim_arm', 'prompt', 'episode', 'policy', 'safety', 'gripper',
+                                                'dashboard'], 'the dashboard is on in sim by default'
+    assert [n.spec.name for n in real.nodes] == ['camera', 'prompt', 'episode', 'policy', 'safety', 'gripper'], \
+        'and off on a real robot unless asked for'
+    assert 'dashboard' in [n.spec.name for n in graph.build('deploy', robot='real', bundle='/b', dashboard='true').nodes]
+    assert 'dashboard' not in [n.spec.name for n in graph.build('deploy', bundle='/b', dashboard='false').nodes]
+    with pytest.raises(ValueError, match='dashboard must be one of'):
+        graph.build('deploy', bundle='/b', dashboard='maybe')
     finetune = graph.build('finetune', robot='sim', bundle='/b')
     episode = next(n for n in finetune.nodes if n.spec.name == 'episode')
     assert episode.overrides == {'auto_start': True, 'auto_reset': True}
@@ -199,6 +219,41 @@ def test_cli_refuses_wrong_arguments_in_one_line():
                              capture_output=True, text=True, timeout=60)
         assert out.returncode != 0 and words in out.stderr and out.stderr.count('\n') == 1, out.stderr
         assert 'Traceback' not in out.stderr and not out.stdout
+
+
+def test_an_arm_behind_an_impedance_controller_gets_the_pose_target_adapter():
+    g = graph.build('deploy', robot='impedance', bundle='/b', params_file=str(REPO / 'config/robots/crisp.yaml'))
+    assert [n.spec.name for n in g.nodes] == ['camera', 'pose_target', 'prompt', 'episode', 'policy', 'safety',
+                                              'gripper']
+    policy = next(n for n in g.nodes if n.spec.name == 'policy')
+    assert policy.param('require_episode') is True, 'a real arm moves only when asked'
+    pose_target = next(n for n in g.nodes if n.spec.name == 'pose_target')
+    assert pose_target.param('target_topic') == '/target_pose'
+    assert pose_target.param('workspace_min') == next(n for n in g.nodes if n.spec.name == 'safety').param(
+        'workspace_min'), 'one box for the safety layer and the target'
+    with pytest.raises(ValueError, match='a real robot needs a bundle'):
+        graph.build('deploy', robot='impedance')
+
+
+def test_an_arm_behind_moveit_servo_gets_the_servo_adapter():
+    g = graph.build('finetune', robot='servo', bundle='/b', params_file=str(REPO / 'config/robots/ur_servo.yaml'))
+    names = [n.spec.name for n in g.nodes]
+    assert 'servo_adapter' in names and 'pose_target' not in names and 'sim_arm' not in names
+    nodes = {n.spec.name: n for n in g.nodes}
+    assert nodes['policy'].param('require_episode') is True, 'a real arm moves only when asked'
+    adapter = nodes['servo_adapter']
+    assert adapter.param('servo_node') == '/servo_node' and adapter.param('tool_frame') == 'tool0'
+    assert adapter.param('workspace_max') == nodes['safety'].param('workspace_max'), 'one box for both'
+    assert adapter.param('base_frame_id') == nodes['safety'].param('base_frame_id') == 'base_link'
+
+
+def test_deploy_takes_no_finetune_arguments():
+    finetune_only = {'reward', 'learner', 'init'}
+    assert not finetune_only & {a.name for a in graph.arguments_for('deploy')}
+    assert finetune_only <= {a.name for a in graph.arguments_for('finetune')}
+    out = subprocess.run([sys.executable, '-m', 'lamp_ros.cli', 'deploy', '--help'], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0 and '--instruction' in out.stdout and '--reward' not in out.stdout
 
 
 def test_the_robot_path_imports_no_torch():

@@ -274,3 +274,18 @@ def test_older_runs_resume_after_the_learning_rate_schedule_was_added() -> None:
     assert 'lr_final_fraction' not in hashed_settings(config)['imitation']
     decayed = replace(config, imitation=replace(config.imitation, lr_final_fraction=0.5))
     assert hashed_settings(decayed)['imitation']['lr_final_fraction'] == 0.5
+
+
+def test_successful_episodes_join_the_demo_buffer_when_asked(run: Path, tmp_path: Path) -> None:
+    """finetune.success_to_demos (self-imitation): an episode of the run that succeeds is cloned like a demo."""
+    ft = tmp_path / 'ft'
+    assert train_main(['finetune', '--run-dir', str(ft), '--task', 'push_button', '--init', str(run), *DEBUG,
+                       '--steps', '40', '--set', 'prefill_expert_episodes=1',       # the expert plays episode 0
+                       '--set', 'finetune.success_to_demos=true', '--set', 'finetune.demo_episodes=3']) == 0
+    demos = EpisodeReplay(ft / 'demo_replay', 10_000, 50, ('front',), 2)
+    given = [e for e in demos.episodes if e.end_step == 0]
+    own = [e for e in demos.episodes if e.end_step > 0]
+    assert len(given) == 3 and own, 'the expert-played episode of the run did not join the demos'
+    assert all(demos.load(e)['success'].any() for e in own)
+    replay = EpisodeReplay(ft / 'replay', 10_000, 50, ('front',), 2)
+    assert {e.end_step for e in own} <= {e.end_step for e in replay.episodes}

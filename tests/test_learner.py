@@ -1,11 +1,16 @@
 """The learner without a robot: recorded demonstrations into its replay (once each), updates bounded by the
 data it has, a bundle pushed and verified, and a restart that resumes counters and replay."""
+import dataclasses
+import re
+import json
 import threading
 
 import numpy as np
+import pytest
 
 from lamp_ros.contract import STATE_KEYS
-from lamp_ros.learner.learner import Learner, LearnerOptions
+from sim import STATE_KEYS as SIM_STATE_KEYS
+from lamp_ros.learner.learner import Learner, LearnerError, LearnerOptions
 from models.bundle import read_manifest
 from models.episodes import Episode, save_episode
 
@@ -54,3 +59,39 @@ def test_demos_enter_the_replay_once_and_training_resumes(tmp_path):
         assert (again.counters.updates, again.counters.bundle_version) == (12, 3)
     finally:
         again.close()
+
+
+def test_a_simulated_expert_demo_is_a_demonstration_throughout(tmp_path):
+    """What `lamp-sim record-demos` writes: no intervention flags, the simulator's state columns named in meta."""
+    demos = tmp_path / 'demos'
+    demos.mkdir()
+    expert = recorded_episode()
+    columns = [STATE_KEYS.index(k) for k in SIM_STATE_KEYS]
+    save_episode(demos / 'expert-1.npz', dataclasses.replace(
+        expert, intervention=None, state=expert.state[:, columns],
+        meta=json.dumps({'recorder': 'lamp-sim record-demos', 'state_keys': list(SIM_STATE_KEYS)})))
+    save_episode(demos / 'unknown-columns.npz', dataclasses.replace(
+        expert, state=expert.state[:, :3], meta=json.dumps({'state_keys': ['a', 'b', 'c']})))
+    learner = Learner(LearnerOptions(tmp_path / 'run', preset='debug', bind='tcp://127.0.0.1:*', demos_dir=demos))
+    try:
+        assert len(learner.replay.episodes) == 1 and len(learner.demos.episodes) == 1
+        assert learner.demos.transitions == 12, 'every step of it is in the demo buffer'
+        stored = learner.replay.load(learner.replay.episodes[0])
+        assert np.allclose(stored['state'], expert.state[:, columns]), 'columns mapped by name'
+    finally:
+        learner.close()
+
+
+def test_a_new_run_takes_settings_and_a_resumed_one_keeps_its_own(tmp_path):
+    options = LearnerOptions(tmp_path / 'run', preset='debug', bind='tcp://127.0.0.1:*',
+                             settings=('finetune.bc_decay_steps=123',))
+    learner = Learner(options)
+    try:
+        assert learner.config.finetune.bc_decay_steps == 123 and learner.agent.config.bc_decay_updates == 123
+    finally:
+        learner.close()
+    Learner(options).close()                                    # the same settings: resumed
+    for settings, words in ((('finetune.bc_decay_steps=7',), 'made with other settings (finetune.bc_decay_steps'),
+                            (('finetune.no_such_key=1',), "no setting 'finetune.no_such_key'")):
+        with pytest.raises(LearnerError, match=re.escape(words)):
+            Learner(dataclasses.replace(options, settings=settings))

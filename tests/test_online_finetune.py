@@ -2,14 +2,20 @@
 the steps the operator drove reach the learner's demo buffer, the robot's success label becomes the reward
 (and ends the episode for the critic), the status counts interventions per episode, the batches mix demos
 and robot data, and the learner's trained bundle reaches the robot (which swaps it in between episodes)."""
+import json
+import re
 import threading
 
 import numpy as np
+import pytest
 
+from lamp_ros.contract import ACTION_DIM, STATE_KEYS
 from lamp_ros.learner.interventions import intervention_segments
 from lamp_ros.learner.learner import Learner, LearnerOptions
+from lamp_ros.link.refusal import Refused
+from lamp_ros.link.schema import check_chunk, check_hello
 from models.bundle import read_manifest
-from tests.robot_traffic import episode_chunks, robot, wait
+from tests.robot_traffic import episode_chunks, hello_meta, robot, wait
 from training.replay import mixed_sample
 
 
@@ -113,3 +119,88 @@ def test_the_scripted_operator_node_drives_with_the_expert_action_once_an_episod
     finally:
         operator.terminate()
         operator.wait(10)
+
+
+def test_a_wrist_camera_agent_learns_from_robots_that_send_the_wrist_image(tmp_path, caplog):
+    learner = Learner(LearnerOptions(tmp_path / 'run', preset='debug', bind='tcp://127.0.0.1:*',
+                                     reward_source='success', cameras=('front', 'wrist')))
+    wrist = robot(tmp_path, learner.server.endpoint, reward_source='success', cameras=('front', 'wrist'))
+    front_only = robot(tmp_path, learner.server.endpoint, robot_id='front_only', reward_source='success')
+    try:
+        deliver(wrist, episode_chunks(steps=12, operator=range(2, 9), rewards_from_success=True, wrist=True))
+        assert wait(lambda: len(learner.replay.episodes) == 1, 10)
+        episode = learner.replay.load(learner.replay.episodes[0])
+        size = learner.config.agent.image_size
+        assert episode['image_wrist'].shape == (13, size, size, 3) == episode['image_front'].shape
+        demo = learner.demos.load(learner.demos.episodes[0])
+        assert np.array_equal(demo['image_wrist'], episode['image_wrist'][2:10])
+        learner.run(threading.Event(), max_updates=3)
+        assert learner.counters.updates == 3
+
+        assert wait(lambda: 'bad_hello' in learner.status()['refused'], 10)
+        assert not front_only.connected and any('bad_hello' in f for f in front_only.faults.active())
+        assert "the robot sends cameras ['front'], this agent sees ['front', 'wrist']" in caplog.text
+    finally:
+        wrist.close()
+        front_only.close()
+        learner.close()
+
+
+def test_chunks_must_carry_the_cameras_their_hello_announced():
+    wrist_hello = check_hello({**hello_meta('r'), 'cameras': ['front', 'wrist']}, 'r', STATE_KEYS, ACTION_DIM)
+    with_wrist, front_only = episode_chunks('r', wrist=True), episode_chunks('r')
+    for meta, arrays in with_wrist:
+        check_chunk({**meta, 'chunk_id': 'c', 'robot_id': 'r'}, arrays, wrist_hello, 64)
+    for chunks, hello, problem in ((front_only, wrist_hello, "missing ['image_wrist']"),
+                                   (with_wrist, check_hello(hello_meta('r'), 'r', STATE_KEYS, ACTION_DIM),
+                                    "unexpected ['image_wrist']")):
+        meta, arrays = chunks[0]
+        with pytest.raises(Refused, match=re.escape(problem)):
+            check_chunk({**meta, 'chunk_id': 'c', 'robot_id': 'r'}, arrays, hello, 64)
+    for cameras in (['wrist'], ['front', 'front'], ['front', 'thermal'], 'front'):
+        with pytest.raises(Refused, match='cameras'):
+            check_hello({**hello_meta('r'), 'cameras': cameras}, 'r', STATE_KEYS, ACTION_DIM)
+
+
+def test_a_success_label_given_after_the_episode_was_stored_becomes_its_reward(tmp_path):
+    learner = Learner(LearnerOptions(tmp_path / 'run', preset='debug', bind='tcp://127.0.0.1:*',
+                                     reward_source='success'))
+    client = robot(tmp_path, learner.server.endpoint, reward_source='success')
+    try:
+        chunks = episode_chunks(steps=12, success=False, rewards_from_success=True)   # the step limit ended it
+        deliver(client, chunks)
+        assert wait(lambda: len(learner.replay.episodes) == 1, 10)
+        key = chunks[0][0]['episode']
+        deliver(client, [({'episode': key, 'label_update': {'label': 'success', 'success': True}}, {}),
+                         ({'episode': 'robot-gone', 'label_update': {'label': 'success', 'success': True}}, {})])
+        labels = tmp_path / 'run' / 'incoming' / 'labels.jsonl'
+        assert wait(lambda: labels.is_file() and len(labels.read_text().splitlines()) == 2, 10)
+        episode = learner.replay.load(learner.replay.episodes[0])
+        assert episode['reward'].tolist() == [0.0] * 11 + [1.0] and bool(episode['terminated'])
+        assert episode['success'].tolist() == [False] * 11 + [True]
+        assert [json.loads(line)['applied'] for line in labels.read_text().splitlines()] == [True, False]
+    finally:
+        client.close()
+        learner.close()
+
+
+def test_successes_join_the_demos_when_asked_and_follow_the_operators_late_label(tmp_path):
+    learner = Learner(LearnerOptions(tmp_path / 'run', preset='debug', bind='tcp://127.0.0.1:*',
+                                     reward_source='success', settings=('finetune.success_to_demos=true',)))
+    client = robot(tmp_path, learner.server.endpoint, reward_source='success')
+    try:
+        won = episode_chunks(steps=12, success=True, rewards_from_success=True, seed=1)
+        lost = episode_chunks(steps=12, success=False, rewards_from_success=True, seed=2)
+        deliver(client, won + lost)
+        assert wait(lambda: len(learner.replay.episodes) == 2, 10)
+        assert len(learner.demos.episodes) == 1, 'the success is a demonstration, the failure is not'
+        relabel = lambda chunks, success: ({'episode': chunks[0][0]['episode'], 'label_update': {  # noqa: E731
+            'label': 'success' if success else 'failure', 'success': success}}, {})
+        deliver(client, [relabel(lost, True)])
+        assert wait(lambda: len(learner.demos.episodes) == 2, 10), 'a late success label promotes the episode'
+        deliver(client, [relabel(won, False)])
+        assert wait(lambda: len(learner.demos.episodes) == 1, 10), 'a late failure label takes it out again'
+        assert all(learner.demos.load(e)['success'].any() for e in learner.demos.episodes)
+    finally:
+        client.close()
+        learner.close()

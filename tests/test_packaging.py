@@ -104,6 +104,17 @@ def test_config_files_only_set_declared_parameters():
     assert not unknown, f'config/common.yaml sets parameters no node declares: {unknown}'
 
 
+def test_robot_params_files_set_only_declared_parameters():
+    declared = {n.name: declared_parameters(n.executable) for n in graph.NODES}
+    files = sorted((REPO / 'config' / 'robots').glob('*.yaml'))
+    assert files
+    for path in files:
+        for key, section in yaml.safe_load(path.read_text()).items():
+            names = set(section['ros__parameters'])
+            known = set().union(*declared.values()) if key == '/**' else declared[key]
+            assert names <= known, f'{path.name} sets {names - known} for {key}, which no node declares'
+
+
 def test_launch_files_are_launch_descriptions():
     for mode in graph.MODES:
         path = REPO / 'launch' / f'{mode}.launch.py'
@@ -124,3 +135,20 @@ def test_cli_help_for_every_command():
     for args in ([], ['deploy'], ['finetune'], ['run'], ['graph'], ['env']):
         out = subprocess.run([sys.executable, '-m', 'lamp_ros.cli', *args, '--help'], capture_output=True, text=True)
         assert out.returncode == 0 and 'usage: lamp-ros' in out.stdout, out.stderr
+
+
+def test_every_node_answers_help_without_starting():
+    for n in graph.NODES:
+        out = subprocess.run([sys.executable, str(REPO / 'exec' / n.executable), '--help'], capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode == 0 and f'ros2 run lamp_ros {n.executable}' in out.stdout, (n.executable, out.stderr)
+        assert f'config/{n.executable}.yaml' in out.stdout and len(out.stdout.splitlines()) > 3
+
+
+def test_env_puts_the_install_python_first(monkeypatch, capsys):
+    """The node executables start `#!/usr/bin/env python3`: with the venv not activated they need its PATH."""
+    from lamp_ros import cli
+    monkeypatch.setattr(cli, 'share_dir', lambda: Path(sys.prefix) / 'share' / 'lamp_ros')
+    assert cli._print_env(None) == 0
+    out = capsys.readouterr().out
+    assert f'export PATH="{Path(sys.prefix) / "bin"}:$PATH"' in out and 'AMENT_PREFIX_PATH' in out

@@ -1,6 +1,7 @@
 """Recording: stamp alignment of one episode's messages, the episode file's intervention and meta fields,
 MCAP bags read back by an independent decoder, and `lamp-ros record` against the simulated arm with the
-policy and a keyboard operator taking over (intervention flags in the recorded data)."""
+policy and a keyboard operator taking over (intervention flags in the recorded data), as episode files and as a
+LeRobotDataset that lerobot's own class reads."""
 import json
 import signal
 import subprocess
@@ -8,6 +9,8 @@ import sys
 
 import numpy as np
 import pytest
+from lerobot.datasets.lerobot_dataset import LeRobotDataset
+from rosbags.rosbag2 import Reader
 from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
 from rclpy.serialization import serialize_message
@@ -30,22 +33,24 @@ def recording_with_five_frames() -> EpisodeRecording:
         assert rec.add_frame(10.0 + 0.1 * t, np.full((8, 8, 3), t, np.uint8)) == ''
         rec.add_pose(10.0 + 0.1 * t + 0.002, np.array([0.4 + 0.01 * t, 0.0, 0.2]), np.array([1.0, 0, 0, 0]))
     rec.add_gripper(10.0, 0.2)                                   # closed at the start
-    rec.add_action(9.9, np.array([9, 9, 9, 1.0]), False)         # before the first frame: not this episode's
-    rec.add_action(10.005, np.array([0.1, 0, 0, -1.0]), False)   # policy, after frame 0
-    rec.add_action(10.105, np.array([0.5, 0, 0, -1.0]), True)    # operator, after frame 1 ...
-    rec.add_action(10.150, np.array([0.7, 0, 0, 1.0]), True)     # ... and again: the last one of an interval wins
-    rec.add_action(10.305, np.array([0.2, 0, 0, 1.0]), False)    # interval 2 had none: the arm was held
-    rec.add_action(10.405, np.array([0.3, 0, 0, 1.0]), False)    # after the last frame: no next frame, dropped
+    rec.add_action(9.9, np.array([9, 9, 9, 1.0]), False)         # before the first frame: left out
+    rec.add_action(10.005, np.array([0.1, 0, 0, -1.0]), False)   # policy, on frame 0
+    rec.add_action(10.150, np.array([0.7, 0, 0, 1.0]), True)     # operator, on frame 1 (arrived out of order) ...
+    rec.add_action(10.105, np.array([0.5, 0, 0, -1.0]), True)    # ... and before it on frame 1 too: both are steps
+    rec.add_action(10.305, np.array([0.2, 0, 0, 1.0]), False)    # no action on frame 2 (the arm was held)
+    rec.add_action(10.405, np.array([0.3, 0, 0, 1.0]), False)    # on frame 4, the newest: the last frame repeats
     rec.add_reward(10.1, 0.5)
     rec.add_reward(10.3, 0.9)
     return rec
 
 
-def test_alignment_pairs_each_action_with_the_frame_before_it():
+def test_one_row_per_applied_action_each_with_the_frame_the_policy_saw():
     rec = recording_with_five_frames()
-    action, intervention, held = rec.aligned_actions()
-    assert np.allclose(action, [[0.1, 0, 0, -1], [0.7, 0, 0, 1], [0, 0, 0, 1], [0.2, 0, 0, 1]])
-    assert intervention.tolist() == [False, True, False, False] and held == 1
+    steps = rec.aligned()
+    assert np.allclose(steps.action, [[0.1, 0, 0, -1], [0.5, 0, 0, -1], [0.7, 0, 0, 1], [0.2, 0, 0, 1],
+                                      [0.3, 0, 0, 1]])
+    assert steps.intervention.tolist() == [False, True, True, False, False] and steps.before_first_frame == 1
+    assert steps.frame_index.tolist() == [0, 1, 1, 3, 4, 4], 'T+1 frames for T steps: a slow camera repeats one'
     state = rec.states()
     assert state.shape == (5, len(c.STATE_KEYS)) and state[:, 0] == pytest.approx([0.4, 0.41, 0.42, 0.43, 0.44])
     assert np.all(state[:, 7] == pytest.approx(0.2))
@@ -53,12 +58,24 @@ def test_alignment_pairs_each_action_with_the_frame_before_it():
     assert np.isnan(reward[[0, 2, 4]]).all() and reward[[1, 3]] == pytest.approx([0.5, 0.9])
     assert 'dropped' in rec.add_frame(10.35, np.zeros((8, 8, 3), np.uint8))     # stamped before the last frame
     assert 'dropped' in rec.add_frame(11.0, np.zeros((4, 4, 3), np.uint8))      # another size
-    held_from_start = EpisodeRecording(1, 'x', 0.0)
+    no_actions = EpisodeRecording(1, 'x', 0.0)
     for t in range(3):
-        held_from_start.add_frame(float(t), np.zeros((2, 2, 3), np.uint8))
-    held_from_start.add_gripper(0.0, 0.1)
-    assert held_from_start.aligned_actions()[0][:, 3].tolist() == [-1.0, -1.0]  # gripper as the robot had it
-    assert held_from_start.reward_per_frame() is None and held_from_start.states() is None
+        no_actions.add_frame(float(t), np.zeros((2, 2, 3), np.uint8))
+    steps = no_actions.aligned()
+    assert steps.action.shape == (0, 4) and steps.frame_index.tolist() == [2]
+    assert no_actions.reward_per_frame() is None and no_actions.states() is None
+
+
+def test_a_camera_faster_than_the_control_loop_gives_as_many_rows_as_steps():
+    """30 Hz camera, 10 Hz control: the episode node's step and intervention counts, not three times as many."""
+    rec = EpisodeRecording(1, 'x', 0.0)
+    for k in range(31):
+        rec.add_frame(k / 30, np.zeros((2, 2, 3), np.uint8))
+    for k in range(10):
+        rec.add_action(k / 10 + 0.01, np.array([0.1, 0, 0, 1.0]), 3 <= k < 6)
+    steps = rec.aligned()
+    assert len(steps.action) == 10 and steps.intervention.sum() == 3
+    assert steps.frame_index.tolist() == [0, 3, 6, 9, 12, 15, 18, 21, 24, 27, 30]
 
 
 def test_episode_file_keeps_intervention_flags_and_meta(tmp_path):
@@ -86,8 +103,13 @@ def test_mcap_bag_reads_back_with_an_independent_ros2_decoder(tmp_path):
                 BagMessage('/control/applied_action', JointState, serialize_message(applied), 2_000, 12_000_000_500),
                 BagMessage('/teleop/action', Float32MultiArray, serialize_message(action_msg([1, 0, 0, 1])), 3_000, 3_000),
                 BagMessage('/instruction', String, serialize_message(String(data='push button')), 4_000, 4_000)]
-    write_bag(tmp_path / 'ep.mcap', messages)
-    with open(tmp_path / 'ep.mcap', 'rb') as f:
+    write_bag(tmp_path / 'ep', messages)
+    assert sorted(p.name for p in (tmp_path / 'ep').iterdir()) == ['ep_0.mcap', 'metadata.yaml']
+    with Reader(tmp_path / 'ep') as bag:                  # rosbags: an independent reader of rosbag2 directories
+        assert bag.message_count == 4 and bag.duration == 3_000 + 1 and bag.start_time == 1_000
+        assert {c.topic: (c.msgtype, c.msgcount) for c in bag.connections}['/instruction'] == ('std_msgs/msg/String', 1)
+        assert [(c.topic, t) for c, t, _ in bag.messages()][0] == ('/camera/image_raw', 1_000)
+    with open(tmp_path / 'ep' / 'ep_0.mcap', 'rb') as f:
         reader = make_reader(f, decoder_factories=[DecoderFactory()])
         assert reader.get_header().profile == 'ros2'
         decoded = [(channel.topic, schema.name, msg) for schema, channel, _, msg in reader.iter_decoded_messages()]
@@ -119,12 +141,16 @@ def test_record_saves_policy_and_operator_steps_with_intervention_flags(nodes, p
     recorder_log = tmp_path / 'recorder.log'
     recorder = subprocess.Popen([sys.executable, '-m', 'lamp_ros.record', '--out', str(out), '--mcap'],
                                 stdout=open(recorder_log, 'w'), stderr=subprocess.STDOUT)
+    dataset, dataset_log = tmp_path / 'lerobot', tmp_path / 'recorder_lerobot.log'     # the same episode, as LeRobot's
+    dataset_recorder = subprocess.Popen([sys.executable, '-m', 'lamp_ros.record', '--out', str(dataset), '--format',
+                                         'lerobot'], stdout=open(dataset_log, 'w'), stderr=subprocess.STDOUT)
     terminal = spawn_keyboard_teleop(tmp_path, speed=0.5)
     status = lambda: json.loads(statuses[-1][1].data)  # noqa: E731
     try:
         policy_steps = lambda: [m for _, m in applied if m.position[4] < 0.5]  # noqa: E731
-        assert probe.wait_for(lambda: statuses and len(policy_steps()) > 5 and 'episode node found' in
-                              recorder_log.read_text(), 60), nodes.log('policy') + recorder_log.read_text()
+        assert probe.wait_for(lambda: statuses and len(policy_steps()) > 5 and all(
+            'episode node found' in log.read_text() for log in (recorder_log, dataset_log)), 60), \
+            nodes.log('policy') + recorder_log.read_text() + dataset_log.read_text()
         probe.spin_for(1.0)                                   # the recorder's other subscriptions are matched
         assert probe.call(Trigger, c.EPISODE_START_SERVICE, Trigger.Request()).success
         assert probe.wait_for(lambda: status()['state'] == 'running', 5)
@@ -135,7 +161,7 @@ def test_record_saves_policy_and_operator_steps_with_intervention_flags(nodes, p
         assert probe.wait_for(lambda: status()['state'] == 'stopped' and status()['success'], 5), status()
         assert status()['interventions'] > 0
         assert wait_for_file(probe, out, '*.npz', 1, 20), recorder_log.read_text()
-        assert wait_for_file(probe, out, '*.mcap', 1, 10), recorder_log.read_text()
+        assert wait_for_file(probe, out, '*/metadata.yaml', 1, 10), recorder_log.read_text()
         saved = sorted(out.glob('*.npz'))[0]
         episode = load_episode(saved)
         meta = json.loads(episode.meta)
@@ -149,10 +175,16 @@ def test_record_saves_policy_and_operator_steps_with_intervention_flags(nodes, p
         assert np.median(episode.action[flags, 0]) == pytest.approx(0.5, abs=0.01)   # the operator's +x ...
         assert episode.state[-1, 0] > episode.state[0, 0] + 0.03        # ... moved the arm
         assert meta['interventions'] == int(flags.sum()) and meta['state_keys'] == list(c.STATE_KEYS)
+        print('recorder steps/interventions', meta['steps'], meta['interventions'], 'episode node',
+              status()['step'], status()['interventions'])
+        assert abs(meta['steps'] - status()['step']) <= 1, 'the recorder counts the steps the episode node counts'
+        assert meta['interventions'] == status()['interventions']
         videos, left_out = videos_from_episodes(iter_episodes(out), FinetuneConfig())   # what finetune-reward reads
         assert len(videos) == 1 and left_out == 0 and videos[0].instruction == 'push the button'
 
-        with open(out / meta['mcap'], 'rb') as f:             # the bag holds the same episode's messages
+        with Reader(out / meta['mcap']) as bag:                # a rosbag2 directory, as ros2 bag info reads it
+            assert bag.message_count > 0 and '/control/applied_action' in bag.topics
+        with open(out / meta['mcap'] / f"{meta['mcap']}_0.mcap", 'rb') as f:    # the same episode's messages
             reader = make_reader(f, decoder_factories=[DecoderFactory()])
             topics = {}
             for _, channel, _, msg in reader.iter_decoded_messages(topics=['/control/applied_action',
@@ -161,13 +193,23 @@ def test_record_saves_policy_and_operator_steps_with_intervention_flags(nodes, p
         bag_interventions = sum(m.position[4] > 0.5 for m in topics['/control/applied_action'])
         assert bag_interventions >= flags.sum() and len(topics['/camera/image_raw']) >= t
 
-        # a label given after the episode stopped rewrites its file
+        assert probe.wait_for(lambda: (dataset / 'meta/info.json').is_file(), 20), dataset_log.read_text()
+        rows = LeRobotDataset('lamp_ros/recorded', root=dataset)           # lerobot's own class reads the episode
+        assert len(rows) == len(episode.action) and rows.meta.episodes[0]['success']
+        np.testing.assert_allclose(np.stack([rows[i]['action'].numpy() for i in range(len(rows))]), episode.action)
+        assert [bool(rows[i]['complementary_info.is_intervention']) for i in range(len(rows))] == flags.tolist()
+        assert rows[0]['task'] == 'push the button'
+
+        # a label given after the episode stopped rewrites its file (and its dataset rows)
         probe.publish(c.EPISODE_LABEL, String(data='failure'))
         assert probe.wait_for(lambda: status()['label'] == 'failure', 5)
         assert probe.wait_for(lambda: json.loads(load_episode(saved).meta)['label'] == 'failure', 10), \
             recorder_log.read_text()
         assert not load_episode(saved).success
+        relabelled = lambda: not LeRobotDataset('lamp_ros/recorded', root=dataset).meta.episodes[0]['success']  # noqa: E731
+        assert probe.wait_for(relabelled, 10), dataset_log.read_text()
     finally:
         assert stop_terminal(terminal) == 0
-        recorder.send_signal(signal.SIGINT)
-        assert recorder.wait(timeout=20) == 0, recorder_log.read_text()
+        for process, log in ((recorder, recorder_log), (dataset_recorder, dataset_log)):
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=20) == 0, log.read_text()

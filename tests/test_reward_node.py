@@ -165,10 +165,10 @@ def test_rewards_stamped_paced_and_reset_by_start(nodes, probe, export_dir):
     probe.publish(c.EPISODE_EVENT, String(data='start'))
 
     n2 = len(rewards)
-    camera.show(b, 'bgr', encoding='bgr8')
-    assert probe.wait_for(lambda: "camera image rejected: encoding is 'bgr8'" in nodes.log('reward'), 5, camera)
+    camera.show(b, 'yuv', encoding='yuv422')
+    assert probe.wait_for(lambda: "camera image rejected: encoding is 'yuv422'" in nodes.log('reward'), 5, camera)
     probe.wait_for(lambda: False, 0.5, camera)
-    assert all(camera.sent[stamp_key(msg)] != 'bgr' for _, msg in rewards[n2:])
+    assert all(camera.sent[stamp_key(msg)] != 'yuv' for _, msg in rewards[n2:])
     assert nodes.alive('reward')
 
 

@@ -76,3 +76,13 @@ def test_expert_action_is_published_only_when_asked(nodes, probe):
     assert probe.wait_for(lambda: len(expert) > 3, 30), nodes.log('sim_arm')
     action = np.asarray(expert[-1][1].data)
     assert action.shape == (4,) and np.all(np.abs(action) <= 1.0) and np.linalg.norm(action[:3]) > 0
+
+
+def test_a_default_reliable_subscriber_gets_the_robot_state(sim, probe):
+    """A user's script with rclpy's default QoS (reliable, depth 10) hears robot/ee_pose and robot/gripper_state."""
+    from geometry_msgs.msg import PoseStamped
+    from sensor_msgs.msg import JointState
+    heard = {c.EE_POSE.name: [], c.GRIPPER_STATE.name: []}
+    for topic, kind in ((c.EE_POSE, PoseStamped), (c.GRIPPER_STATE, JointState)):
+        probe.node.create_subscription(kind, topic.name, heard[topic.name].append, 10)
+    assert probe.wait_for(lambda: all(len(v) > 3 for v in heard.values()), 10), {k: len(v) for k, v in heard.items()}

@@ -12,6 +12,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import av
 import cv2
 import pytest
 
@@ -26,12 +27,13 @@ REPO = Path(__file__).resolve().parents[1]
 def test_view_writes_video_and_contact_sheet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(['view', '--task', 'push_button', '--seed', '1', '--out', str(tmp_path), '--image-size', '32']) == 0
     video, sheet = tmp_path / 'push_button_seed1.mp4', tmp_path / 'push_button_seed1.png'
-    capture = cv2.VideoCapture(str(video))
-    frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    capture.release()
+    with av.open(str(video)) as container:                    # H.264 at people's size: each camera at 256 beside
+        stream = container.streams.video[0]                   # the agent's own 32x32 front image, enlarged
+        assert stream.codec_context.name == 'h264' and (stream.width, stream.height) == (3 * 256, 24 + 256)
+        frames = sum(1 for _ in container.decode(stream))
     assert frames == 2 * 151                                  # a random and an expert episode, reset frames included
     image = cv2.imread(str(sheet))
-    assert image.shape[1] == 8 * 2 * 32 and image.shape[0] == 2 * (14 + 32)
+    assert image.shape[1] == 8 * 3 * 128 and image.shape[0] == 2 * (24 + 256) // 2
     out = capsys.readouterr().out
     assert 'push_button expert: success=True' in out and 'instruction="push button"' in out
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([sheet.name, video.name])     # no temp files left

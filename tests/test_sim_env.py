@@ -221,3 +221,12 @@ def test_render_scale_is_an_area_resize_of_a_larger_render_and_cameras_can_be_ch
         sim.make('push_button', render_scale=0)
     with pytest.raises(ValueError, match='cameras'):
         sim.make('push_button', cameras=('side',))
+
+
+def test_a_step_reports_the_action_as_applied_within_the_speed_limit(env: gymnasium.Env) -> None:
+    """What the safety layer reports on the robot: a diagonal full action moves at the speed limit, not 1.7x it."""
+    env.reset(seed=3)
+    _, _, _, _, info = env.step(np.array([1.0, 1.0, 1.0, 1.0]))
+    applied = info['applied_action']
+    assert applied.dtype == np.float32 and applied[3] == 1.0
+    assert np.linalg.norm(applied[:3]) == pytest.approx(1.0, abs=1e-5) and np.allclose(applied[0], applied[1:3])

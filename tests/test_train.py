@@ -219,6 +219,16 @@ def test_resume_continues_step_counter_and_optimizer(tmp_path: Path, capsys) -> 
     assert 'exists with another config (agent.lr' in capsys.readouterr().err
 
 
+def test_updates_per_step_sets_the_update_to_data_ratio(tmp_path: Path) -> None:
+    runs = {}
+    for ratio in (1, 3):
+        run = tmp_path / f'utd{ratio}'
+        assert train_main(['finetune', '--run-dir', str(run), '--preset', 'debug', '--task', 'push_button',
+                           '--steps', '70', '--set', f'updates_per_step={ratio}', '--set', 'video=false']) == 0
+        runs[ratio] = load_agent(run)[0].updates
+    assert runs[1] > 0 and runs[3] == 3 * runs[1]
+
+
 def test_kill_9_then_resume(tmp_path: Path) -> None:
     run = tmp_path / 'ft'
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}

@@ -74,3 +74,19 @@ def test_last_chunk_can_be_empty_and_steps_outside_episodes_are_ignored():
     assert len(rest) == 1 and len(rest[0][1]['action']) == 1
     with pytest.raises(ValueError):
         TransitionAssembler('r', chunk_steps=0)
+
+
+def test_a_further_camera_travels_beside_the_front_image_to_the_final_frame():
+    a = TransitionAssembler('r', chunk_steps=2)
+    a.start('x')
+    for i in range(3):
+        a.on_step(i * 0.1, img(i), stamp(i), np.zeros(8), np.zeros(4), False, {'wrist': img(50 + i)[:2]})
+        a.on_reward(stamp(i), 0.0)
+    a.on_reward(stamp(3), 0.0)
+    chunks = a.ready_chunks(now=0.3) + a.stop(now=0.4, final_image=img(3), final_stamp=stamp(3),
+                                              final_state=np.zeros(8), success=True, label='',
+                                              final_more_images={'wrist': img(53)[:2]})
+    wrist = np.concatenate([arrays['image_wrist'] for _, arrays in chunks])
+    assert wrist.shape == (3, 2, 4, 3) and wrist[:, 0, 0, 0].tolist() == [50, 51, 52]
+    assert int(chunks[-1][1]['final_image_wrist'][0, 0, 0, 0]) == 53 and chunks[-1][1]['final_image'].shape == \
+        (1, 4, 4, 3)

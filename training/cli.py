@@ -171,7 +171,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from lamp_ros.fileio import atomic_write_text
     from training.evaluate import evaluate, make_env
     from training.run import EVAL_SEED_BASE, RunPaths
-    from training.runlog import write_video
+    from lamp_ros.video import write_video
     from training.runs import embedder_for, load_agent
 
     agent, config, info, step = load_agent(args.run_dir, args.step, device=args.device)

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from lamp_ros.contract import FINETUNE_EXPLORE_STD
 from training.agent.config import AgentConfig
 
 
@@ -69,15 +70,17 @@ class FinetuneSettings:
     reference_actor: bool = False          # IBRL: the frozen start proposes actions beside the actor's; Q picks
     actor_objective: str = 'q'             # 'q': -Q + BC (DrQ-v2, RLPD); 'crr': regress onto the batch's actions
                                            # the critic values above the actor's own (CRR's binary filter)
-    explore_std: float = 0.2               # constant exploration noise (0: the agent's std schedule, 1 -> 0.1)
+    explore_std: float = FINETUNE_EXPLORE_STD  # constant exploration noise (0: the agent's std schedule, 1 -> 0.1)
     gripper_noise: float = 0.0             # gripper exploration noise as a fraction of explore_std: with none the
                                            # gripper follows the policy (BC) instead of flickering open mid-grasp
+    success_to_demos: bool = False         # the run's own successful episodes join the demo buffer (self-imitation,
+                                           # Oh et al. 2018): the BC term then clones what worked, not only the demos
 
 
 # Settings added after runs existed, and the value every older run had: an older config.yaml without them reads
 # them at these values, and a run's config hash (training.loop) leaves them out while they hold them.
 LEGACY_VALUES: dict[str, Any] = {
-    'prefill_expert_episodes': 0, 'imitation.lr_final_fraction': 1.0, 'scene_seed_base': 0,
+    'prefill_expert_episodes': 0, 'updates_per_step': 1, 'imitation.lr_final_fraction': 1.0, 'scene_seed_base': 0,
     'agent.critic_layernorm': False, 'agent.critic_heads': 2, 'agent.bc_weight': 0.0, 'agent.bc_decay_updates': 0,
     'agent.critic_warmup_updates': 0, 'agent.gripper_noise': 1.0, 'agent.step_penalty': 0.0,
     'finetune.reward': 'task', 'finetune.demo_episodes': 0, 'finetune.demo_fraction': 0.5,
@@ -85,6 +88,7 @@ LEGACY_VALUES: dict[str, Any] = {
     'finetune.critic_heads': 2, 'finetune.step_penalty': 0.0, 'finetune.reference_actor': False,
     'agent.reference_actor': False, 'agent.actor_objective': 'q', 'finetune.actor_objective': 'q',
     'finetune.critic_warmup_updates': 0, 'finetune.explore_std': 0.0, 'finetune.gripper_noise': 1.0,
+    'finetune.success_to_demos': False,
 }
 FINETUNE_REWARDS = ('success', 'task')
 
@@ -140,6 +144,7 @@ class TrainConfig:
     prefill_expert_episodes: int = 0       # the run's first episodes played by the scripted expert (sim.experts):
                                            # demonstrations in replay, inside the prefill; 0 = none (LAMP)
     update_every: int = 2                  # env steps per agent update (LAMP: train_every 2)
+    updates_per_step: int = 1              # agent updates at each of those steps (RLPD's update-to-data ratio)
     batch_size: int = 128
     eval_every: int = 10_000               # env steps (LAMP: eval_every)
     eval_episodes: int = 10                # (LAMP: eval_eps)
@@ -158,8 +163,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        for name in ('steps', 'update_every', 'batch_size', 'eval_every', 'eval_episodes', 'checkpoint_every',
-                     'keep_checkpoints', 'log_every', 'threads'):
+        for name in ('steps', 'update_every', 'updates_per_step', 'batch_size', 'eval_every', 'eval_episodes',
+                     'checkpoint_every', 'keep_checkpoints', 'log_every', 'threads'):
             if getattr(self, name) < 1:
                 problems.append(f'{name} must be >= 1, got {getattr(self, name)}')
         if self.prefill_steps < 0:

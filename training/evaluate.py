@@ -32,10 +32,6 @@ class EvalResult:
         return {'success_rate': self.success_rate, 'mean_return': self.mean_return, 'episodes': len(self.returns)}
 
 
-def video_frame(obs: dict[str, np.ndarray], cameras: Sequence[str]) -> np.ndarray:
-    return np.hstack([obs[f'image_{c}'] for c in ('front', *[c for c in cameras if c != 'front'])])
-
-
 def evaluate(env: gymnasium.Env, agent: DrQAgent, embed: Callable[[str], np.ndarray], seeds: Sequence[int],
              instruction: str | None = None, record_first: bool = False,
              stop_at_success: bool = False) -> EvalResult:
@@ -48,7 +44,7 @@ def evaluate(env: gymnasium.Env, agent: DrQAgent, embed: Callable[[str], np.ndar
         embedding = embed(text)
         total, success, done = 0.0, False, False
         if record_first and k == 0:
-            frames.append(video_frame(obs, agent.config.cameras))
+            frames.append(env.unwrapped.view_frame(obs))
         while not done:
             action, _ = agent.act(obs, embedding, explore=False)
             obs, reward, terminated, truncated, info = env.step(action)
@@ -56,7 +52,7 @@ def evaluate(env: gymnasium.Env, agent: DrQAgent, embed: Callable[[str], np.ndar
             success = success or bool(info['success'])
             done = terminated or truncated or (stop_at_success and success)
             if record_first and k == 0:
-                frames.append(video_frame(obs, agent.config.cameras))
+                frames.append(env.unwrapped.view_frame(obs))
         returns.append(total)
         successes.append(success)
         instructions.append(text)

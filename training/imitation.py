@@ -38,7 +38,8 @@ from training.phrases import training_phrases
 from training.rollouts import ShardSpec, in_workspace, run_shard
 from training.run import (EVAL_SEED_BASE, RunInfo, RunPaths, check_new_run_dir, now, read_run, update_config,
                           write_new_run)
-from training.runlog import TensorBoard, plot_learning_curve, write_evals, write_video
+from lamp_ros.video import write_video
+from training.runlog import TensorBoard, plot_learning_curve, write_evals
 from training.runs import init_state_bounds
 from training.text import InstructionEmbedder, default_source, load as load_text_encoder
 
@@ -366,6 +367,7 @@ def evaluate_round(run: Imitation, r: int) -> None:
     write_evals(run.paths.evals, run.evals)
     plot_learning_curve(run.paths.curve, run.evals, f'imitation ({run.paths.root.name}); x = BC updates')
     write_video(run.paths.videos / f'eval_round{r}.mp4', frames, fps=10.0)
+    run.board.video(run.learner.updates, 'eval/video', frames, fps=10.0)
     run.save()
     print(f'round {r} evaluation ({run.settings.eval_episodes} held-out scenes per task): ' +
           ', '.join(f'{t} {row[t]:.2f}' for t in run.settings.tasks), flush=True)

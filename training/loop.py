@@ -28,7 +28,8 @@ from sim.experts import Expert, make_expert
 from training.evaluate import evaluate, make_env
 from training.replay import EpisodeReplay, mixed_sample
 from training.run import DEMO_SEED_BASE, EVAL_SEED_BASE, RunError, RunInfo, RunPaths, update_config
-from training.runlog import TensorBoard, plot_learning_curve, write_evals, write_video
+from lamp_ros.video import write_video
+from training.runlog import TensorBoard, plot_learning_curve, write_evals
 from training.text import InstructionEmbedder
 from training.vlm import RewardStandardizer, VlmRewardLabeler
 
@@ -123,6 +124,7 @@ class Workspace:
         plot_learning_curve(paths.curve, self.evals, f'{session.info.mode} {session.info.task} ({paths.root.name})')
         if cfg.video:
             write_video(paths.videos / f'eval_{self.step:09d}.mp4', result.frames, fps=10.0)
+            self.board.video(self.step, 'eval/video', result.frames, fps=10.0)
         self.bar.set_postfix_str(f'eval success {result.success_rate:.2f} return {result.mean_return:.1f}')
 
     def act(self, obs: dict[str, np.ndarray], embedding: np.ndarray, demonstration: bool) -> np.ndarray:
@@ -139,11 +141,12 @@ class Workspace:
         cfg = self.cfg
         has_data = self.replay.episodes or (self.demos is not None and self.demos.episodes)
         if self.step > cfg.prefill_steps and self.step % cfg.update_every == 0 and has_data:
-            batch = mixed_sample(self.replay, self.demos, cfg.batch_size, cfg.finetune.demo_fraction, self.rng,
-                                 self.session.reward_key)
-            for key, value in self.session.agent.update(batch).items():
-                self.sums[key] += value
-                self.counts[key] += 1
+            for _ in range(cfg.updates_per_step):
+                batch = mixed_sample(self.replay, self.demos, cfg.batch_size, cfg.finetune.demo_fraction, self.rng,
+                                     self.session.reward_key)
+                for key, value in self.session.agent.update(batch).items():
+                    self.sums[key] += value
+                    self.counts[key] += 1
         if self.step - self.last_log >= cfg.log_every and self.counts:
             self.board.scalars(self.step, {k: self.sums[k] / self.counts[k] for k in self.sums}, 'train')
             self.sums.clear()
@@ -191,7 +194,8 @@ class Workspace:
         wanted, demos = self.cfg.finetune.demo_episodes, self.demos
         expert = make_expert(self.session.info.task)
         base = DEMO_SEED_BASE + self.cfg.seed * 10_000
-        for k in tqdm(range(len(demos.episodes), wanted), desc='demonstrations', unit='episode', leave=False):
+        given = sum(e.end_step == 0 for e in demos.episodes)          # not the run's own (success_to_demos)
+        for k in tqdm(range(given, wanted), desc='demonstrations', unit='episode', leave=False):
             episode, _ = self.rollout(base + k, lambda obs, embedding: expert.act(self.env.unwrapped.scene)
                                       .astype(np.float32), counted=False)
             if len(episode['action']) > self.cfg.agent.n_step:
@@ -208,6 +212,8 @@ class Workspace:
             episode['vlm_reward'] = (self.standardizer.update_and_standardize(instruction, vlm)
                                      if self.cfg.reward.standardize_rewards else vlm)
         self.replay.add(episode, self.step)
+        if self.demos is not None and self.cfg.finetune.success_to_demos and episode['success'].any():
+            self.demos.add(episode, self.step)
         self.instructions[instruction] += 1
         stats = {'return': float(episode['reward'].sum()), 'success': float(episode['success'].any()),
                  'length': len(episode['action']), 'replay_transitions': self.replay.transitions}
@@ -243,6 +249,9 @@ def open_workspace(session: Session) -> Workspace:
     replay = EpisodeReplay(paths.replay, cfg.replay.capacity, cfg.replay.memory_episodes,
                            _stored_cameras(cfg), cfg.agent.n_step)
     dropped = replay.truncate_after(step)
+    demos = _demo_replay(session)
+    if demos is not None:                       # the expert's demos end at step 0; promoted successes (finetune.
+        demos.truncate_after(step)              # success_to_demos) after the checkpoint go with their replay copies
     _print_start(session, step, checkpoint, dropped, replay)
     terminate = session.info.mode == 'finetune' and cfg.finetune.reward == 'success'
     return Workspace(
@@ -251,7 +260,7 @@ def open_workspace(session: Session) -> Workspace:
         make_env(session.info.task, cfg.env, terminate), make_env(session.info.task, cfg.env, terminate),
         make_expert(session.info.task) if cfg.prefill_expert_episodes else None, TensorBoard(paths.tensorboard),
         tqdm(total=cfg.steps, initial=step, unit='step', desc=_title(session.info), dynamic_ncols=True,
-             mininterval=5.0), _demo_replay(session), last_log=step)
+             mininterval=5.0), demos, last_log=step)
 
 
 def _demo_replay(session: Session) -> EpisodeReplay | None:

@@ -123,6 +123,17 @@ class EpisodeReplay:
             self._remove(self.episodes.pop(0))
         return record
 
+    def rewrite(self, record: EpisodeRecord, episode: Mapping[str, np.ndarray]) -> None:
+        """Replace a stored episode's arrays with ones of the same length (e.g. a success label that came after
+        the episode was stored), atomically: a reader sees the old file or the new one."""
+        if len(episode['action']) != record.length:
+            raise ValueError(f'{record.path.name}: {len(episode["action"])} steps, the stored episode has '
+                             f'{record.length}')
+        buffer = io.BytesIO()
+        np.savez(buffer, **episode)
+        atomic_write_bytes(record.path, buffer.getvalue())
+        self._memory.pop(record.path, None)
+
     def truncate_after(self, step: int) -> int:
         """Delete episodes that ended after env step `step` (collected after the checkpoint being resumed)."""
         later = [e for e in self.episodes if e.end_step > step]
@@ -130,6 +141,11 @@ class EpisodeReplay:
             self._remove(record)
         self.episodes = [e for e in self.episodes if e.end_step <= step]
         return len(later)
+
+    def remove(self, record: EpisodeRecord) -> None:
+        """Delete one stored episode (e.g. a success the operator relabelled a failure)."""
+        self._remove(record)
+        self.episodes = [e for e in self.episodes if e is not record]
 
     def _remove(self, record: EpisodeRecord) -> None:
         self._memory.pop(record.path, None)

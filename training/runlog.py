@@ -4,30 +4,39 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-import cv2
 import numpy as np
 
 from lamp_ros.fileio import atomic_write_bytes, atomic_write_text
 
 
 class TensorBoard:
-    """Scalars only; the writer is created lazily so that commands which log nothing leave no event file."""
+    """Scalars and videos; the writer is created lazily so that commands which log nothing leave no event file."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self._writer = None
 
     def scalars(self, step: int, values: dict[str, float], prefix: str) -> None:
+        self._open()
+        for key, value in values.items():
+            self._writer.add_scalar(f'{prefix}/{key}', float(value), step)
+
+    def video(self, step: int, tag: str, frames: Sequence[np.ndarray], fps: float) -> None:
+        """An animated GIF in the Images dashboard (as torch's add_video writes it, without moviepy)."""
+        from tensorboard.compat.proto.summary_pb2 import Summary
+        from lamp_ros.video import gif_bytes
+        height, width = frames[0].shape[:2]
+        image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=gif_bytes(frames, fps))
+        self._open().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
+
+    def _open(self):
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter
             self._writer = SummaryWriter(str(self.directory))
-        for key, value in values.items():
-            self._writer.add_scalar(f'{prefix}/{key}', float(value), step)
+        return self._writer._get_file_writer()
 
     def flush(self) -> None:
         if self._writer is not None:
@@ -65,22 +74,3 @@ def plot_learning_curve(path: Path, evals: Sequence[dict[str, Any]], title: str)
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def write_video(path: Path, frames: Sequence[np.ndarray], fps: float) -> None:
-    """RGB uint8 frames -> mp4 (OpenCV's mp4v), via a temporary file renamed into place."""
-    if not frames:
-        raise ValueError('no frames to write')
-    path.parent.mkdir(parents=True, exist_ok=True)
-    height, width = frames[0].shape[:2]
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.stem}.', suffix='.mp4', dir=path.parent)
-    os.close(fd)
-    try:
-        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*'mp4v'), fps, (width, height))
-        if not writer.isOpened():
-            raise RuntimeError(f'OpenCV cannot write mp4 video to {tmp}')
-        for frame in frames:
-            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-        writer.release()
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

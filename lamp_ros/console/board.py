@@ -162,6 +162,11 @@ class StatusBoard:
         with self._lock:
             return list(self.seen_instructions)
 
+    def status(self, source: str) -> dict[str, Any]:
+        """The last status of one source (a copy), without building a whole snapshot."""
+        with self._lock:
+            return dict(self._statuses.get(source, {}))
+
     def snapshot(self, now: float) -> Snapshot:
         with self._lock:
             return Snapshot(now=now, statuses={k: dict(v) for k, v in self._statuses.items()},

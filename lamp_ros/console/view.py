@@ -2,6 +2,7 @@
 them as plain text. Styles are class names only (app.STYLE gives them colours)."""
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from lamp_ros.console.board import GRAPH_TIMEOUT_S, Snapshot
@@ -29,8 +30,10 @@ def banner(s: Snapshot) -> Fragments:
         return []
     age = s.status_age.get('safety')
     since = 'never heard from the safety node' if age is None else f'no safety/status for {age:.0f} s'
-    return [('class:banner', f' GRAPH NOT RUNNING: {since} (> {GRAPH_TIMEOUT_S:g} s). Start it with '
-                             f'`lamp-ros deploy` (or finetune). Commands are still sent. ')]
+    domain = os.environ.get('ROS_DOMAIN_ID') or '0 (unset)'
+    return [('class:banner', f' GRAPH NOT RUNNING: {since} (> {GRAPH_TIMEOUT_S:g} s) on ROS_DOMAIN_ID {domain}. '
+                             'Start it with `lamp-ros deploy` (or finetune), or set the graph\'s ROS_DOMAIN_ID '
+                             'here. Commands are still sent. ')]
 
 
 def _value(d: dict[str, Any], key: str, default: str = '-') -> str:

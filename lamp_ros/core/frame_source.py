@@ -53,19 +53,26 @@ def open_capture(config: CameraConfig) -> Capture:
     return cv2.VideoCapture(config.source)
 
 
+def crop_box(width: int, height: int, config: CameraConfig) -> tuple[int, int, int, int]:
+    """(x0, y0, w, h) of the part of a width x height frame that becomes the output (all of it with crop
+    'none'): the same box crops the frame and moves the calibration's principal point (core/calibration.py)."""
+    if config.crop == 'center':
+        target = config.width / config.height
+        if width / height > target:
+            cw = int(round(height * target))
+            return (width - cw) // 2, 0, cw, height
+        if width / height < target:
+            ch = int(round(width / target))
+            return 0, (height - ch) // 2, width, ch
+    return 0, 0, width, height
+
+
 def to_output(frame_bgr: np.ndarray, config: CameraConfig) -> np.ndarray:
     """BGR frame of any size -> RGB (height, width, 3) uint8."""
     if frame_bgr.ndim == 2:
         frame_bgr = cv2.cvtColor(frame_bgr, cv2.COLOR_GRAY2BGR)
-    h, w = frame_bgr.shape[:2]
-    if config.crop == 'center':
-        target = config.width / config.height
-        if w / h > target:
-            cw = int(round(h * target))
-            frame_bgr = frame_bgr[:, (w - cw) // 2:(w - cw) // 2 + cw]
-        elif w / h < target:
-            ch = int(round(w / target))
-            frame_bgr = frame_bgr[(h - ch) // 2:(h - ch) // 2 + ch]
+    x0, y0, cw, ch = crop_box(frame_bgr.shape[1], frame_bgr.shape[0], config)
+    frame_bgr = frame_bgr[y0:y0 + ch, x0:x0 + cw]
     if frame_bgr.shape[:2] != (config.height, config.width):
         frame_bgr = cv2.resize(frame_bgr, (config.width, config.height), interpolation=cv2.INTER_AREA)
     return cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
@@ -83,6 +90,7 @@ class FrameSource:
         self.connected = False
         self.failed_opens = 0
         self.finished = False            # a non-looping video file reached its end
+        self.capture_size: tuple[int, int] | None = None     # (width, height) of the last frame as captured
         self._opened_before = False
 
     def read(self, stamp: Callable[[], object]) -> tuple[np.ndarray, object] | None:
@@ -98,6 +106,7 @@ class FrameSource:
         if not ok or frame is None or frame.size == 0:
             self._lost('frame could not be decoded')
             return None
+        self.capture_size = (frame.shape[1], frame.shape[0])
         return to_output(frame, self.config), captured_at
 
     def _connect(self) -> bool:

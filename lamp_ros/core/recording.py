@@ -1,17 +1,17 @@
 """One recorded episode: the messages of its topics as they arrive, aligned into an episode file's arrays at
 the end (models.episodes; the layout is documented in docs/recording.md). ROS-free.
 
-Alignment is by header stamps (capture time of a frame, command time of an action), not by arrival order, so
-a recorder on another computer (images arriving later than the small action messages) still pairs each
-action with the frame the policy saw:
+One row per control step, as the episode node and the learner count them: a step is an action the safety layer
+applied (control/applied_action). Alignment is by header stamps (capture time of a frame, command time of an
+action), not by arrival order, so a recorder on another computer (images arriving later than the small action
+messages) still pairs each action with the frame the policy saw, whatever the camera's rate:
 
-  frame t          the t-th camera frame of the episode
+  step t           the t-th action applied in the episode (actions before the first frame are left out)
+  frame t          the newest camera frame captured at or before that action (a camera slower than the control
+                   loop repeats a frame); frame T, after the last step, is the episode's newest frame
   state[t]         the robot state nearest in time to frame t (contract.STATE_KEYS: position, orientation,
                    gripper opening; NaN where a part never arrived)
-  action[t]        the last action the safety layer applied after frame t and before frame t+1
-                   (T-1 rows: the last frame is where the episode ended); no action applied in between (the
-                   safety layer held the arm) records zero motion with the gripper unchanged
-  intervention[t]  True if any action applied in that interval was the operator's
+  action[t]        that applied action; intervention[t] whether it was the operator's
   reward[t]        the reward published for frame t (stamped with its image), NaN where none came
 """
 from __future__ import annotations
@@ -22,7 +22,15 @@ from typing import Any
 
 import numpy as np
 
-from lamp_ros.contract import ACTION_DIM, GRIPPER_OPEN_THRESHOLD, STATE_KEYS
+from lamp_ros.contract import ACTION_DIM, STATE_KEYS
+
+
+@dataclass(frozen=True)
+class Aligned:
+    frame_index: np.ndarray       # [T+1] which recorded frame each step saw (and the last frame)
+    action: np.ndarray            # [T, ACTION_DIM]
+    intervention: np.ndarray      # [T] bool
+    before_first_frame: int       # applied actions left out: no frame had been captured yet
 
 
 @dataclass
@@ -83,32 +91,16 @@ class EpisodeRecording:
             state[:, 7] = _values_nearest(self.gripper_stamps, self.grippers, stamps)
         return state
 
-    def aligned_actions(self) -> tuple[np.ndarray, np.ndarray, int]:
-        """(action [T-1, 4], intervention [T-1], steps with no action applied)."""
-        steps = max(len(self.frames) - 1, 0)
-        action = np.zeros((steps, ACTION_DIM), dtype=np.float32)
-        intervention = np.zeros(steps, dtype=bool)
-        interval = np.searchsorted(np.asarray(self.frame_stamps), np.asarray(self.action_stamps), side='right') - 1
-        filled = np.zeros(steps, dtype=bool)
-        for i, t in enumerate(interval):           # in arrival order: the last one of an interval wins
-            if 0 <= t < steps:
-                action[t] = self.actions[i]
-                intervention[t] |= self.interventions[i]
-                filled[t] = True
-        gripper = self._initial_gripper()
-        for t in range(steps):                      # held steps: zero motion, the gripper as it was
-            if filled[t]:
-                gripper = action[t, 3]
-            else:
-                action[t, 3] = gripper
-        return action, intervention, int(steps - filled.sum())
-
-    def _initial_gripper(self) -> float:
-        """Before the first applied action: the gripper's state at the first frame (open = 1, closed = -1)."""
-        if not self.grippers or not self.frames:
-            return 1.0
-        opening = float(_values_nearest(self.gripper_stamps, self.grippers, np.asarray(self.frame_stamps[:1]))[0])
-        return 1.0 if opening >= GRIPPER_OPEN_THRESHOLD else -1.0
+    def aligned(self) -> Aligned:
+        """The episode's steps (see the module docstring)."""
+        frame_stamps = np.asarray(self.frame_stamps)
+        order = np.argsort(np.asarray(self.action_stamps), kind='stable')
+        frame_of = np.searchsorted(frame_stamps, np.asarray(self.action_stamps)[order], side='right') - 1
+        keep = frame_of >= 0
+        action = np.array([self.actions[i] for i in order[keep]], np.float32).reshape(-1, ACTION_DIM)
+        intervention = np.array([self.interventions[i] for i in order[keep]], bool)
+        frame_index = np.append(frame_of[keep], len(self.frames) - 1).astype(int)
+        return Aligned(frame_index, action, intervention, int((~keep).sum()))
 
     def reward_per_frame(self) -> np.ndarray | None:
         """[T] float32 (NaN where no reward came), or None if no frame got one."""

@@ -5,6 +5,9 @@ Its reward is the reward of the NEXT frame o_{t+1} (what the action led to), whi
 simulator) publishes stamped with that frame's stamp, a little later. A step leaves in a chunk once that
 reward arrived, or with NaN once `reward_timeout_s` passed (counted, never silently dropped). The episode's
 last chunk carries the final frame o_T, success and the operator's label. ROS-free.
+
+Further cameras the policy sees (e.g. the wrist's) travel beside the front image: `image_<camera>` per step
+and `final_image_<camera>` in the last chunk (the front camera's keys are `image_front` and `final_image`).
 """
 from __future__ import annotations
 
@@ -13,6 +16,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+FRONT = 'front'
+
+
+def image_key(camera: str) -> str:
+    """A chunk's per-step images of `camera`."""
+    return f'image_{camera}'
+
+
+def final_image_key(camera: str) -> str:
+    """A last chunk's final frame o_T of `camera` ('final_image' for the front camera, as it always was)."""
+    return 'final_image' if camera == FRONT else f'final_image_{camera}'
 
 
 @dataclass
@@ -24,6 +39,7 @@ class Step:
     intervention: bool
     t: float                                  # when the step was recorded (for the reward timeout)
     reward: float = math.nan
+    more_images: dict[str, np.ndarray] = field(default_factory=dict)    # further cameras, same moment
 
 
 @dataclass
@@ -63,12 +79,13 @@ class TransitionAssembler:
                 del self.rewards[stamp]
 
     def on_step(self, t: float, image: np.ndarray, image_stamp: float, state: np.ndarray, action: np.ndarray,
-                intervention: bool) -> None:
+                intervention: bool, more_images: dict[str, np.ndarray] | None = None) -> None:
+        """`more_images`: the further cameras' images of the same moment (e.g. {'wrist': ...})."""
         if self.episode is None:
             return
         self.episode.steps.append(Step(image, image_stamp, np.asarray(state, np.float32),
                                        np.asarray(action, np.float32), intervention, t,
-                                       0.0 if self.rewards_from_success else math.nan))
+                                       0.0 if self.rewards_from_success else math.nan, dict(more_images or {})))
         self.steps_recorded += 1
 
     @property
@@ -94,15 +111,16 @@ class TransitionAssembler:
             ep.sent += self.chunk_steps
 
     def stop(self, now: float, final_image: np.ndarray | None, final_stamp: float, final_state: np.ndarray | None,
-             success: bool, label: str) -> list[tuple[dict[str, Any], dict[str, np.ndarray]]]:
-        """Everything left of the episode, the last chunk carrying o_T, success and label."""
+             success: bool, label: str, final_more_images: dict[str, np.ndarray] | None = None
+             ) -> list[tuple[dict[str, Any], dict[str, np.ndarray]]]:
+        """Everything left of the episode, the last chunk carrying o_T (of every camera), success and label."""
         ep, self.episode = self.episode, None
         if ep is None or not ep.steps:
             return []
         if final_image is not None:
             ep.steps.append(Step(final_image, final_stamp, np.asarray(final_state, np.float32),
                                  np.zeros(4, np.float32), False, now,      # o_T: only its image/state/reward count
-                                 0.0 if self.rewards_from_success else math.nan))
+                                 0.0 if self.rewards_from_success else math.nan, dict(final_more_images or {})))
         self._fill_rewards(ep, now + self.reward_timeout_s + 1)            # whatever has not come now won't
         final = ep.steps.pop() if final_image is not None else None
         chunks = []
@@ -114,6 +132,7 @@ class TransitionAssembler:
         if final is not None:
             arrays['final_image'] = final.image[None]
             arrays['final_state'] = final.state[None]
+            arrays.update({final_image_key(cam): image[None] for cam, image in final.more_images.items()})
         chunks.append((meta, arrays))
         return chunks
 
@@ -139,10 +158,12 @@ class TransitionAssembler:
         rewards[missing] = np.nan
         meta = {'episode': ep.key, 'instruction': ep.instruction, 'first_step': start, 'last': last,
                 'rewards_missing': int(missing.sum())}
-        arrays = {'image_front': np.stack([s.image for s in steps]) if steps else like.image[None][:0],
+        arrays = {image_key(FRONT): np.stack([s.image for s in steps]) if steps else like.image[None][:0],
                   'image_stamp': np.array([s.image_stamp for s in steps], np.float64),
                   'state': np.stack([s.state for s in steps]) if steps else like.state[None][:0],
                   'action': np.stack([s.action for s in steps]) if steps else np.zeros((0, 4), np.float32),
                   'reward': rewards,
                   'intervention': np.array([s.intervention for s in steps], bool)}
+        for cam, image in like.more_images.items():
+            arrays[image_key(cam)] = np.stack([s.more_images[cam] for s in steps]) if steps else image[None][:0]
         return meta, arrays

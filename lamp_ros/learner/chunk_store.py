@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from lamp_ros.contract import STATE_KEYS
+from lamp_ros.core.transitions import FRONT, final_image_key, image_key
 from lamp_ros.fileio import atomic_write_bytes
 from lamp_ros.learner.episode_parts import READ_ERRORS, EpisodeParts, Part, chunk_file, scan
 from lamp_ros.learner.rewards import RewardFlow
@@ -37,7 +38,11 @@ SOURCE_KEY = 'source_episode'            # in each replay episode: the incoming 
 class ChunkStore:
     def __init__(self, incoming: Path, add_episode: Callable[[dict[str, np.ndarray]], Any],
                  embed: Callable[[str], np.ndarray], image_size: int, state_keys: tuple[str, ...],
-                 unrewarded: Path | None = None, max_missing_rewards: float = 0.5) -> None:
+                 unrewarded: Path | None = None, max_missing_rewards: float = 0.5,
+                 cameras: tuple[str, ...] = (FRONT,), relabel: Callable[[str, bool], bool] | None = None) -> None:
+        """`cameras`: the images each episode keeps, front first (the agent's cameras; the link checked that
+        the robot's hello announced these). `relabel(episode key, success)`: applies an operator label that
+        came after the episode was stored; False if it could not (kept on record all the same)."""
         unknown = [k for k in state_keys if k not in STATE_KEYS]
         if unknown:
             raise ValueError(f'state keys {unknown} are not in the contract {STATE_KEYS}')
@@ -45,8 +50,9 @@ class ChunkStore:
         self.incoming.mkdir(parents=True, exist_ok=True)
         self.unrewarded = Path(unrewarded) if unrewarded is not None else self.incoming.parent / 'unrewarded'
         self.uninstructed = self.incoming.parent / 'no_instruction'
-        self.add_episode, self.embed = add_episode, embed
+        self.add_episode, self.embed, self.relabel = add_episode, embed, relabel
         self.image_size, self.max_missing_rewards = image_size, max_missing_rewards
+        self.cameras = tuple(cameras)
         self.state_index = [STATE_KEYS.index(k) for k in state_keys]
         self._lock = threading.Lock()
         log_path = self.incoming / STORED_LOG
@@ -74,10 +80,8 @@ class ChunkStore:
         """Durably keep a chunk the link checked (lamp_ros/link/schema.py) before it is acknowledged; complete
         its episode if it can. Raises Refused if the chunk contradicts its episode's stored chunks."""
         episode = meta['episode']
-        if 'label_update' in meta:               # an operator label after the episode was complete: kept on record
-            with self._lock, open(self.incoming / LABELS, 'a') as f:
-                f.write(json.dumps({'episode': episode, **meta['label_update']}) + '\n')
-            self._logged(chunk_id, 0)
+        if 'label_update' in meta:               # an operator label after the episode was complete
+            self._late_label(chunk_id, episode, meta['label_update'])
             return
         last = meta.get('last')
         part = Part(meta['first_step'], len(arrays['action']), chunk_id, last['steps'] if last else None)
@@ -96,6 +100,16 @@ class ChunkStore:
         self.reward_flow.note(arrays['reward'])
         if parts.complete():
             self._complete_logged(folder, parts)
+
+    def _late_label(self, chunk_id: str, episode: str, update: dict) -> None:
+        """Applied to the stored episode where it can be, and kept on record in labels.jsonl either way."""
+        applied = self.relabel is not None and self.relabel(episode, bool(update['success']))
+        if not applied:
+            log.warning('episode %s: label %r came after the episode left this session\'s replay: recorded in %s, '
+                        'not applied', episode, update['label'], LABELS)
+        with self._lock, open(self.incoming / LABELS, 'a') as f:
+            f.write(json.dumps({'episode': episode, **update, 'applied': applied}) + '\n')
+        self._logged(chunk_id, 0)
 
     def _logged(self, chunk_id: str, steps: int) -> None:
         with self._lock:
@@ -150,7 +164,7 @@ class ChunkStore:
         chunks = self._read(folder)
         if chunks is None:
             return
-        if 'final_image' not in chunks[-1][1] or parts.last.episode_steps < 2:
+        if final_image_key(FRONT) not in chunks[-1][1] or parts.last.episode_steps < 2:
             log.warning('episode %s: %d steps and no final frame: not stored as an episode', folder.name,
                         parts.last.episode_steps)
         else:
@@ -176,7 +190,7 @@ class ChunkStore:
         last = next(m['last'] for m, _ in chunks if m.get('last'))
         rewards = cat('reward')
         episode, missing = self.format(
-            frames=np.concatenate([cat('image_front'), final['final_image']]),
+            frames={cam: np.concatenate([cat(image_key(cam)), final[final_image_key(cam)]]) for cam in self.cameras},
             states=np.concatenate([cat('state'), final['final_state']]), actions=cat('action'),
             rewards=rewards, success=bool(last.get('success')), interventions=cat('intervention'),
             instruction=str(chunks[0][0].get('instruction', '')))
@@ -211,17 +225,19 @@ class ChunkStore:
         log.warning('episode %s: %d of %d rewards missing: kept out of the replay, in %s', key, missing,
                     len(episode['reward']), self.unrewarded)
 
-    def format(self, frames: np.ndarray, states: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
+    def format(self, frames: dict[str, np.ndarray], states: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
                success: bool, interventions: np.ndarray, instruction: str) -> tuple[dict[str, np.ndarray], int]:
-        """An episode in the training replay's format (training/replay.py) from robot-side arrays: frames and
-        contract states [T+1], actions, rewards (of o_{t+1}; NaN = missing, stored as 0) and flags [T].
-        Returns it and the count of missing rewards. Without an instruction it has no instruction_embedding."""
+        """An episode in the training replay's format (training/replay.py) from robot-side arrays: frames of
+        each camera and contract states [T+1], actions, rewards (of o_{t+1}; NaN = missing, stored as 0) and
+        flags [T]. Returns it and the count of missing rewards. Without an instruction it has no
+        instruction_embedding."""
         rewards = np.asarray(rewards, np.float32).copy()
         missing = ~np.isfinite(rewards)
         rewards[missing] = 0.0
         flags = np.zeros(len(rewards), bool)
         flags[-1] = success
-        episode = {'image_front': self._resize(frames), 'state': states[:, self.state_index].astype(np.float32),
+        episode = {**{image_key(cam): self._resize(frames[cam]) for cam in self.cameras},
+                   'state': states[:, self.state_index].astype(np.float32),
                    'action': np.asarray(actions, np.float32), 'reward': rewards, 'success': flags,
                    'intervention': np.asarray(interventions, bool), 'instruction': np.array(instruction)}
         if instruction.strip():

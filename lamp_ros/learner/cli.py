@@ -8,6 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
+from lamp_ros.contract import CAMERA_TOPICS
 from lamp_ros.paths import data_dir
 
 
@@ -22,6 +23,12 @@ def add_learner_parser(sub: argparse._SubParsersAction) -> None:
                    help='a lamp-train run (pretrain or finetune) to start from; default: from scratch')
     p.add_argument('--preset', default='cpu', choices=('debug', 'cpu', 'paper'),
                    help='training preset when starting from scratch (default: cpu)')
+    p.add_argument('--cameras', nargs='+', default=['front'], choices=tuple(CAMERA_TOPICS), metavar='CAMERA',
+                   help="from scratch: the images the agent sees, front first (default front; an --init run's "
+                        'agent decides otherwise); robots must send the same')
+    p.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', dest='settings',
+                   help="a new run's config override, e.g. --set finetune.bc_decay_steps=40000 (the keys of "
+                        'RUN/config.yaml; an existing run keeps its own)')
     p.add_argument('--bind', default='tcp://127.0.0.1:5555',
                    help='endpoint robots connect to; tcp://0.0.0.0:5555 accepts other hosts (default: %(default)s)')
     p.add_argument('--keys', type=Path, default=None, metavar='DIR',
@@ -57,7 +64,9 @@ def run_learner(args: argparse.Namespace) -> int:
     from lamp_ros.link.learner_server import LinkFailed
     logging.basicConfig(level=logging.INFO, format='[learner] %(message)s')
     size = {} if args.max_message_bytes is None else {'max_message_bytes': args.max_message_bytes}
-    options = LearnerOptions(run_dir=args.run, init_run=args.init, preset=args.preset, bind=args.bind,
+    options = LearnerOptions(run_dir=args.run, init_run=args.init, preset=args.preset, cameras=tuple(args.cameras),
+                             settings=tuple(args.settings),
+                             bind=args.bind,
                              keys_dir=args.keys, bundle_every=args.bundle_every,
                              checkpoint_every=args.checkpoint_every,
                              updates_per_transition=args.updates_per_transition, device=args.device,

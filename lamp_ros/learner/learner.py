@@ -5,8 +5,9 @@
     RUN/checkpoints/      agent + optimizers + learner counters (training/checkpoint.py); resume from the newest
     RUN/incoming/         chunks as they arrive, until their episode is complete (chunk_store.py)
     RUN/replay/           complete episodes in the training replay format (training/replay.py)
-    RUN/demo_replay/      the stretches the operator drove (interventions.py) and imported demos: the demo
-                          buffer, finetune.demo_fraction of every batch (RLPD), cloned by the BC term
+    RUN/demo_replay/      the stretches the operator drove (interventions.py), imported demos and, with
+                          finetune.success_to_demos, the robot's successful episodes: the demo buffer,
+                          finetune.demo_fraction of every batch (RLPD), cloned by the BC term
     RUN/unrewarded/       complete episodes that came mostly without rewards (NaN kept; not trained on)
     RUN/bundles/vNNNN/    every policy bundle pushed to the robots
 
@@ -26,7 +27,7 @@ import logging
 import shutil
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -42,16 +43,17 @@ from lamp_ros.learner.interventions import intervention_segments
 from lamp_ros.learner.rewards import RewardSourceError, checked_source
 from lamp_ros.link import keys as curve_keys
 from lamp_ros.link.learner_server import LinkServer, ServerConfig
-from lamp_ros.link.refusal import REWARD_SOURCE, Refused
+from lamp_ros.link.refusal import BAD_HELLO, REWARD_SOURCE, Refused
 from lamp_ros.link.schema import Hello
 from training.agent import DrQAgent
 from training.export import export_bundle
 from sim import STATE_KEYS
 from training import text
 from training.checkpoint import latest_checkpoint, load_checkpoint, load_weights, save_checkpoint
-from training.config import FinetuneSettings, TrainConfig, dump_yaml, load_yaml, preset, replace
+from training.config import (FinetuneSettings, TrainConfig, differences, dump_yaml, load_yaml, override, preset,
+                             replace)
 from training.loop import run_hash
-from training.replay import EpisodeReplay, mixed_sample
+from training.replay import EpisodeRecord, EpisodeReplay, mixed_sample
 from training.run import read_run
 from training.runs import init_state_bounds, resolve_finetune
 from training.text import InstructionEmbedder
@@ -60,6 +62,7 @@ log = logging.getLogger(__name__)
 INFO_FILE = 'learner.json'
 SUCCESS_REWARD = 'success'
 RECENT_EPISODES = 10                        # the status's interventions per episode: mean over these
+RECENT_SOURCES = 1000                       # stored episodes a late operator label can still reach
 
 
 class LearnerError(ValueError):
@@ -71,6 +74,8 @@ class LearnerOptions:
     run_dir: Path
     init_run: Path | None = None            # a lamp-train run (pretrain or finetune) to start from
     preset: str = 'cpu'                     # from scratch: training/config.py presets (debug, cpu, paper)
+    cameras: tuple[str, ...] = ('front',)   # from scratch: the images the agent sees (an init run's agent decides)
+    settings: tuple[str, ...] = ()          # a new run's config overrides, e.g. 'finetune.bc_decay_steps=40000'
     bind: str = 'tcp://127.0.0.1:5555'      # where robots connect; tcp://0.0.0.0:5555 for other hosts
     keys_dir: Path | None = None            # CurveZMQ: learner.key_secret + authorized/ (lamp-ros keys DIR)
     bundle_every: int = 200                 # agent updates between policy bundles
@@ -101,8 +106,6 @@ class Learner:
         self.reward_source = str(info.get('reward_source', ''))
         self._info_lock = threading.Lock()
         self.source = text.TextEncoderSource.from_json(info['text_encoder'])
-        if tuple(self.config.agent.cameras) != ('front',):
-            raise LearnerError(f'the robot sends the front camera only; this agent takes {self.config.agent.cameras}')
         self.agent = DrQAgent(self.config.agent, seed=self.config.seed, device=options.device)
         self._hash = run_hash(self.config)
         checkpoint = latest_checkpoint(self.root)
@@ -112,14 +115,16 @@ class Learner:
         self.text_encoder, self.vocab = text.load(self.source)
         self.embedder = InstructionEmbedder(self.text_encoder, self.vocab, self.config.text.max_tokens)
         self.replay = EpisodeReplay(self.root / 'replay', self.config.replay.capacity,
-                                    self.config.replay.memory_episodes, ('front',), self.config.agent.n_step)
+                                    self.config.replay.memory_episodes, self.cameras, self.config.agent.n_step)
         self.demos = EpisodeReplay(self.root / 'demo_replay', self.config.replay.capacity,
-                                   self.config.replay.memory_episodes, ('front',), self.config.agent.n_step)
+                                   self.config.replay.memory_episodes, self.cameras, self.config.agent.n_step)
         self.recent_interventions: deque[int] = deque(maxlen=RECENT_EPISODES)   # steps per episode, newest last
+        self._recent: OrderedDict[str, EpisodeRecord] = OrderedDict()          # source episode -> its replay record
+        self._promoted: OrderedDict[str, EpisodeRecord] = OrderedDict()        # ... -> its copy among the demos
         self._replay_lock = threading.Lock()
         self.store = ChunkStore(self.root / 'incoming', self._add_episode, self.embedder,
                                 self.config.agent.image_size, STATE_KEYS, self.root / 'unrewarded',
-                                options.max_missing_rewards)
+                                options.max_missing_rewards, cameras=self.cameras, relabel=self._relabel)
         self.store.recover(last_added=_last_source(self.replay))
         if options.demos_dir is not None:
             added = import_demos(Path(options.demos_dir).expanduser(), self.root, self.store, self._add_episode)
@@ -141,14 +146,61 @@ class Learner:
                 return
             if self.reward_source == SUCCESS_REWARD:
                 episode = success_rewarded(episode)
-            self.replay.add(episode, end_step=self.replay.transitions + len(episode['action']))
+            record = self.replay.add(episode, end_step=self.replay.transitions + len(episode['action']))
+            self._recent[str(episode.get(SOURCE_KEY, ''))] = record
+            while len(self._recent) > RECENT_SOURCES:
+                self._recent.popitem(last=False)
             for segment in intervention_segments(episode, self.demos.n_step):
                 self.demos.add(segment, end_step=self.demos.transitions + len(segment['action']))
+            self._promote(str(episode.get(SOURCE_KEY, '')), episode)
             self.recent_interventions.append(int(np.sum(episode.get('intervention', 0))))
 
+    def _promote(self, source: str, episode: dict[str, np.ndarray]) -> None:
+        """finetune.success_to_demos: a successful episode is also a demonstration (self-imitation); one the
+        operator relabels a failure stops being one."""
+        if not self.config.finetune.success_to_demos:
+            return
+        promoted = self._promoted.pop(source, None)
+        if promoted is not None and promoted in self.demos.episodes:
+            self.demos.remove(promoted)
+        if bool(np.asarray(episode['success']).any()):
+            self._promoted[source] = self.demos.add(
+                episode, end_step=self.demos.transitions + len(episode['action']))
+            while len(self._promoted) > RECENT_SOURCES:
+                self._promoted.popitem(last=False)
+
+    def _relabel(self, source: str, success: bool) -> bool:
+        """(link thread) An operator's label that came after its episode was stored: the episode's success (and,
+        with the 'success' reward, its reward and termination) rewritten in the replay. False if the episode is
+        not among this session's recent ones. The demo buffer's intervention stretches keep what they had; a
+        promoted success (finetune.success_to_demos) follows the label."""
+        with self._replay_lock:
+            record = self._recent.get(source)
+            if record is None or record not in self.replay.episodes:
+                return False
+            episode = dict(self.replay.load(record))
+            flags = np.zeros(record.length, bool)
+            flags[-1] = success
+            episode['success'] = flags
+            if self.reward_source == SUCCESS_REWARD:
+                episode = success_rewarded(episode)
+            self.replay.rewrite(record, episode)
+            self._promote(source, episode)
+        log.info('episode %s relabelled by the operator: %s', source, 'success' if success else 'failure')
+        return True
+
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        """The images the agent sees, front first: what every robot's steps must carry."""
+        return tuple(self.config.agent.cameras)
+
     def _accept_hello(self, hello: Hello) -> None:
-        """(link thread) A robot announcing another reward source than the run's is refused; the first one
-        announced is recorded for a run that had none."""
+        """(link thread) A robot whose steps carry other cameras than the agent sees is refused; so is one
+        announcing another reward source than the run's; the first source announced is recorded for a run
+        that had none."""
+        if hello.cameras != self.cameras:
+            raise Refused(BAD_HELLO, f'the robot sends cameras {list(hello.cameras)}, this agent sees '
+                                     f'{list(self.cameras)} (set the actor\'s cameras parameter to match)')
         if not hello.reward_source:
             return
         with self._info_lock:
@@ -273,6 +325,13 @@ def _server_config(options: LearnerOptions) -> ServerConfig:
                         authorized_dir=authorized, max_message_bytes=options.max_message_bytes)
 
 
+def _overridden(config: TrainConfig, settings: tuple[str, ...]) -> TrainConfig:
+    try:
+        return override(config, list(settings))
+    except ValueError as e:
+        raise LearnerError(str(e)) from None
+
+
 def _resumed(root: Path, options: LearnerOptions) -> dict[str, Any]:
     """learner.json of an existing run, if `options` agree with it (init run, reward source)."""
     info = json.loads((root / INFO_FILE).read_text())
@@ -308,7 +367,12 @@ def _open_or_create(root: Path, options: LearnerOptions) -> tuple[TrainConfig, d
     info_path = root / INFO_FILE
     if info_path.is_file():
         info = _resumed(root, options)
-        return load_yaml((root / 'config.yaml').read_text()), info
+        config = load_yaml((root / 'config.yaml').read_text())
+        changed = differences(config, _overridden(config, options.settings))
+        if changed:
+            raise LearnerError(f'{root} was made with other settings ({", ".join(changed)}): RUN/config.yaml holds '
+                               'a run\'s settings; start a new run to change them')
+        return config, info
     if root.exists() and any(root.iterdir()):
         raise LearnerError(f'{root} exists and is not a learner run (no {INFO_FILE}); choose an empty directory')
     root.mkdir(parents=True, exist_ok=True)
@@ -319,12 +383,14 @@ def _open_or_create(root: Path, options: LearnerOptions) -> tuple[TrainConfig, d
         _, init_config, init_info = read_run(init)
         source = init_info.text_encoder
         checkpoint = latest_checkpoint(init)
-        config = resolve_finetune(replace(init_config, finetune=FinetuneSettings()), text.load(source)[0].dim,
-                                  init_config.agent, init_info.mode)
+        config = _overridden(replace(init_config, finetune=FinetuneSettings()), options.settings)
+        config = resolve_finetune(config, text.load(source)[0].dim, init_config.agent, init_info.mode)
         modules = ('encoder', 'actor') if init_info.mode == 'imitate' else ('encoder', 'actor', 'critic',
                                                                           'critic_target', 'ensemble')
     else:
         config = preset(options.preset)
+        config = replace(config, agent=replace(config.agent, cameras=tuple(options.cameras)))
+        config = _overridden(config, options.settings)
         source = text.default_source(root, config.text, config.seed)
         checkpoint, modules = None, None
         config = resolve_finetune(config, text.load(source)[0].dim, None)

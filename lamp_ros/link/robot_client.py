@@ -52,6 +52,7 @@ class ClientConfig:
     state_keys: tuple[str, ...] = STATE_KEYS     # announced in the hello: what the chunks' state holds
     action_dim: int = ACTION_DIM
     reward_source: str = ''           # announced in the hello (task, r3m, clip, success); '' = not said
+    cameras: tuple[str, ...] = ('front',)        # announced in the hello: the images each step carries
 
 
 class LinkClient:
@@ -68,7 +69,8 @@ class LinkClient:
         self.bundles_received = 0
         self.max_message_bytes: int | None = None    # from the learner's welcome
         self.faults = FaultLog(log, 'refusal or fault')
-        self._hello = Hello(config.robot_id, tuple(config.state_keys), config.action_dim, config.reward_source)
+        self._hello = Hello(config.robot_id, tuple(config.state_keys), config.action_dim, config.reward_source,
+                            tuple(config.cameras))
         self._ctx = zmq.Context.instance()
         self._wake_addr = f'inproc://lamp-link-wake-{id(self)}'
         self._wake_rx = self._ctx.socket(zmq.PAIR)

@@ -8,6 +8,8 @@ fields and their types, and every array's dtype and shape (the chunk format of l
     image_front uint8 [n, H, W, 3]   image_stamp float64 [n]   state float32 [n, S]   action float32 [n, A]
     reward float32 [n] (NaN: missing)   intervention bool [n]   last chunk only: final_image uint8 [1, H, W, 3],
     final_state float32 [1, S]        a label update: no arrays, meta label_update {label, success}
+    each further camera of the hello (e.g. wrist): image_<camera> uint8 [n, H', W', 3], last chunk
+    final_image_<camera> uint8 [1, H', W', 3]
 
 A chunk that passes here is one the learner can store and later turn into replay data without an exception:
 the store then only checks that it fits the chunks already stored for its episode.
@@ -20,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from lamp_ros.contract import CAMERA_TOPICS
+from lamp_ros.core.transitions import FRONT, final_image_key, image_key
 from lamp_ros.link.refusal import BAD_CHUNK, BAD_HELLO, MALFORMED, Refused
 
 ID = re.compile(r'[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}')
@@ -37,10 +41,15 @@ class Hello:
     state_keys: tuple[str, ...]
     action_dim: int
     reward_source: str = ''         # '' : not announced
+    cameras: tuple[str, ...] = (FRONT,)     # the images each step carries, front first
 
     def meta(self) -> dict[str, Any]:
         return {'robot_id': self.robot_id, 'state_keys': list(self.state_keys), 'action_dim': self.action_dim,
-                'reward_source': self.reward_source}
+                'reward_source': self.reward_source, 'cameras': list(self.cameras)}
+
+    @property
+    def more_cameras(self) -> tuple[str, ...]:
+        return self.cameras[1:]
 
 
 def check_hello(meta: dict, peer: str, state_keys: tuple[str, ...], action_dim: int) -> Hello:
@@ -51,7 +60,11 @@ def check_hello(meta: dict, peer: str, state_keys: tuple[str, ...], action_dim: 
              f'state fields {_show(keys)}, this learner takes {list(state_keys)}')
     _require(_is_int(dim, action_dim, action_dim), BAD_HELLO, f'action size {_show(dim)}, this learner takes {action_dim}')
     _require(source is None or source == '' or _is_id(source), BAD_HELLO, f'reward_source {_show(source)} is not a name')
-    return Hello(robot_id, tuple(keys), dim, source or '')
+    cameras = meta.get('cameras', [FRONT])                 # robots from before cameras were announced: front only
+    _require(isinstance(cameras, list) and cameras[:1] == [FRONT] and len(set(cameras)) == len(cameras)
+             and all(cam in CAMERA_TOPICS for cam in cameras), BAD_HELLO,
+             f'cameras {_show(cameras)}: expected distinct names of {sorted(CAMERA_TOPICS)}, front first')
+    return Hello(robot_id, tuple(keys), dim, source or '', tuple(cameras))
 
 
 def check_chunk(meta: dict, arrays: dict[str, np.ndarray], hello: Hello, max_steps: int) -> str:
@@ -104,28 +117,42 @@ def _check_step_meta(chunk_id: str, meta: dict) -> dict | None:
 
 
 def _check_arrays(chunk_id: str, arrays: dict[str, np.ndarray], hello: Hello, last: bool, max_steps: int) -> int:
-    allowed = {**STEP_ARRAYS, **(FINAL_ARRAYS if last else {})}
-    missing, extra = sorted(set(STEP_ARRAYS) - set(arrays)), sorted(set(arrays) - set(allowed))
+    step_arrays = {**STEP_ARRAYS, **{image_key(cam): 'uint8' for cam in hello.more_cameras}}
+    final_arrays = {**FINAL_ARRAYS, **{final_image_key(cam): 'uint8' for cam in hello.more_cameras}}
+    allowed = {**step_arrays, **(final_arrays if last else {})}
+    missing, extra = sorted(set(step_arrays) - set(arrays)), sorted(set(arrays) - set(allowed))
     _require(not missing and not extra, BAD_CHUNK, f'chunk {chunk_id}: arrays missing {missing}, unexpected {extra}')
     wrong = [f'{k} is {a.dtype}' for k, a in arrays.items() if a.dtype.name != allowed[k]]
     _require(not wrong, BAD_CHUNK, f'chunk {chunk_id}: {", ".join(wrong)} (expected {allowed})')
-    action, image = arrays['action'], arrays['image_front']
+    action = arrays['action']
     _require(action.ndim == 2 and action.shape[0] <= max_steps, BAD_CHUNK,
              f'chunk {chunk_id}: action shape {list(action.shape)}, expected [n <= {max_steps}, {hello.action_dim}]')
-    n, sides = action.shape[0], image.shape[1:3]
-    _require(image.ndim == 4 and image.shape[3] == 3 and all(IMAGE_SIDES[0] <= s <= IMAGE_SIDES[1] for s in sides),
-             BAD_CHUNK, f'chunk {chunk_id}: image_front shape {list(image.shape)}, expected [n, H, W, 3] with '
-             f'H, W in {list(IMAGE_SIDES)}')
-    _require(('final_image' in arrays) == ('final_state' in arrays), BAD_CHUNK,
-             f'chunk {chunk_id}: final_image and final_state come together')
-    _check_shapes(chunk_id, arrays, _expected_shapes(n, tuple(sides), len(hello.state_keys), hello.action_dim))
+    finals = [k for k in final_arrays if k in arrays]
+    _require(not finals or len(finals) == len(final_arrays), BAD_CHUNK,
+             f'chunk {chunk_id}: {", ".join(sorted(final_arrays))} come together (got {", ".join(finals)})')
+    n = action.shape[0]
+    sides = {cam: _image_sides(chunk_id, arrays[image_key(cam)]) for cam in hello.cameras}
+    _check_shapes(chunk_id, arrays, _expected_shapes(n, sides, len(hello.state_keys), hello.action_dim))
     _check_values(chunk_id, arrays)
     return n
 
 
-def _expected_shapes(n: int, sides: tuple[int, ...], state: int, action: int) -> dict[str, tuple[int, ...]]:
-    return {'image_front': (n, *sides, 3), 'image_stamp': (n,), 'state': (n, state), 'action': (n, action),
-            'reward': (n,), 'intervention': (n,), 'final_image': (1, *sides, 3), 'final_state': (1, state)}
+def _image_sides(chunk_id: str, image: np.ndarray) -> tuple[int, int]:
+    """Each camera's images may have their own size, within IMAGE_SIDES."""
+    sides = image.shape[1:3]
+    _require(image.ndim == 4 and image.shape[3] == 3 and all(IMAGE_SIDES[0] <= s <= IMAGE_SIDES[1] for s in sides),
+             BAD_CHUNK, f'chunk {chunk_id}: image shape {list(image.shape)}, expected [n, H, W, 3] with '
+             f'H, W in {list(IMAGE_SIDES)}')
+    return tuple(sides)
+
+
+def _expected_shapes(n: int, sides: dict[str, tuple[int, int]], state: int, action: int
+                     ) -> dict[str, tuple[int, ...]]:
+    shapes = {'image_stamp': (n,), 'state': (n, state), 'action': (n, action), 'reward': (n,), 'intervention': (n,),
+              'final_state': (1, state)}
+    for cam, (h, w) in sides.items():
+        shapes[image_key(cam)], shapes[final_image_key(cam)] = (n, h, w, 3), (1, h, w, 3)
+    return shapes
 
 
 def _check_shapes(chunk_id: str, arrays: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]]) -> None:

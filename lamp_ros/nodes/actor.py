@@ -1,7 +1,8 @@
 """actor node: the robot side of online finetuning. It records each control step of a running episode
 (the image the policy saw, robot state, the action the safety layer applied, intervention flag), pairs it
 with the reward of the next frame, and sends chunks of transitions to the learner over the pyzmq link
-(lamp_ros.link). Nothing is lost: chunks are on disk before they are sent and until the learner
+(lamp_ros.link). With `cameras` [front, wrist] (what a wrist-camera policy sees) each step also carries the
+wrist image of that moment (camera/wrist/image_raw). Nothing is lost: chunks are on disk before they are sent and until the learner
 acknowledges them; a learner that is down gets the backlog when it returns. Bundles the learner pushes are
 offered to the policy node on policy/bundle. learner/status reports the link.
 
@@ -27,9 +28,10 @@ from lamp_ros.link import keys as curve_keys
 from lamp_ros.link.robot_client import ClientConfig, LinkClient
 from lamp_ros.paths import data_dir
 from lamp_ros.ros.convert import applied_action, gripper_opening, image_array, pose_arrays, to_sec
+from lamp_ros.ros.diagnostics import Health
 from lamp_ros.ros.fault_reporting import node_fault_log
 from lamp_ros.ros.interfaces import profile
-from lamp_ros.ros.node_process import declare, run_node
+from lamp_ros.ros.node_process import BadParameter, declare, run_node
 
 
 class ActorNode(Node):
@@ -43,6 +45,13 @@ class ActorNode(Node):
         robot_key = declare(self, 'robot_key', '', 'CurveZMQ: this robot\'s secret key file (empty: no encryption).')
         learner_key = declare(self, 'learner_public_key', '', "CurveZMQ: the learner's public key file.")
         chunk_steps = declare(self, 'chunk_steps', 10, 'Control steps per chunk sent to the learner.')
+        cameras = tuple(declare(self, 'cameras', ['front'],
+                                "The images each step carries, front first (the learner's agent must see the "
+                                'same; the finetune graph sets them from the bundle).'))
+        if not cameras or cameras[0] != 'front' or len(set(cameras)) != len(cameras) or \
+                any(cam not in c.CAMERA_TOPICS for cam in cameras):
+            raise BadParameter(f'cameras must be distinct names of {sorted(c.CAMERA_TOPICS)}, front '
+                             f'first; got {list(cameras)}')
         reward_source = declare(self, 'reward_source', '',
                                 "What this robot's rewards come from (task, r3m, clip, success), announced to the "
                                 'learner, which refuses a robot whose source differs from its run\'s ("": not '
@@ -64,6 +73,8 @@ class ActorNode(Node):
         self.robot = StateHistory()
         self.image: np.ndarray | None = None
         self.image_stamp = float('nan')
+        self.more_images: dict[str, np.ndarray] = {}       # the further cameras' latest images
+        self.more_cameras = cameras[1:]
         self.instruction = ''
         self.episode_status: dict = {}
         self._finished: dict[int, tuple[str, str]] = {}      # episode number -> (episode key, label sent)
@@ -74,12 +85,16 @@ class ActorNode(Node):
         server_key = curve_keys.load(Path(learner_key)).public if learner_key else None
         self.link = LinkClient(ClientConfig(endpoint=endpoint, robot_id=robot_id, outbox_dir=Path(outbox),
                                             bundle_dir=Path(bundles), keys=keys, server_public_key=server_key,
-                                            fsync=self.fsync, reward_source=reward_source),
+                                            fsync=self.fsync, reward_source=reward_source, cameras=cameras),
                                on_bundle=self._on_bundle)
         self.bundle_pub = self.create_publisher(String, c.POLICY_BUNDLE.name, profile(c.POLICY_BUNDLE))
         self.status_pub = self.create_publisher(String, c.LEARNER_STATUS.name, profile(c.LEARNER_STATUS))
         self.mode_pub = self.create_publisher(String, c.CONTROL_MODE.name, profile(c.CONTROL_MODE))
         self.create_subscription(Image, c.CAMERA_IMAGE.name, self._on_image, profile(c.CAMERA_IMAGE))
+        for cam in self.more_cameras:
+            topic = c.CAMERA_TOPICS[cam]
+            self.create_subscription(Image, topic.name, lambda msg, cam=cam: self._on_more_image(cam, msg),
+                                     profile(topic))
         self.create_subscription(PoseStamped, c.EE_POSE.name, self._on_pose, profile(c.EE_POSE))
         self.create_subscription(JointState, c.GRIPPER_STATE.name, self._on_gripper, profile(c.GRIPPER_STATE))
         self.create_subscription(JointState, c.APPLIED_ACTION.name, self._on_applied, profile(c.APPLIED_ACTION))
@@ -102,6 +117,13 @@ class ActorNode(Node):
             return
         self.image_stamp = to_sec(msg.header.stamp)
 
+    def _on_more_image(self, camera: str, msg: Image) -> None:
+        """A further camera's image: the steps after it carry it (the sim publishes it with the front's stamp)."""
+        try:
+            self.more_images[camera] = np.array(image_array(msg), copy=True)
+        except ImageRejected as e:
+            self.faults.fault(c.CAMERA_TOPICS[camera].name, e.code, f'{camera} camera image not recorded: {e}')
+
     def _on_pose(self, msg: PoseStamped) -> None:
         self.robot.add_pose(to_sec(msg.header.stamp), self._now(), *pose_arrays(msg))
 
@@ -120,9 +142,13 @@ class ActorNode(Node):
         except ValueError as e:
             self.faults.fault(c.APPLIED_ACTION.name, 'invalid', f'applied action not recorded: {e}')
             return
-        if self.image is None or not self._has_state():
+        if not self._has_images() or not self._has_state():
             return
-        self.assembler.on_step(self._now(), self.image, self.image_stamp, self._state(), action, intervention)
+        self.assembler.on_step(self._now(), self.image, self.image_stamp, self._state(), action, intervention,
+                               dict(self.more_images))
+
+    def _has_images(self) -> bool:
+        return self.image is not None and all(cam in self.more_images for cam in self.more_cameras)
 
     def _has_state(self) -> bool:
         latest = self.robot.latest()
@@ -158,9 +184,10 @@ class ActorNode(Node):
     def _finish(self, status: dict) -> None:
         self._pending_finish = None
         key = self.assembler.episode.key if self.assembler.episode else ''
-        state = self._state() if self._has_state() else None
+        state = self._state() if self._has_state() and self._has_images() else None
         chunks = self.assembler.stop(self._now(), self.image if state is not None else None, self.image_stamp,
-                                     state, bool(status.get('success')), str(status.get('label', '')))
+                                     state, bool(status.get('success')), str(status.get('label', '')),
+                                     dict(self.more_images))
         for meta, arrays in chunks:
             self._send(meta, arrays)
         if key:
@@ -187,6 +214,15 @@ class ActorNode(Node):
         self.get_logger().info(f'new policy bundle {version} from the learner: {path}')
 
     # --- periodic ------------------------------------------------------------------------------------
+    def health(self) -> Health:
+        """The link for /diagnostics: connected is OK; otherwise a warning with what waits on disk."""
+        values = {'backlog': self.link.backlog, 'chunks_acked': self.link.chunks_acked,
+                  'steps_recorded': self.assembler.steps_recorded, 'rewards_missing': self.assembler.rewards_missing,
+                  'bundle_version': self.bundle_version}
+        if self.link.connected:
+            return Health('ok', 'sending transitions to the learner', values)
+        return Health('warn', f'learner unreachable: {self.link.backlog} chunks wait on disk', values)
+
     def _tick(self) -> None:
         if self._pending_finish is not None and self._final_frame_ready():
             latest = self.episode_status       # a label given while waiting is in the newer status

@@ -21,6 +21,7 @@ from lamp_ros import contract as c
 from lamp_ros.core.episode import EpisodeConfig, EpisodeTracker
 from lamp_ros.core.instruction import InstructionRejected, checked_instruction
 from lamp_ros.ros.convert import applied_action
+from lamp_ros.ros.diagnostics import Health
 from lamp_ros.ros.fault_reporting import node_fault_log
 from lamp_ros.ros.interfaces import profile
 from lamp_ros.ros.node_process import declare, run_node
@@ -160,10 +161,16 @@ class EpisodeNode(Node):
             self.faults.fault(c.INSTRUCTION.name, e.code, f'instruction ignored: {e}')
 
     def _apply(self, change) -> None:
-        before = (self.tracker.state, self.tracker.success, self.tracker.label)
+        """Publish episode/status when anything it shows changed, the step counter included (the console's
+        counter is live)."""
+        before = self._shown()
         change()
-        if (self.tracker.state, self.tracker.success, self.tracker.label) != before:
+        if self._shown() != before:
             self._publish()
+
+    def _shown(self) -> tuple:
+        t = self.tracker
+        return t.state, t.success, t.label, t.step, t.interventions
 
     async def _tick(self) -> None:
         if self._pending_auto_start and self.robot_reset.service_is_ready() and not self._unwired():
@@ -173,6 +180,12 @@ class EpisodeNode(Node):
               and not self._resetting                     # an operator's stop stands until start or reset
               and self._now() - self._stopped_at >= self.reset_delay_s):
             await self._reset()
+
+    def health(self) -> Health:
+        status = self.tracker.status()
+        return Health('ok', f"episode {status['episode']} {status['state']}, step {status['step']} of "
+                            f"{status['max_steps']}",
+                      {k: status[k] for k in ('instruction', 'success', 'stop_reason', 'interventions')})
 
     def _publish(self) -> None:
         for event in self.tracker.take_events():

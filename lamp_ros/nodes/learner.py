@@ -16,6 +16,7 @@ from std_msgs.msg import String
 from lamp_ros import contract as c
 from lamp_ros.learner.learner import Learner, LearnerOptions
 from lamp_ros.paths import data_dir
+from lamp_ros.ros.diagnostics import Health
 from lamp_ros.ros.interfaces import profile
 from lamp_ros.ros.node_process import declare, run_node
 
@@ -27,11 +28,18 @@ class LearnerNode(Node):
                           'run): created if absent, resumed if it exists.')
         init_run = declare(self, 'init_run', '', 'A lamp-train run to start from (empty: from scratch, `preset`).')
         demos = declare(self, 'demos_dir', '', 'Recorded episodes (lamp-ros record) to add to the replay, once each.')
+        settings = tuple(x for x in declare(self, 'settings', [''], "A new run's config overrides, KEY=VALUE each "
+                                            "(e.g. 'finetune.bc_decay_steps=40000'; RUN/config.yaml lists the "
+                                            "keys; '' entries are ignored).") if x)
         keys_dir = declare(self, 'keys_dir', '', 'CurveZMQ keys (lamp-ros keys DIR); empty: no encryption.')
         options = LearnerOptions(
             run_dir=Path(run_dir).expanduser() if run_dir else data_dir() / 'learner' / 'run',
             init_run=Path(init_run).expanduser() if init_run else None,
             preset=declare(self, 'preset', 'cpu', 'From scratch: training preset (debug, cpu, paper).'),
+            settings=settings,
+            cameras=tuple(declare(self, 'cameras', ['front'], 'From scratch: the images the agent sees, front '
+                                  "first (the finetune graph sets them from the bundle; an init run's agent "
+                                  'decides otherwise).')),
             bind=declare(self, 'bind', 'tcp://127.0.0.1:5555', 'Where robots connect (tcp://0.0.0.0:5555: any host).'),
             keys_dir=Path(keys_dir).expanduser() if keys_dir else None,
             bundle_every=declare(self, 'bundle_every', 200, 'Agent updates between policy bundles.'),
@@ -62,6 +70,15 @@ class LearnerNode(Node):
             self._failure = e
             self.get_logger().fatal(f'learner stopped: {e!r}')
             raise
+
+    def health(self) -> Health:
+        """Training is OK, waiting for transitions too; paused (e.g. rewards missing) is a warning."""
+        status = self.learner.status()
+        level = 'error' if self._failure is not None else ('warn' if status['training'].startswith('paused')
+                                                            else 'ok')
+        return Health(level, status['training'], {k: status[k] for k in (
+            'updates', 'bundle_version', 'reward_source', 'episodes', 'replay_transitions', 'robots',
+            'interventions_per_episode')})
 
     def _report(self) -> None:
         """Progress; if training or the link died, end the node with an error (the process exits non-zero,

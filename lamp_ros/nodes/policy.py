@@ -13,6 +13,7 @@ publishes no action, so the safety layer's watchdog holds the arm still.
 New bundles offered on policy/bundle (by the learner link) are loaded and validated in a background thread
 and swapped in only between episodes (or at once when no episode runs); policy/status reports the model
 version in use. With require_episode, it acts only while an episode runs (episode/event start..stop).
+With explore_std > 0 (the finetune graph sets it) Gaussian noise is added to each action (core/exploration.py).
 """
 from __future__ import annotations
 
@@ -28,12 +29,14 @@ from std_msgs.msg import Float32MultiArray, String
 
 from lamp_ros import contract as c
 from lamp_ros.core.bundle_swap import BundleSwapper, load_checked
+from lamp_ros.core.exploration import ActionNoise
 from lamp_ros.core.images import ImageRejected, fit_to_size
 from lamp_ros.core.instruction import InstructionRejected, checked_instruction
 from lamp_ros.core.observation import StateHistory, state_vector
 from lamp_ros.core.pacing import ImagePacer
 from lamp_ros.ros.convert import action_msg, gripper_opening, image_array, pose_arrays, to_sec
-from lamp_ros.ros.node_process import declare, run_node
+from lamp_ros.ros.diagnostics import Health
+from lamp_ros.ros.node_process import BadParameter, declare, run_node
 from lamp_ros.ros.fault_reporting import node_fault_log
 from lamp_ros.ros.interfaces import profile
 from models.bundle import BundleError
@@ -63,12 +66,22 @@ class PolicyNode(Node):
         self.sync_wait_s = declare(self, 'sync_wait_s', 0.03,
                                    "On a new image, wait up to this long for the robot state of the image's "
                                    'stamp (it comes on other topics, often just after the image).')
+        explore_std = declare(self, 'explore_std', 0.0, 'Exploration while finetuning: Gaussian noise of this std '
+                              'on the motion actions ([-1, 1] units; 0: the policy as it is, for deployment).')
+        explore_gripper = declare(self, 'explore_gripper', 0.0, 'Gripper noise as a fraction of explore_std (0: the '
+                                  'gripper follows the policy).')
+        try:
+            self.noise = ActionNoise(explore_std, explore_gripper)
+        except ValueError as e:
+            raise BadParameter(str(e)) from None
+        if self.trigger not in ('image', 'timer'):
+            raise BadParameter(f"trigger must be 'image' or 'timer', got '{self.trigger}'")
 
         self.action_pub = self.create_publisher(Float32MultiArray, c.POLICY_ACTION.name, profile(c.POLICY_ACTION))
         self.status_pub = self.create_publisher(String, c.POLICY_STATUS.name, profile(c.POLICY_STATUS))
         self.runtime: PolicyRuntime | None = None
         self.status = {'state': 'loading', 'bundle': self.bundle_path, 'model_version': '', 'reason': '',
-                       'swaps': 0, 'update': ''}
+                       'swaps': 0, 'update': '', 'explore_std': float(self.noise.scale[0])}
         self.faults = node_fault_log(self, 'input refused')
         self.swapper = BundleSwapper(self._load, self.get_logger().error)
         self.episode_running = False
@@ -101,9 +114,6 @@ class PolicyNode(Node):
         self.create_timer(0.1, self._maybe_swap)
         if self.trigger == 'timer':
             self.create_timer(1.0 / self.control_rate_hz, self._on_timer)
-        elif self.trigger != 'image':
-            self.get_logger().error(f"unknown trigger '{self.trigger}', using 'image'")
-            self.trigger = 'image'
 
     # --- bundle --------------------------------------------------------------------------------------
     def _load(self, path: Path) -> PolicyRuntime:
@@ -124,7 +134,7 @@ class PolicyNode(Node):
     def _use(self, runtime: PolicyRuntime, path: Path) -> None:
         self.runtime = runtime
         m = runtime.manifest
-        self.status.update(bundle=str(path), model_version=m.model_version)
+        self.status.update(bundle=str(path), model_version=m.model_version, image_size=list(m.image_size))
         self.get_logger().info(f'using bundle {path} (model {m.model_version}, image {m.image_size} from '
                                f'{", ".join(m.cameras)}, state {list(m.state_keys)}, {m.control_rate_hz} Hz)')
 
@@ -174,6 +184,14 @@ class PolicyNode(Node):
                 self.runtime.reset()
         elif msg.data == 'stop':
             self.episode_running = False
+
+    def health(self) -> Health:
+        """policy/status for /diagnostics: running is OK, loading and waiting a warning, refused an error."""
+        level = {'running': 'ok', 'refused': 'error'}.get(self.status['state'], 'warn')
+        return Health(level, f"{self.status['state']}: {self.status['reason']}",
+                      {'model_version': self.status['model_version'], 'bundle': self.status['bundle'],
+                       'swaps': self.status['swaps'], 'actions_published': self.actions_published,
+                       'explore_std': self.status['explore_std']})
 
     def _set_status(self, state: str, reason: str) -> None:
         if (state, reason) == (self.status['state'], self.status['reason']):
@@ -310,6 +328,7 @@ class PolicyNode(Node):
         if not np.all(np.isfinite(action)):
             self._set_status('waiting', f'policy produced a non-finite action {action.tolist()}; not published')
             return
+        action = self.noise(action)
         self.action_pub.publish(action_msg(action))
         self.pacer.acted(t)
         self.actions_published += 1

@@ -35,6 +35,7 @@ from lamp_ros import contract as c
 from lamp_ros.core.images import ImageRejected, fit_to_size
 from lamp_ros.core.instruction import InstructionRejected, checked_instruction
 from lamp_ros.ros.convert import image_array
+from lamp_ros.ros.diagnostics import Health
 from lamp_ros.ros.fault_reporting import node_fault_log
 from lamp_ros.ros.interfaces import profile
 from lamp_ros.ros.node_process import declare, run_node
@@ -153,6 +154,11 @@ class RewardNode(Node):
         self._worker.start()
 
     # --- status --------------------------------------------------------------------------------------------
+    def health(self) -> Health:
+        level = {'running': 'ok', 'waiting': 'ok', 'loading': 'warn'}.get(self.status['state'], 'error')
+        return Health(level, f"{self.status['state']}: {self.status['reason']}",
+                      {k: self.status[k] for k in ('model', 'name', 'instruction', 'rate_hz')})
+
     def _set_status(self, state: str, reason: str, **fields: object) -> None:
         with self._status_lock:
             if (state, reason) == (self.status['state'], self.status['reason']) and all(

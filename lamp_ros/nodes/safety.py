@@ -29,6 +29,7 @@ from lamp_ros.core.images import ImageRejected
 from lamp_ros.core.safety import Command, DownsampleReport, InterventionLog, SafetyConfig, SafetyFilter
 from lamp_ros.ros.convert import action_array, applied_action_msg, image_array, pose_arrays, to_sec, twist_msg
 from lamp_ros.ros.node_process import declare, run_node
+from lamp_ros.ros.diagnostics import Health
 from lamp_ros.ros.fault_reporting import node_fault_log
 from lamp_ros.ros.interfaces import profile
 
@@ -217,6 +218,16 @@ class SafetyNode(Node):
         if started or cleared or cmd.state != self._state:
             self._state = cmd.state
             self._publish_status()
+
+    def health(self) -> Health:
+        """The safety state for /diagnostics: ok is OK, limited a warning, stopped and e-stop errors."""
+        state = self._state or 'starting'
+        level = {'ok': 'ok', 'limited': 'warn', 'starting': 'warn'}.get(state, 'error')
+        reasons = [str(r) for r in self.log.active]
+        return Health(level, f'{state}: {"; ".join(reasons)}' if reasons else state,
+                      {'estop': self.filter.estop_engaged, 'control_mode': self.arbiter.mode,
+                       'interventions': self.log.count, 'last_reason': str(self.log.last or ''),
+                       'dropped_actions': self.filter.dropped})
 
     def _publish_status(self) -> None:
         last = self.log.last

@@ -27,7 +27,7 @@ from std_srvs.srv import Trigger
 from lamp_ros import contract as c
 from lamp_ros.ros.convert import action_msg, gripper_state_msg, image_msg, pose_msg, twist_linear
 from lamp_ros.ros.node_process import declare, run_node
-from lamp_ros.ros.interfaces import profile
+from lamp_ros.ros.interfaces import profile, publisher_profile
 from sim.config import SceneConfig
 from sim.experts import make_expert
 from sim.scene import LampScene
@@ -65,8 +65,9 @@ class SimArmNode(Node):
 
         self.image_pub = self.create_publisher(Image, c.CAMERA_IMAGE.name, profile(c.CAMERA_IMAGE))
         self.wrist_pub = self.create_publisher(Image, c.WRIST_CAMERA_IMAGE.name, profile(c.WRIST_CAMERA_IMAGE))
-        self.pose_pub = self.create_publisher(PoseStamped, c.EE_POSE.name, profile(c.EE_POSE))
-        self.gripper_pub = self.create_publisher(JointState, c.GRIPPER_STATE.name, profile(c.GRIPPER_STATE))
+        self.pose_pub = self.create_publisher(PoseStamped, c.EE_POSE.name, publisher_profile(c.EE_POSE))
+        self.gripper_pub = self.create_publisher(JointState, c.GRIPPER_STATE.name,
+                                                 publisher_profile(c.GRIPPER_STATE))
         self.success_pub = self.create_publisher(Bool, c.SIM_SUCCESS.name, profile(c.SIM_SUCCESS))
         self.reward_pub = self.create_publisher(Vector3Stamped, c.REWARD.name, profile(c.REWARD))
         self.expert = make_expert(task) if self.publish_expert_action else None

@@ -18,7 +18,7 @@ from std_msgs.msg import Float32, Float32MultiArray, String
 from lamp_ros import contract as c
 from lamp_ros.ros.convert import action_msg
 from lamp_ros.ros.interfaces import profile
-from lamp_ros.ros.node_process import declare, run_node
+from lamp_ros.ros.node_process import BadParameter, declare, run_node
 from lamp_ros.teleop.device import DEVICES, DeviceInput, DeviceUnavailable, TeleopDevice, open_device
 from lamp_ros.teleop.gamepad import GamepadConfig
 from lamp_ros.teleop.keyboard import KeyboardConfig
@@ -31,7 +31,7 @@ class TeleopNode(Node):
         super().__init__('teleop')
         self.device_name = declare(self, 'device', 'keyboard', f'Teleop device: one of {", ".join(DEVICES)}.')
         if self.device_name not in DEVICES:
-            raise ValueError(f"parameter device must be one of {DEVICES}, got '{self.device_name}'")
+            raise BadParameter(f"device must be one of {DEVICES}, got '{self.device_name}'")
         rate = declare(self, 'control_rate_hz', c.DEFAULT_CONTROL_RATE_HZ, 'teleop/action rate while engaged, Hz.')
         speed = declare(self, 'speed', 0.5, "Full deflection of the device = this fraction of the policy's full action.")
         self.retry_s = declare(self, 'retry_s', 2.0, 'A missing device is looked for again this often, s.')

@@ -4,11 +4,12 @@ from __future__ import annotations
 import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped, TwistStamped
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
 from std_msgs.msg import Float32MultiArray, MultiArrayDimension
 
 from lamp_ros.contract import GRIPPER_JOINT, IMAGE_ENCODING
-from lamp_ros.core.images import decode_rgb8
+from lamp_ros.core.calibration import Calibration
+from lamp_ros.core.images import decode_compressed, decode_image
 
 
 def to_sec(stamp: Time) -> float:
@@ -28,9 +29,28 @@ def image_msg(rgb: np.ndarray, stamp: Time, frame_id: str) -> Image:
     return msg
 
 
+def camera_info_msg(calibration: Calibration, stamp: Time, frame_id: str) -> CameraInfo:
+    msg = CameraInfo()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.width, msg.height = calibration.width, calibration.height
+    msg.distortion_model = calibration.distortion_model
+    msg.d = [float(v) for v in calibration.d]
+    msg.k = [float(v) for v in calibration.k.ravel()]
+    msg.r = [float(v) for v in calibration.r.ravel()]
+    msg.p = [float(v) for v in calibration.p.ravel()]
+    return msg
+
+
+def compressed_array(msg: CompressedImage) -> np.ndarray:
+    """BGR (H, W, 3) uint8 of a CompressedImage (JPEG or PNG); raises ImageRejected with the reason."""
+    return decode_compressed(msg.format, msg.data)
+
+
 def image_array(msg: Image) -> np.ndarray:
-    """(H, W, 3) uint8 view of an rgb8 Image; raises ImageRejected with the reason otherwise."""
-    return decode_rgb8(msg.encoding, msg.height, msg.width, msg.step, msg.data)
+    """(H, W, 3) uint8 rgb of an Image (rgb8: a view; bgr8, mono8: converted); raises ImageRejected with the
+    reason otherwise."""
+    return decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data)
 
 
 def pose_msg(position: np.ndarray, quat_wxyz: np.ndarray, stamp: Time, frame_id: str) -> PoseStamped:

@@ -1,5 +1,6 @@
-"""ROS 2 bags as MCAP files, written in pure Python (the `mcap` package): what `ros2 bag record -s mcap`
-writes, readable by `ros2 bag`, Foxglove and the mcap tools.
+"""ROS 2 bags as rosbag2 directories of one MCAP file, written in pure Python (the `mcap` package): what
+`ros2 bag record -s mcap` writes (`<bag>/<bag>_0.mcap` and `<bag>/metadata.yaml`, rosbag2 metadata version 9),
+so `ros2 bag info|play <bag>`, Foxglove and the mcap tools read it.
 
 Messages are stored as received (CDR bytes, no re-encoding); each type's schema is its .msg definition
 with its dependencies appended (the 'ros2msg' encoding), generated from the rosidl message class, so no
@@ -9,16 +10,19 @@ from __future__ import annotations
 
 import importlib
 import io
+import os
 import re
+import shutil
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+import yaml
 from mcap.writer import Writer
 
-from lamp_ros.fileio import atomic_write_bytes
-
 SEPARATOR = '=' * 80
+ROSBAG2_VERSION = 9                  # the metadata version of rosbag2 on Jazzy and Kilted
 _PRIMITIVES = {'boolean': 'bool', 'octet': 'byte', 'char': 'char', 'float': 'float32', 'double': 'float64',
                'int8': 'int8', 'uint8': 'uint8', 'int16': 'int16', 'uint16': 'uint16', 'int32': 'int32',
                'uint32': 'uint32', 'int64': 'int64', 'uint64': 'uint64', 'string': 'string', 'wstring': 'wstring'}
@@ -89,8 +93,24 @@ def message_definition(msg_type: type) -> str:
     return text
 
 
-def write_bag(path: Path, messages: Iterable[BagMessage]) -> Path:
-    """One MCAP file (zstd chunks, indexed) with the messages in the order given; written atomically."""
+def write_bag(directory: Path, messages: Iterable[BagMessage]) -> Path:
+    """A rosbag2 directory holding the messages (in the order given) in one MCAP file (zstd chunks, indexed) and
+    its metadata.yaml; written in a temporary directory renamed into place (a reader never sees half a bag)."""
+    directory = Path(directory)
+    messages = list(messages)
+    if not messages:
+        raise ValueError('a bag needs at least one message')
+    name = f'{directory.name}_0.mcap'
+    tmp = directory.parent / f'.{directory.name}.partial'
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    (tmp / name).write_bytes(_mcap_bytes(messages))
+    (tmp / 'metadata.yaml').write_text(yaml.safe_dump(bag_metadata(name, messages), sort_keys=False))
+    os.replace(tmp, directory)
+    return directory
+
+
+def _mcap_bytes(messages: list[BagMessage]) -> bytes:
     buffer = io.BytesIO()
     writer = Writer(buffer)
     writer.start(profile='ros2', library='lamp_ros')
@@ -105,7 +125,25 @@ def write_bag(path: Path, messages: Iterable[BagMessage]) -> Path:
         writer.add_message(channels[m.topic], log_time=m.log_time_ns, data=m.data, publish_time=m.publish_time_ns,
                            sequence=sequence)
     writer.finish()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+    return buffer.getvalue()
+
+
+def bag_metadata(file_name: str, messages: list[BagMessage]) -> dict:
+    """rosbag2's metadata.yaml (version 9) for one storage file. No offered QoS is recorded (playback uses the
+    defaults) and no type description hash (rclpy does not expose it)."""
+    start = min(m.log_time_ns for m in messages)
+    duration = max(m.log_time_ns for m in messages) - start
+    counts = Counter(m.topic for m in messages)
+    types = {m.topic: type_name(m.msg_type) for m in messages}
+    return {'rosbag2_bagfile_information': {
+        'version': ROSBAG2_VERSION, 'storage_identifier': 'mcap', 'relative_file_paths': [file_name],
+        'duration': {'nanoseconds': duration}, 'starting_time': {'nanoseconds_since_epoch': start},
+        'message_count': len(messages),
+        'topics_with_message_count': [
+            {'topic_metadata': {'name': topic, 'type': types[topic], 'serialization_format': 'cdr',
+                                'offered_qos_profiles': [], 'type_description_hash': ''},
+             'message_count': count} for topic, count in counts.items()],
+        'compression_format': '', 'compression_mode': '',
+        'files': [{'path': file_name, 'starting_time': {'nanoseconds_since_epoch': start},
+                   'duration': {'nanoseconds': duration}, 'message_count': len(messages)}],
+        'custom_data': None, 'ros_distro': 'lamp_ros'}}

@@ -37,8 +37,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from models.augment import random_shift
 from training.agent.config import AgentConfig
-from training.agent.networks import Critic, images_to_input, random_shift
+from training.agent.networks import Critic, images_to_input
 from training.agent.novelty import DisagreementEnsemble
 from training.policy import PolicyNet
 

@@ -1,0 +1,241 @@
+"""LAMP's claim, measured: RL finetuning from scratch vs from a novelty-only pretrained agent (Plan2Explore) vs from
+a LAMP-pretrained agent (alpha * r_VLM + (1 - alpha) * novelty), same demos and budget, several tasks and seeds.
+
+    python experiments/lamp_vs_scratch.py --runs runs/lamp_vs_scratch [--tasks push_button close_microwave
+        pick_up_cup] [--seeds 0 1 2 3 4] [--demos 5] [--steps 20000] [--pretrain-steps 100000] [--parallel 2]
+    python experiments/lamp_vs_scratch.py --runs runs/lamp_vs_scratch --report-only    # tabulate what exists
+
+Stages (each resumable: run the same command again and it goes on where it stopped; pretraining takes hours):
+
+    1. the in-domain reward model, unless --reward-checkpoint is given (no pretrained R3M weights here):
+         lamp-sim record-demos --tasks all pretrain --episodes 100 --out RUNS/reward_demos --image-size 128
+         lamp-models finetune-reward --size 18 --episodes RUNS/reward_demos --out RUNS/r3m_insim
+                                     --train-last-stage --steps 1500
+    2. two pretraining runs on the randomized pretraining scene, the same R3M giving both the instruction encoder:
+         novelty  lamp-train pretrain --alpha 0   --reward-checkpoint R3M --steps P   (Plan2Explore)
+         lamp     lamp-train pretrain --alpha 0.1 --reward-checkpoint R3M --steps P   (LAMP)
+    3. per arm, task and seed, RL finetuning (lamp-train finetune's defaults: success reward ending the episode,
+       --demos expert demos in a demo buffer sampled 50/50, BC term, layer-normed critic), evaluated on the same
+       --eval-episodes held-out scenes every --eval-every env steps:
+         scratch  lamp-train finetune --task T --seed S --reward-checkpoint R3M
+         novelty  lamp-train finetune --task T --seed S --init RUNS/pretrain_novelty
+         lamp     lamp-train finetune --task T --seed S --init RUNS/pretrain_lamp
+
+Every arm sees the same cameras (--cameras, default front and wrist: RL finetuning from the front camera alone held
+no gains in experiments/results/rl_finetune_push_variants.md) and the same instruction encoder. Results:
+experiments/results/lamp_vs_scratch.{md,json,png}: per arm and task, env steps to 50% and 80% success (median over
+seeds with a bootstrap 95% interval; a seed that never got there counts as the budget, marked), the learning curves,
+the pretraining budget used, and a plain conclusion.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from experiments.jobs import Job, run_jobs  # noqa: E402
+from lamp_ros.fileio import atomic_write_bytes, atomic_write_text  # noqa: E402
+
+BIN = Path(sys.executable).parent
+RESULTS = REPO / 'experiments' / 'results'
+ARMS = ('scratch', 'novelty', 'lamp')
+ALPHA = {'novelty': 0.0, 'lamp': 0.1}                   # r_VLM's weight in the pretraining reward (LAMP: 0.1)
+RATES = (0.5, 0.8)
+
+
+def reward_checkpoint(args: argparse.Namespace) -> Path:
+    """The R3M of every arm: the one given, or the in-domain one trained here (once)."""
+    if args.reward_checkpoint is not None:
+        return args.reward_checkpoint.resolve()
+    out = args.runs / 'r3m_insim'
+    if not (out / 'model.pt').is_file():
+        demos = args.runs / 'reward_demos'
+        subprocess.run([str(BIN / 'lamp-sim'), 'record-demos', '--tasks', 'all', 'pretrain', '--episodes', '100',
+                        '--out', str(demos), '--image-size', '128'], check=True, cwd=REPO)
+        subprocess.run([str(BIN / 'lamp-models'), 'finetune-reward', '--size', '18', '--episodes', str(demos),
+                        '--out', str(out), '--train-last-stage', '--steps', '1500', '--threads', '1'],
+                       check=True, cwd=REPO)
+    return out
+
+
+def jobs_for(args: argparse.Namespace, r3m: Path) -> list[Job]:
+    cameras = f'agent.cameras=[{", ".join(args.cameras)}]'
+    common = ['--preset', args.preset, '--set', f'eval_every={args.eval_every}',
+                  '--set', f'eval_episodes={args.eval_episodes}',
+                  '--set', f'checkpoint_every={args.eval_every}', '--set', cameras]
+    critic = ['--set', 'agent.critic_layernorm=true']  # a pretrained run's critic is kept: the one scratch gets
+    jobs = [Job(f'pretrain_{arm}', ['pretrain', '--seed', '0', '--steps', str(args.pretrain_steps), '--alpha',
+                                    str(ALPHA[arm]), '--reward-checkpoint', str(r3m), *common, *critic],
+                args.pretrain_steps) for arm in args.arms if arm in ALPHA]
+    finetune = ['--set', f'finetune.demo_episodes={args.demos}', '--set', f'env.episode_steps={args.episode_steps}',
+                *common]
+    for arm in args.arms:
+        start = (['--reward-checkpoint', str(r3m)] if arm == 'scratch'
+                 else ['--init', str(args.runs / f'pretrain_{arm}')])
+        for task in args.tasks:
+            for seed in args.seeds:
+                jobs.append(Job(f'{arm}_{task}_s{seed}', ['finetune', '--task', task, '--seed', str(seed), '--steps',
+                                                          str(args.steps), *start, *finetune], args.steps,
+                                needs=[] if arm == 'scratch' else [f'pretrain_{arm}']))
+    return jobs
+
+
+# --- report ----------------------------------------------------------------------------------------------------
+
+def curve(run: Path, budget: int) -> list[tuple[int, float]]:
+    path = run / 'evals.json'
+    rows = json.loads(path.read_text()) if path.is_file() else []
+    return [(r['step'], r['success_rate']) for r in rows if r['step'] <= budget]
+
+
+def steps_to(points: list[tuple[int, float]], rate: float, budget: int) -> tuple[int, bool]:
+    """(env steps of the first evaluation at >= rate, reached); not reached: (budget, False), a censored value."""
+    step = next((s for s, r in points if r >= rate), None)
+    return (step, True) if step is not None else (budget, False)
+
+
+def median_interval(values: list[int], rng: np.random.Generator, draws: int = 2000) -> tuple[float, float, float]:
+    """Median over seeds and its bootstrap 95% interval (percentile method)."""
+    data = np.asarray(values, float)
+    medians = np.median(rng.choice(data, (draws, len(data))), axis=1)
+    return float(np.median(data)), float(np.percentile(medians, 2.5)), float(np.percentile(medians, 97.5))
+
+
+def summarize(args: argparse.Namespace) -> dict:
+    rng = np.random.default_rng(0)
+    table: dict = {}
+    for arm in args.arms:
+        for task in args.tasks:
+            curves = {s: curve(args.runs / f'{arm}_{task}_s{s}', args.steps) for s in args.seeds}
+            finished = {s: c for s, c in curves.items() if c and c[-1][0] >= args.steps}
+            row: dict = {'curves': curves, 'seeds_finished': sorted(finished)}
+            for rate in RATES:
+                hits = [steps_to(c, rate, args.steps) for c in finished.values()]
+                row[f'to_{rate:.0%}'] = {'per_seed': hits, 'median_ci': median_interval([h for h, _ in hits], rng)
+                                         if hits else None, 'reached': sum(ok for _, ok in hits)}
+            table[f'{arm}/{task}'] = row
+    pretrain = {arm: curve(args.runs / f'pretrain_{arm}', 10 ** 12)[-1:] for arm in args.arms if arm in ALPHA}
+    return {'table': table, 'pretrain_steps': {a: (c[0][0] if c else 0) for a, c in pretrain.items()}}
+
+
+def conclusion(summary: dict, args: argparse.Namespace) -> str:
+    """One plain sentence per task: which arm reached 50% first (median over seeds), or that none is ahead."""
+    lines = []
+    for task in args.tasks:
+        medians = {arm: summary['table'][f'{arm}/{task}']['to_50%']['median_ci'] for arm in args.arms}
+        known = {arm: m for arm, m in medians.items() if m is not None}
+        if len(known) < len(args.arms):
+            lines.append(f'- {task}: not every arm has finished seeds yet.')
+            continue
+        if not any(summary['table'][f'{arm}/{task}']['to_50%']['reached'] for arm in known):
+            lines.append(f'- {task}: no arm reaches 50% within {args.steps} env steps.')
+            continue
+        best = min(known, key=lambda a: known[a][0])
+        others = [a for a in known if a != best]
+        apart = all(known[best][2] < known[a][1] for a in others)      # intervals do not overlap
+        lines.append(f'- {task}: {best} reaches 50% first (median {known[best][0]:.0f} env steps); '
+                     + ('its interval is clear of the others\'.' if apart else
+                        'the intervals overlap, so this is no evidence of a difference.'))
+    return '\n'.join(lines)
+
+
+def cell(entry: dict, seeds: int) -> str:
+    if entry['median_ci'] is None:
+        return '-'
+    median, low, high = entry['median_ci']
+    return f'{median:.0f} ({low:.0f}-{high:.0f}), {entry["reached"]}/{seeds} reached'
+
+
+def report(args: argparse.Namespace) -> None:
+    summary = summarize(args)
+    lines = ['# LAMP vs novelty-only vs scratch: RL finetuning from each start', '',
+             f'Made by `python experiments/lamp_vs_scratch.py {" ".join(sys.argv[1:])}`.', '',
+             f'Pretraining budget (env steps, seed 0): {summary["pretrain_steps"]}. Finetuning: {args.demos} expert '
+             f'demos in the demo buffer, success reward ending the episode, budget {args.steps} env steps, '
+             f'{args.episode_steps}-step episodes, cameras {", ".join(args.cameras)}; evaluation every '
+             f'{args.eval_every} env steps on the same {args.eval_episodes} held-out scenes (deterministic policy). '
+             'Steps to a rate: median over finished seeds (bootstrap 95% interval); a seed that never reached it '
+             f'counts as {args.steps}.', '',
+             '| arm | task | seeds finished | env steps to 50% | env steps to 80% |', '|---|---|---|---|---|']
+    for key, row in summary['table'].items():
+        arm, task = key.split('/')
+        n = len(row['seeds_finished'])
+        lines.append(f'| {arm} | {task} | {n}/{len(args.seeds)} | {cell(row["to_50%"], n)} | '
+                     f'{cell(row["to_80%"], n)} |')
+    lines += ['', '## Conclusion', '', conclusion(summary, args)]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(RESULTS / 'lamp_vs_scratch.md', '\n'.join(lines) + '\n')
+    settings = {k: str(v) for k, v in vars(args).items()}
+    atomic_write_text(RESULTS / 'lamp_vs_scratch.json', json.dumps({'settings': settings, **summary}, indent=1) + '\n')
+    plot(summary, args, RESULTS / 'lamp_vs_scratch.png')
+    print('\n'.join(lines))
+
+
+def plot(summary: dict, args: argparse.Namespace, path: Path) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    from matplotlib import pyplot as plt
+    fig, axes = plt.subplots(1, len(args.tasks), figsize=(4.5 * len(args.tasks), 3.5), squeeze=False)
+    colours = {'scratch': 'tab:blue', 'novelty': 'tab:green', 'lamp': 'tab:red'}
+    for ax, task in zip(axes[0], args.tasks):
+        for arm in args.arms:
+            curves = [c for c in summary['table'][f'{arm}/{task}']['curves'].values() if c]
+            for c in curves:
+                ax.plot(*zip(*c), color=colours[arm], alpha=0.25, lw=1)
+            if curves:
+                common = sorted(set.intersection(*[{s for s, _ in c} for c in curves]))
+                mean = [np.mean([dict(c)[s] for c in curves]) for s in common]
+                ax.plot(common, mean, color=colours[arm], lw=2.5, label=f'{arm} (mean of {len(curves)})')
+        ax.set(title=task, xlabel='env steps (finetuning)', ylabel='success', ylim=(-0.02, 1.02))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format='png', dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], epilog=__doc__.split('\n\n', 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--runs', type=Path, default=Path('runs/lamp_vs_scratch'), help='where every run goes')
+    p.add_argument('--arms', nargs='+', choices=ARMS, default=list(ARMS))
+    p.add_argument('--tasks', nargs='+', default=['push_button', 'close_microwave', 'pick_up_cup'])
+    p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2, 3, 4])
+    p.add_argument('--demos', type=int, default=5, help="expert demos in finetuning's demo buffer (default 5)")
+    p.add_argument('--steps', type=int, default=20_000, help='finetuning env steps per run (default 20000)')
+    p.add_argument('--pretrain-steps', type=int, default=100_000, help='pretraining env steps (default 100000)')
+    p.add_argument('--episode-steps', type=int, default=50, help='finetuning episode length (default 50)')
+    p.add_argument('--eval-every', type=int, default=2500)
+    p.add_argument('--eval-episodes', type=int, default=30)
+    p.add_argument('--cameras', nargs='+', default=['front', 'wrist'])
+    p.add_argument('--reward-checkpoint', type=Path, default=None,
+                   help='an R3M checkpoint (official layout) instead of training the in-domain one')
+    p.add_argument('--preset', default='cpu', choices=('cpu', 'debug', 'paper'),
+                   help="lamp-train's preset of every run (debug: a quick check of the pipeline)")
+    p.add_argument('--parallel', type=int, default=2, help='runs at once (default 2: one per core)')
+    p.add_argument('--report-only', action='store_true', help='train nothing: tabulate the runs as they are')
+    args = p.parse_args(argv)
+    args.runs = args.runs.expanduser().resolve()
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not args.report_only:
+        run_jobs(jobs_for(args, reward_checkpoint(args)), args.runs, args.parallel)
+    report(args)
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
