@@ -20,6 +20,10 @@ os.environ.setdefault('MUJOCO_GL', 'egl')   # headless offscreen rendering; must
 
 import gymnasium  # noqa: E402
 
+SIM_VERSION = 'lamp-sim-1'
+"""The scenes, physics, rewards and success tests as a whole: bumped when a change makes transitions of one
+version unlike another's. Simulated robots announce it to the learner, which keeps one version per run."""
+
 STATE_KEYS: tuple[str, ...] = ('ee_x', 'ee_y', 'ee_z', 'gripper_opening')
 """Observation 'state' layout: a subset of lamp_ros.contract.STATE_KEYS, so the ROS policy node
 rebuilds exactly this vector from robot/ee_pose and robot/gripper_state."""

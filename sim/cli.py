@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 import sim
 from lamp_ros.fileio import atomic_write_bytes
+from lamp_ros.scale.cluster import ClusterUnreachable
 from lamp_ros.video import write_video
 from models.episodes import Episode, save_episode
 from sim import evaluation
@@ -145,9 +146,16 @@ def eval_bundle(args: argparse.Namespace) -> int:
               file=sys.stderr)
     if args.video:
         args.video.mkdir(parents=True, exist_ok=True)
+    workers = args.workers
+    if args.ray_address is not None:
+        from lamp_ros.scale.cluster import connect
+        cluster = connect(args.ray_address)
+        workers = max(workers, int(cluster['cpus']))              # one Ray task per CPU of the cluster
+        print(f'Ray: {cluster["nodes"]} node(s), {cluster["cpus"]:g} CPUs: {workers} tasks', file=sys.stderr)
     with tqdm(total=len(tasks) * args.episodes, desc='episodes', unit='episode', disable=None) as bar:
-        episodes = evaluation.evaluate(args.bundle, manifest, tasks, args.episodes, args.seed_base, args.workers,
-                                       args.instruction, args.video, on_episode=lambda e: bar.update())
+        episodes = evaluation.evaluate(args.bundle, manifest, tasks, args.episodes, args.seed_base, workers,
+                                       args.instruction, args.video, on_episode=lambda e: bar.update(),
+                                       on_ray=args.ray_address is not None)
     if args.json:
         print(json.dumps(evaluation.report_json(episodes, tasks, manifest, args.bundle, args.instruction,
                                                 args.seed_base)))
@@ -269,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
                                help=f'first seed (default: {evaluation.HELD_OUT_SEED_BASE}: scenes no training '
                                     'episode uses, the ones training evaluates on)')
     bundle_parser.add_argument('--workers', type=int, default=2, metavar='W', help='worker processes (default: 2)')
+    bundle_parser.add_argument('--ray-address', metavar='ADDR', default=None,
+                               help='spread the episodes over a Ray cluster as Ray tasks (one per CPU): local '
+                                    '(Ray on this machine), auto, HOST:PORT or ray://HOST:PORT; the results equal '
+                                    "a local run's (each episode depends only on its task and seed)")
     bundle_parser.add_argument('--json', action='store_true', help='print one JSON object instead of the table')
     bundle_parser.add_argument('--video', type=Path, metavar='DIR',
                                help='write every episode as DIR/<task>_seed<seed>.mp4 (front camera)')
@@ -309,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:          # bad input (BundleError is a ValueError)
         print(f'lamp-sim: error: {error}', file=sys.stderr)
         return 2
-    except evaluation.WorkerError as error:
+    except (evaluation.WorkerError, ClusterUnreachable) as error:
         print(f'lamp-sim: error: {error}', file=sys.stderr)
         return 1
     return 0

@@ -318,16 +318,35 @@ def run_jobs(jobs: Sequence[Job], on_episode: Callable[[Episode], None] = lambda
     return [e for w in workers for e in w.episodes]
 
 
+def collect_job(job: Job) -> list[Episode]:
+    """run_job, its episodes returned (a Ray task: lamp_ros.scale.cluster.fan_out)."""
+    episodes: list[Episode] = []
+    run_job(job, lambda message: episodes.append(message[1]) if message[0] == 'done' else None)
+    return episodes
+
+
+def run_jobs_on_ray(jobs: Sequence[Job], on_episode: Callable[[Episode], None] = lambda e: None) -> list[Episode]:
+    """Each job as a Ray task on the cluster `lamp_ros.scale.cluster.connect` joined (one CPU each)."""
+    from lamp_ros.scale.cluster import fan_out
+    episodes = [e for chunk in fan_out(collect_job, jobs) for e in chunk]
+    for episode in episodes:
+        on_episode(episode)
+    return episodes
+
+
 def evaluate(bundle: str | Path, manifest: Manifest, tasks: Sequence[str], episodes: int,
              seed_base: int = HELD_OUT_SEED_BASE, workers: int = 2, instruction: str | None = None,
              video_dir: Path | None = None, on_episode: Callable[[Episode], None] = lambda e: None,
-             worker: Callable[[Job, Report], None] | None = None) -> list[Episode]:
-    """Every (task, seed) episode, in plan order, whatever the number of workers."""
+             worker: Callable[[Job, Report], None] | None = None, on_ray: bool = False) -> list[Episode]:
+    """Every (task, seed) episode, in plan order, whatever the number of workers; `on_ray`: `workers` Ray tasks on
+    the cluster connected to, instead of local processes (each episode depends only on its (task, seed), so the
+    results are the same)."""
     pairs = plan(tasks, episodes, seed_base)
     jobs = [Job(str(bundle), chunk, tuple(manifest.image_size), instruction, str(video_dir) if video_dir else None)
             for chunk in split(pairs, workers)]
     order = {pair: i for i, pair in enumerate(pairs)}
-    return sorted(run_jobs(jobs, on_episode, worker), key=lambda e: order[(e.task, e.seed)])
+    done = run_jobs_on_ray(jobs, on_episode) if on_ray else run_jobs(jobs, on_episode, worker)
+    return sorted(done, key=lambda e: order[(e.task, e.seed)])
 
 
 # --- summaries ----------------------------------------------------------------------------------------

@@ -92,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="train a fresh output layer on the frozen critic (LAMP's finetuning setting)")
     fin.add_argument('--linear-probe-steps', type=int, default=None,
                      help='unfreeze the critic after this many env steps (default 0: never, as LAMP)')
+    fin.add_argument('--actors', type=_positive, default=None, metavar='N',
+                     help='N simulated robots on Ray feed the online learner over the robot link (a real arm '
+                          'can join it); RUN is then a learner run (docs/scale.md)')
+    fin.add_argument('--ray-address', default=None, metavar='ADDR',
+                     help='with --actors: a Ray cluster (auto, HOST:PORT or ray://HOST:PORT; default: Ray on '
+                          'this machine)')
     fin.set_defaults(run=cmd_finetune)
 
     imi = sub.add_parser('imitate', help='multi-task imitation: expert demos, behaviour cloning, DAgger rounds',
@@ -101,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      'the expert labels; off by default: measured worse, docs/training.md). '
                                      'Settings: the imitation.* keys of RUN/config.yaml (--set).')
     _common(imi)
+    imi.add_argument('--ray-address', default=None, metavar='ADDR',
+                     help='make the expert demos and DAgger episodes as Ray tasks: local (Ray on this machine), '
+                          'auto, HOST:PORT or ray://HOST:PORT (the same episodes as without)')
     imi.set_defaults(run=cmd_imitate)
 
     ev = sub.add_parser('eval', help="success rate of a run's policy over N episodes, and a video",
@@ -140,9 +149,29 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
+    if args.actors is not None:
+        return finetune_with_actors(args)
+    if args.ray_address is not None:
+        raise ValueError('--ray-address needs --actors N')
     from training.runs import finetune
     finetune(args.run_dir, requested_config(args), args.task, init_run=args.init, init_step=args.init_step,
              reward_checkpoint=args.reward_checkpoint, steps=args.steps, device=args.device)
+    return 0
+
+
+def finetune_with_actors(args: argparse.Namespace) -> int:
+    """The online learner fed by simulated robots on Ray (lamp_ros/learner/sim_fleet.py)."""
+    from lamp_ros.learner.sim_fleet import FleetRequest, run_fleet
+    unsupported = [f'--{n.replace("_", "-")}' for n in ('tune_instruction', 'critic_linear_probe', 'init_step',
+                                                        'reward_checkpoint') if getattr(args, n) not in (None, False)]
+    if unsupported or args.task is None:
+        raise ValueError(f'with --actors: --task is required and {", ".join(unsupported) or "these"} are not '
+                         'supported (use lamp-train finetune without --actors)')
+    settings = tuple(args.set) + ((f'seed={args.seed}',) if args.seed is not None else ())
+    record = run_fleet(FleetRequest(args.run_dir, args.task, args.actors, args.steps or 20_000, args.init,
+                                    args.preset or 'cpu', settings, args.ray_address, args.device))
+    print(f"{args.task}: {record['env_steps']} env steps by {args.actors} simulated robots "
+          f"({record['env_steps_per_s']:.1f}/s), {record['updates']} learner updates; {args.run_dir}/fleet.json")
     return 0
 
 
@@ -150,7 +179,10 @@ def cmd_imitate(args: argparse.Namespace) -> int:
     from training.imitation import imitate
     if args.device != 'cpu' or args.steps is not None:
         raise ValueError('imitate runs on the CPU and counts updates, not env steps: set imitation.updates')
-    imitate(args.run_dir, imitation_request(args))
+    if args.ray_address is not None:
+        from lamp_ros.scale.cluster import connect
+        connect(args.ray_address)
+    imitate(args.run_dir, imitation_request(args), on_ray=args.ray_address is not None)
     return 0
 
 
@@ -196,6 +228,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from lamp_ros.learner.learner import LearnerError
+    from lamp_ros.scale.cluster import ClusterUnreachable
     from models.reward_model import WeightsMissing
     from training.run import RunError
     try:
@@ -203,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WeightsMissing as e:
         print(str(e), file=sys.stderr)
         return 2
-    except (RunError, ValueError) as e:
+    except (RunError, ValueError, LearnerError, ClusterUnreachable) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
 

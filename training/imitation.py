@@ -18,7 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -285,19 +285,18 @@ def shard_specs(run: Imitation, r: int) -> list[tuple[Path, ShardSpec]]:
     return specs
 
 
-def collect(run: Imitation, r: int) -> None:
-    """Make the missing shards of round r (in worker processes), load all of them into the dataset."""
+def collect(run: Imitation, r: int, on_ray: bool = False) -> None:
+    """Make the missing shards of round r (in worker processes, or as Ray tasks on the cluster connected to: a
+    shard depends only on its spec, so the same either way), load all of them into the dataset."""
     specs = shard_specs(run, r)
     missing = [(path, spec) for path, spec in specs if not path.is_file()]
     if missing:
         missing[0][0].parent.mkdir(parents=True, exist_ok=True)
         what = 'expert demos' if r == 0 else f'DAgger round {r}'
         bar = tqdm(total=sum(len(s.seeds) for _, s in missing), desc=f'{what}', unit='episode', dynamic_ncols=True)
-        with ProcessPoolExecutor(run.settings.workers, mp_context=get_context('spawn')) as pool:
-            futures = [(path, spec, pool.submit(run_shard, spec)) for path, spec in missing]
-            for path, spec, future in futures:
-                _write_shard(path, future.result())       # a dead worker raises BrokenProcessPool here
-                bar.update(len(spec.seeds))
+        for i, shard in _shards(missing, run.settings.workers, on_ray):
+            _write_shard(missing[i][0], shard)
+            bar.update(len(missing[i][1].seeds))
         bar.close()
     successes: dict[str, list[bool]] = {}
     for path, spec in specs:
@@ -309,6 +308,19 @@ def collect(run: Imitation, r: int) -> None:
     run.board.scalars(r, {f'driver_success/{task}': v for task, v in rates.items()}, 'collect')
     print(f'round {r}: {run.dataset.steps()} labelled steps; driver success ' +
           ', '.join(f'{task} {v:.2f}' for task, v in rates.items()), flush=True)
+
+
+def _shards(missing: list[tuple[Path, ShardSpec]], workers: int, on_ray: bool
+            ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """(index into missing, its shard) as they are made."""
+    if on_ray:
+        from lamp_ros.scale.cluster import fan_out_as_done
+        yield from fan_out_as_done(run_shard, [spec for _, spec in missing])
+        return
+    with ProcessPoolExecutor(workers, mp_context=get_context('spawn')) as pool:
+        futures = [pool.submit(run_shard, spec) for _, spec in missing]
+        for i, future in enumerate(futures):
+            yield i, future.result()                      # a dead worker raises BrokenProcessPool here
 
 
 def _write_shard(path: Path, shard: dict[str, np.ndarray]) -> None:
@@ -373,8 +385,9 @@ def evaluate_round(run: Imitation, r: int) -> None:
           ', '.join(f'{t} {row[t]:.2f}' for t in run.settings.tasks), flush=True)
 
 
-def imitate(run_dir: Path, requested: TrainConfig | None) -> dict[str, Any]:
-    """Create (or resume) an imitation run and run it to the end; return the last evaluation."""
+def imitate(run_dir: Path, requested: TrainConfig | None, on_ray: bool = False) -> dict[str, Any]:
+    """Create (or resume) an imitation run and run it to the end; return the last evaluation. `on_ray`: demos
+    and DAgger episodes as Ray tasks on the cluster connected to (lamp_ros.scale.cluster.connect)."""
     run_dir = Path(run_dir)
     if not (run_dir / 'run.json').is_file():
         create(run_dir, requested or TrainConfig())
@@ -388,7 +401,7 @@ def imitate(run_dir: Path, requested: TrainConfig | None) -> dict[str, Any]:
         for r in range(run.settings.dagger_rounds + 1):
             if r > 0 and run.learner.updates < run.round_end(r - 1):
                 raise RuntimeError(f'{run_dir}: round {r - 1} is not trained yet')   # never: rounds run in order
-            collect(run, r)
+            collect(run, r, on_ray)
             clone(run, run.round_end(r))
             evaluate_round(run, r)
     finally:

@@ -104,6 +104,7 @@ class Learner:
         torch.set_num_threads(options.threads)
         self.config, info = _open_or_create(self.root, options)
         self.reward_source = str(info.get('reward_source', ''))
+        self.sim_version = str(info.get('sim_version', ''))        # of its simulated robots, once one said hello
         self._info_lock = threading.Lock()
         self.source = text.TextEncoderSource.from_json(info['text_encoder'])
         self.agent = DrQAgent(self.config.agent, seed=self.config.seed, device=options.device)
@@ -127,14 +128,19 @@ class Learner:
                                 options.max_missing_rewards, cameras=self.cameras, relabel=self._relabel)
         self.store.recover(last_added=_last_source(self.replay))
         if options.demos_dir is not None:
-            added = import_demos(Path(options.demos_dir).expanduser(), self.root, self.store, self._add_episode)
-            log.info('%d recorded episodes from %s added to the replay', added, options.demos_dir)
+            self.import_demos(Path(options.demos_dir).expanduser())
         self.server = LinkServer(_server_config(options), self.store.store, self.store.is_stored, self._accept_hello)
         self._last_push = 0.0
         self.metrics: dict[str, float] = {}
         log.info('learner %s: %d episodes (%d transitions) in replay, %d updates, bundle v%d; listening on %s%s',
                  self.root, len(self.replay.episodes), self.replay.transitions, self.counters.updates,
                  self.counters.bundle_version, options.bind, ' (CurveZMQ)' if options.keys_dir else '')
+
+    def import_demos(self, directory: Path) -> int:
+        """Recorded episodes (demos.py) into the replay and the demo buffer, each file once per run."""
+        added = import_demos(directory, self.root, self.store, self._add_episode)
+        log.info('%d recorded episodes from %s added to the replay', added, directory)
+        return added
 
     # --- storing (link thread) --------------------------------------------------------------------------
     def _add_episode(self, episode: dict[str, np.ndarray]) -> None:
@@ -201,6 +207,7 @@ class Learner:
         if hello.cameras != self.cameras:
             raise Refused(BAD_HELLO, f'the robot sends cameras {list(hello.cameras)}, this agent sees '
                                      f'{list(self.cameras)} (set the actor\'s cameras parameter to match)')
+        self._check_sim_version(hello)
         if not hello.reward_source:
             return
         with self._info_lock:
@@ -209,10 +216,24 @@ class Learner:
             except RewardSourceError as e:
                 raise Refused(REWARD_SOURCE, str(e)) from e
             if source != self.reward_source:
-                _record_reward_source(self.root, source)
+                _update_info(self.root, reward_source=source)
                 self.reward_source = source
                 log.info('learner %s: reward source %r (announced by robot %s) recorded', self.root, source,
                          hello.robot_id)
+
+    def _check_sim_version(self, hello: Hello) -> None:
+        """Simulated robots of one run run one simulator version (the first announced is recorded); real robots
+        announce none."""
+        if not hello.sim_version:
+            return
+        with self._info_lock:
+            recorded = self.sim_version
+            if recorded and recorded != hello.sim_version:
+                raise Refused(BAD_HELLO, f'robot {hello.robot_id} runs simulator {hello.sim_version}, this run\'s '
+                                         f'simulated robots ran {recorded}: start a new run for another version')
+            if not recorded:
+                _update_info(self.root, sim_version=hello.sim_version)
+                self.sim_version = hello.sim_version
 
     # --- status ---------------------------------------------------------------------------------------
     @property
@@ -343,7 +364,7 @@ def _resumed(root: Path, options: LearnerOptions) -> dict[str, Any]:
     except RewardSourceError as e:
         raise LearnerError(str(e)) from e
     if source != info.get('reward_source', ''):
-        _record_reward_source(root, source)
+        _update_info(root, reward_source=source)
         info['reward_source'] = source
     return info
 
@@ -356,9 +377,10 @@ def _last_source(replay: EpisodeReplay) -> str:
     return str(episode[SOURCE_KEY]) if SOURCE_KEY in episode else ''
 
 
-def _record_reward_source(root: Path, source: str) -> None:
+def _update_info(root: Path, **fields: Any) -> None:
+    """learner.json with `fields` set (what the robots' hellos told the run: reward source, sim version)."""
     info = json.loads((root / INFO_FILE).read_text())
-    atomic_write_text(root / INFO_FILE, json.dumps({**info, 'reward_source': source}, indent=1) + '\n')
+    atomic_write_text(root / INFO_FILE, json.dumps({**info, **fields}, indent=1) + '\n')
 
 
 def _open_or_create(root: Path, options: LearnerOptions) -> tuple[TrainConfig, dict[str, Any]]:

@@ -53,6 +53,7 @@ class ClientConfig:
     action_dim: int = ACTION_DIM
     reward_source: str = ''           # announced in the hello (task, r3m, clip, success); '' = not said
     cameras: tuple[str, ...] = ('front',)        # announced in the hello: the images each step carries
+    sim_version: str = ''             # announced in the hello by a simulated robot (sim.SIM_VERSION)
 
 
 class LinkClient:
@@ -70,7 +71,7 @@ class LinkClient:
         self.max_message_bytes: int | None = None    # from the learner's welcome
         self.faults = FaultLog(log, 'refusal or fault')
         self._hello = Hello(config.robot_id, tuple(config.state_keys), config.action_dim, config.reward_source,
-                            tuple(config.cameras))
+                            tuple(config.cameras), sim_version=config.sim_version)
         self._ctx = zmq.Context.instance()
         self._wake_addr = f'inproc://lamp-link-wake-{id(self)}'
         self._wake_rx = self._ctx.socket(zmq.PAIR)

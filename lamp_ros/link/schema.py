@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from lamp_ros.contract import CAMERA_TOPICS
+from lamp_ros.contract import CAMERA_TOPICS, CONTRACT_VERSION
 from lamp_ros.core.transitions import FRONT, final_image_key, image_key
 from lamp_ros.link.refusal import BAD_CHUNK, BAD_HELLO, MALFORMED, Refused
 
@@ -42,10 +42,13 @@ class Hello:
     action_dim: int
     reward_source: str = ''         # '' : not announced
     cameras: tuple[str, ...] = (FRONT,)     # the images each step carries, front first
+    contract_version: int = CONTRACT_VERSION  # the topics' and chunks' layout the robot speaks (contract.py)
+    sim_version: str = ''           # a simulated robot's simulator (sim.SIM_VERSION); '' : a real robot
 
     def meta(self) -> dict[str, Any]:
         return {'robot_id': self.robot_id, 'state_keys': list(self.state_keys), 'action_dim': self.action_dim,
-                'reward_source': self.reward_source, 'cameras': list(self.cameras)}
+                'reward_source': self.reward_source, 'cameras': list(self.cameras),
+                'contract_version': self.contract_version, 'sim_version': self.sim_version}
 
     @property
     def more_cameras(self) -> tuple[str, ...]:
@@ -60,11 +63,15 @@ def check_hello(meta: dict, peer: str, state_keys: tuple[str, ...], action_dim: 
              f'state fields {_show(keys)}, this learner takes {list(state_keys)}')
     _require(_is_int(dim, action_dim, action_dim), BAD_HELLO, f'action size {_show(dim)}, this learner takes {action_dim}')
     _require(source is None or source == '' or _is_id(source), BAD_HELLO, f'reward_source {_show(source)} is not a name')
+    contract, sim_version = meta.get('contract_version', 1), meta.get('sim_version', '')   # older robots: 1, real
+    _require(contract == CONTRACT_VERSION, BAD_HELLO, f'the robot speaks contract version {_show(contract)}, this '
+             f'learner {CONTRACT_VERSION}: update lamp_ros on one of them')
+    _require(sim_version == '' or _is_id(sim_version), BAD_HELLO, f'sim_version {_show(sim_version)} is not a name')
     cameras = meta.get('cameras', [FRONT])                 # robots from before cameras were announced: front only
     _require(isinstance(cameras, list) and cameras[:1] == [FRONT] and len(set(cameras)) == len(cameras)
              and all(cam in CAMERA_TOPICS for cam in cameras), BAD_HELLO,
              f'cameras {_show(cameras)}: expected distinct names of {sorted(CAMERA_TOPICS)}, front first')
-    return Hello(robot_id, tuple(keys), dim, source or '', tuple(cameras))
+    return Hello(robot_id, tuple(keys), dim, source or '', tuple(cameras), contract, sim_version)
 
 
 def check_chunk(meta: dict, arrays: dict[str, np.ndarray], hello: Hello, max_steps: int) -> str:

@@ -1,0 +1,1 @@
+"""Scale past one machine: simulated robots as learner peers, and Ray to run them and fan out episodes."""

@@ -1,0 +1,168 @@
+"""A simulated robot as a learner's peer: a randomized sim env stepped with the newest policy bundle the learner
+pushed (onnxruntime, no torch), its transitions sent over the same link a real arm's actor node uses (same
+hello, chunk format, outbox on disk, acknowledgements, dedup). A real arm and any number of these can feed one
+learner; to the learner a simulated robot is just another robot id.
+
+Why ROS-free: a simulated robot on a cluster node needs no ROS graph; it produces what the actor node would
+(the image the policy saw, the 8 contract state fields, the applied action, the next frame's reward, the
+episode's success on its last chunk) and nothing else. Exploration is the finetune graph's (ActionNoise).
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import sim
+from lamp_ros.contract import FINETUNE_EXPLORE_STD, STATE_KEYS
+from lamp_ros.core.exploration import ActionNoise
+from lamp_ros.core.transitions import FRONT, TransitionAssembler
+from lamp_ros.link.robot_client import ClientConfig, LinkClient
+
+log = logging.getLogger(__name__)
+TRAIN_SCENE_BASE = 1_500_000_000          # training scenes (as lamp-train's scene_seed_base), apart from held-out
+ROBOT_SCENES = 1_000_003                  # scene seeds per robot index
+
+
+@dataclass(frozen=True)
+class SimRobotConfig:
+    endpoint: str                          # the learner
+    robot_id: str
+    task: str
+    work_dir: Path                         # outbox/ and bundles/ (kept across restarts: the backlog survives)
+    index: int = 0                         # which robot of the fleet: its scene seeds
+    cameras: tuple[str, ...] = (FRONT,)    # what the learner's agent sees, front first
+    image_size: tuple[int, int] = (64, 64)
+    episode_steps: int = 50
+    reward_source: str = 'success'         # 'success': the learner rewards the episode's success; 'task': sim's
+    explore_std: float = FINETUNE_EXPLORE_STD
+    chunk_steps: int = 10
+    bundle_wait_s: float = 120.0           # the first bundle (the learner pushes one on hello)
+
+
+@dataclass
+class RobotStats:
+    episodes: int = 0
+    successes: int = 0
+    steps: int = 0
+    bundle: str = ''
+    bundles_loaded: int = 0
+    step_seconds: list[float] = field(default_factory=list)   # env + policy time per episode step, newest 100
+
+    def as_dict(self) -> dict[str, Any]:
+        mean = float(np.mean(self.step_seconds)) if self.step_seconds else float('nan')
+        return {'episodes': self.episodes, 'successes': self.successes, 'steps': self.steps, 'bundle': self.bundle,
+                'bundles_loaded': self.bundles_loaded, 'seconds_per_step': mean}
+
+
+class SimRobot:
+    def __init__(self, config: SimRobotConfig) -> None:
+        self.config = config
+        self.stats = RobotStats()
+        self._bundles: queue.Queue[tuple[str, Path]] = queue.Queue()
+        self.runtime: Any = None
+        self._embeddings: dict[str, np.ndarray] = {}
+        self._stamp = time.time()
+        self.env = sim.make(config.task, image_size=config.image_size, randomize=True, cameras=config.cameras,
+                            max_episode_steps=config.episode_steps, terminate_on_success=True)
+        self.noise = ActionNoise(config.explore_std, seed=config.index)
+        self.assembler = TransitionAssembler(config.robot_id, config.chunk_steps,
+                                             rewards_from_success=config.reward_source == 'success')
+        work = Path(config.work_dir)
+        self.link = LinkClient(ClientConfig(endpoint=config.endpoint, robot_id=config.robot_id,
+                                            outbox_dir=work / 'outbox', bundle_dir=work / 'bundles',
+                                            reward_source=config.reward_source, cameras=config.cameras,
+                                            sim_version=sim.SIM_VERSION),
+                               on_bundle=lambda version, path: self._bundles.put((version, path)))
+
+    # --- policy --------------------------------------------------------------------------------------
+    def _newest_bundle(self, wait_s: float) -> None:
+        """Swap in the newest bundle received (between episodes, as the policy node does); wait for a first."""
+        from models.runtime import PolicyRuntime                 # onnxruntime, in the robot's process only
+        newest = None
+        try:
+            newest = self._bundles.get(timeout=wait_s) if self.runtime is None else None
+        except queue.Empty:
+            raise TimeoutError(f'{self.config.robot_id}: no policy bundle from the learner at {self.config.endpoint} '
+                               f'within {wait_s:g} s (is it running, and does it accept this robot?)') from None
+        while not self._bundles.empty():
+            newest = self._bundles.get_nowait()
+        if newest is None:
+            return
+        version, path = newest
+        runtime = PolicyRuntime.load(path, threads=1)
+        if tuple(runtime.manifest.cameras) != self.config.cameras:
+            raise ValueError(f'{self.config.robot_id}: bundle {version} sees cameras {list(runtime.manifest.cameras)}, '
+                             f'this robot sends {list(self.config.cameras)}')
+        self.runtime = runtime
+        self._embeddings.clear()
+        self.stats.bundle, self.stats.bundles_loaded = version, self.stats.bundles_loaded + 1
+
+    def _embed(self, text: str) -> np.ndarray:
+        if text not in self._embeddings:
+            self._embeddings[text] = self.runtime.embed_instruction(text)
+        return self._embeddings[text]
+
+    # --- episodes ------------------------------------------------------------------------------------
+    def run_episode(self) -> dict[str, Any]:
+        """One episode, its chunks handed to the link (on disk before this returns); the episode's summary."""
+        self._newest_bundle(self.config.bundle_wait_s)
+        seed = TRAIN_SCENE_BASE + self.config.index * ROBOT_SCENES + self.stats.episodes
+        obs, info = self.env.reset(seed=seed)
+        instruction = info['instruction']
+        embedding = self._embed(instruction)
+        index = np.array([sim.STATE_KEYS.index(k) for k in self.runtime.manifest.state_keys], np.intp)
+        self.runtime.reset()
+        self.assembler.start(instruction)
+        success, done, steps = False, False, 0
+        while not done:
+            start = time.perf_counter()
+            stamp = self._next_stamp()
+            images = {cam: obs[f'image_{cam}'] for cam in self.config.cameras}
+            state = self._contract_state(obs)
+            action = self.noise(self.runtime.act(images[FRONT], obs['state'][index], embedding,
+                                                 {cam: images[cam] for cam in self.config.cameras[1:]}))
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            self.assembler.on_step(stamp, images[FRONT], stamp, state, info['applied_action'], False,
+                                   {cam: images[cam] for cam in self.config.cameras[1:]})
+            self.assembler.on_reward(self._stamp + 0.1, float(reward))        # the next frame's reward
+            self._send(self.assembler.ready_chunks(stamp))
+            self.stats.step_seconds = (self.stats.step_seconds + [time.perf_counter() - start])[-100:]
+            steps, success = steps + 1, bool(info['success'])
+            done = success or terminated or truncated
+        final_stamp = self._stamp + 0.1
+        self._send(self.assembler.stop(final_stamp, obs[f'image_{FRONT}'], final_stamp, self._contract_state(obs),
+                                       success, '', {cam: obs[f'image_{cam}'] for cam in self.config.cameras[1:]}))
+        self.stats.episodes, self.stats.steps = self.stats.episodes + 1, self.stats.steps + steps
+        self.stats.successes += int(success)
+        return {'seed': seed, 'instruction': instruction, 'steps': steps, 'success': success,
+                'bundle': self.stats.bundle}
+
+    def _next_stamp(self) -> float:
+        self._stamp += 0.1
+        return self._stamp
+
+    def _contract_state(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """The 8 fields the actor node records (contract.STATE_KEYS), from the sim's state and the arm's pose."""
+        position, opening = obs['state'][:3], obs['state'][sim.STATE_KEYS.index('gripper_opening')]
+        quaternion = self.env.unwrapped.scene.ee_quaternion()
+        values = {'ee_x': position[0], 'ee_y': position[1], 'ee_z': position[2], 'ee_qw': quaternion[0],
+                  'ee_qx': quaternion[1], 'ee_qy': quaternion[2], 'ee_qz': quaternion[3], 'gripper_opening': opening}
+        return np.array([values[k] for k in STATE_KEYS], np.float32)
+
+    def _send(self, chunks: list) -> None:
+        for meta, arrays in chunks:
+            self.link.send(meta, arrays)
+
+    @property
+    def backlog(self) -> int:
+        return self.link.backlog
+
+    def close(self) -> None:
+        self.link.close()
+        self.env.close()
