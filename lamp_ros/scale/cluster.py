@@ -67,9 +67,9 @@ def connect(address: str | None, timeout_s: float = CONNECT_TIMEOUT_S, num_cpus:
 class SimRobotActor:
     """A SimRobot in a Ray actor process: episodes on request, statistics, the outbox drained before it stops."""
 
-    def __init__(self, config_fields: dict[str, Any]) -> None:
-        from lamp_ros.scale.sim_robot import SimRobot, SimRobotConfig
-        config = SimRobotConfig(**{**config_fields, 'work_dir': Path(config_fields['work_dir'])})
+    def __init__(self, config: Any) -> None:
+        """`config`: a SimRobotConfig (imported where the robot runs: sim is heavy)."""
+        from lamp_ros.scale.sim_robot import SimRobot
         logging.basicConfig(level=logging.WARNING)
         self.robot = SimRobot(config)
 
@@ -115,17 +115,18 @@ class Fleet:
         import ray
         self.spec = spec
         remote = ray.remote(num_cpus=spec.cpus_per_actor, max_restarts=-1, max_task_retries=0)(SimRobotActor)
-        self.actors = [remote.remote(self._fields(i)) for i in range(spec.actors)]
+        self.actors = [remote.remote(self.robot_config(i)) for i in range(spec.actors)]
         self.pending: dict[Any, int] = {}
         self.episodes: list[dict[str, Any]] = []
         self.episodes_lost = 0              # episodes an actor died in (Ray restarted it)
 
-    def _fields(self, index: int) -> dict[str, Any]:
+    def robot_config(self, index: int) -> Any:
+        from lamp_ros.scale.sim_robot import SimRobotConfig
         s = self.spec
-        return {'endpoint': s.endpoint, 'robot_id': f'sim-{index}', 'task': s.task, 'index': index,
-                'work_dir': str(Path(s.work_dir) / f'sim-{index}'), 'cameras': tuple(s.cameras),
-                'image_size': tuple(s.image_size), 'episode_steps': s.episode_steps,
-                'reward_source': s.reward_source, 'explore_std': s.explore_std}
+        return SimRobotConfig(endpoint=s.endpoint, robot_id=f'sim-{index}', task=s.task, index=index,
+                              work_dir=Path(s.work_dir) / f'sim-{index}', cameras=tuple(s.cameras),
+                              image_size=tuple(s.image_size), episode_steps=s.episode_steps,
+                              reward_source=s.reward_source, explore_std=s.explore_std)
 
     def poll(self, timeout_s: float = 0.5) -> list[dict[str, Any]]:
         """Start an episode on every idle actor; the episodes that finished within timeout_s."""

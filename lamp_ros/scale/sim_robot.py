@@ -22,11 +22,13 @@ import sim
 from lamp_ros.contract import FINETUNE_EXPLORE_STD, STATE_KEYS
 from lamp_ros.core.exploration import ActionNoise
 from lamp_ros.core.transitions import FRONT, TransitionAssembler
+from lamp_ros.fileio import atomic_write_text
 from lamp_ros.link.robot_client import ClientConfig, LinkClient
 
 log = logging.getLogger(__name__)
 TRAIN_SCENE_BASE = 1_500_000_000          # training scenes (as lamp-train's scene_seed_base), apart from held-out
-ROBOT_SCENES = 1_000_003                  # scene seeds per robot index
+ROBOT_SCENES = 1_000_003                  # scene seeds per robot index ...
+SCENES_PER_LIFE = 20_000                  # ... and per start of it (Ray restarts a robot that died)
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class SimRobot:
         self.assembler = TransitionAssembler(config.robot_id, config.chunk_steps,
                                              rewards_from_success=config.reward_source == 'success')
         work = Path(config.work_dir)
+        self.life = _next_life(work)                   # a restarted robot draws other scenes than before
         self.link = LinkClient(ClientConfig(endpoint=config.endpoint, robot_id=config.robot_id,
                                             outbox_dir=work / 'outbox', bundle_dir=work / 'bundles',
                                             reward_source=config.reward_source, cameras=config.cameras,
@@ -112,7 +115,7 @@ class SimRobot:
     def run_episode(self) -> dict[str, Any]:
         """One episode, its chunks handed to the link (on disk before this returns); the episode's summary."""
         self._newest_bundle(self.config.bundle_wait_s)
-        seed = TRAIN_SCENE_BASE + self.config.index * ROBOT_SCENES + self.stats.episodes
+        seed = TRAIN_SCENE_BASE + self.config.index * ROBOT_SCENES + self.life * SCENES_PER_LIFE + self.stats.episodes
         obs, info = self.env.reset(seed=seed)
         instruction = info['instruction']
         embedding = self._embed(instruction)
@@ -166,3 +169,12 @@ class SimRobot:
     def close(self) -> None:
         self.link.close()
         self.env.close()
+
+
+def _next_life(work_dir: Path) -> int:
+    """How many times this robot (its work directory) started before; counted in work_dir/starts."""
+    path = Path(work_dir) / 'starts'
+    life = int(path.read_text()) if path.is_file() else 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, f'{life + 1}\n')
+    return life
