@@ -27,7 +27,9 @@ os.environ.setdefault('MUJOCO_GL', 'egl')
 
 from lamp_ros.core.transitions import TransitionAssembler  # noqa: E402
 from lamp_ros.learner.learner import Learner, LearnerOptions  # noqa: E402
+from lamp_ros.link.outbox import frames_size  # noqa: E402
 from lamp_ros.link.robot_client import ClientConfig, LinkClient  # noqa: E402
+from lamp_ros.link.wire import Message, encode  # noqa: E402
 from lamp_ros.scale.cluster import Fleet, FleetSpec, connect  # noqa: E402
 from training.config import preset  # noqa: E402
 
@@ -80,6 +82,10 @@ def ingest_ceiling(args: argparse.Namespace, work: Path, size: int) -> np.ndarra
                                      bundle_dir=work / 'bundles', cameras=tuple(args.cameras), reward_source='task'))
     rng = np.random.default_rng(0)
     episode = episode_chunks(rng, size, tuple(args.cameras))
+    sample = episode()
+    wire = sum(frames_size(encode(Message('chunk', meta, arrays))) for meta, arrays in sample)
+    print(f'on the wire: {wire / sum(len(a["action"]) for _, a in sample):.0f} bytes per transition '
+          f'({size}x{size}, {"+".join(args.cameras)}, chunks of 10, the final frames included)')
     rates, sent, acked_before = [], 0, 0
     try:
         end = time.monotonic() + args.seconds
