@@ -133,3 +133,17 @@ def test_a_robot_of_another_contract_or_simulator_version_is_refused_with_the_mi
         f"robot sim-b runs simulator lamp-sim-0, this run's simulated robots ran {SIM_VERSION}: start a new run "
         'for another version')
     assert json.loads((tmp_path / 'run' / 'learner.json').read_text())['sim_version'] == SIM_VERSION
+
+
+def test_finetune_with_actors_keeps_the_update_to_data_ratio_and_evaluates_its_bundles(tmp_path, two_nodes):
+    from lamp_ros.learner.sim_fleet import FleetRequest, run_fleet
+    settings = ('eval_every=100', 'eval_episodes=2', 'env.episode_steps=20', 'finetune.demo_episodes=1')
+    record = run_fleet(FleetRequest(tmp_path / 'run', 'push_button', actors=2, steps=200, preset='debug',
+                                    settings=settings))
+    assert record['env_steps'] >= 200 and record['cluster']['nodes'] == 2 and record['episodes_lost'] == 0
+    ratio = 0.5                                           # the debug preset updates every 2 env steps
+    assert record['updates'] <= ratio * (record['env_steps'] + 40) + 1, record     # + the expert demo's steps
+    evals = json.loads((tmp_path / 'run' / 'evals.json').read_text())
+    assert [e['step'] >= 100 * (i + 1) for i, e in enumerate(evals)] == [True, True]
+    assert all(e['bundle'].startswith('v') and e['episodes'] == 2 for e in evals)
+    assert json.loads((tmp_path / 'run' / 'fleet.json').read_text())['env_steps'] == record['env_steps']

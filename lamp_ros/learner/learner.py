@@ -104,6 +104,7 @@ class Learner:
         torch.set_num_threads(options.threads)
         self.config, info = _open_or_create(self.root, options)
         self.reward_source = str(info.get('reward_source', ''))
+        self.updates_per_transition = options.updates_per_transition    # the cap on updates (a fleet sets it)
         self.sim_version = str(info.get('sim_version', ''))        # of its simulated robots, once one said hello
         self._info_lock = threading.Lock()
         self.source = text.TextEncoderSource.from_json(info['text_encoder'])
@@ -286,7 +287,7 @@ class Learner:
         transitions = self.replay.transitions
         needed = max(self.options.min_transitions, self.config.batch_size // 4 + self.replay.n_step, 1)
         return (transitions >= needed
-                and self.counters.updates < self.options.updates_per_transition * transitions)
+                and self.counters.updates < self.updates_per_transition * transitions)
 
     def publish_bundle(self) -> Path:
         """Export the current policy (verified against torch) and push it to the robots."""

@@ -9,7 +9,10 @@ real arm's actor node speaks, so a real arm can join the same learner (`--learne
                                 (onnxruntime, Ray tasks), as lamp-train's evals.json
     RUN/fleet.json              the cluster, each robot's statistics, env steps, steps/s, learner updates
 
-Env steps count the robots' finished episodes. Without --ray-address Ray runs on this machine.
+Env steps count the robots' finished episodes. Without --ray-address Ray runs on this machine. The robots keep to
+the run's update-to-data ratio (updates_per_step / update_every, as lamp-train's loop): one robot outruns a CPU
+learner tenfold (docs/scale.md), so no robot starts an episode while the learner's updates lag the robots' steps
+by more than an episode per robot.
 """
 from __future__ import annotations
 
@@ -57,6 +60,7 @@ def run_fleet(request: FleetRequest) -> dict[str, Any]:
                                      'tcp://127.0.0.1:*', device=request.device, threads=request.threads))
     root = learner.root
     config = learner.config
+    ratio = learner.updates_per_transition = config.updates_per_step / config.update_every   # as lamp-train's loop
     if config.finetune.demo_episodes:
         learner.import_demos(expert_demos(root / 'expert_demos', request.task, config.finetune.demo_episodes,
                                           config.agent.image_size, config.env.episode_steps))
@@ -73,8 +77,10 @@ def run_fleet(request: FleetRequest) -> dict[str, Any]:
     try:
         with tqdm(total=request.steps, initial=steps_before, unit='step', desc=f'fleet finetune {request.task}',
                   disable=None) as bar:
+            slack = request.actors * config.env.episode_steps
             while steps_before + _env_steps(fleet) < request.steps:
-                fleet.poll()
+                behind = learner.counters.updates < ratio * (steps_before + _env_steps(fleet)) - slack
+                fleet.poll(start=not behind)
                 bar.update(steps_before + _env_steps(fleet) - bar.n)
                 if not trainer.is_alive():
                     raise LinkFailed('the learner stopped: see the log above')

@@ -128,13 +128,17 @@ class Fleet:
                               image_size=tuple(s.image_size), episode_steps=s.episode_steps,
                               reward_source=s.reward_source, explore_std=s.explore_std)
 
-    def poll(self, timeout_s: float = 0.5) -> list[dict[str, Any]]:
-        """Start an episode on every idle actor; the episodes that finished within timeout_s."""
+    def poll(self, timeout_s: float = 0.5, start: bool = True) -> list[dict[str, Any]]:
+        """Start an episode on every idle actor (unless `start` is False: the learner is behind); the episodes
+        that finished within timeout_s."""
         import ray
         from ray.exceptions import RayActorError
         for i, actor in enumerate(self.actors):
-            if i not in self.pending.values():
+            if start and i not in self.pending.values():
                 self.pending[actor.run.remote(1)] = i
+        if not self.pending:
+            time.sleep(timeout_s)
+            return []
         done, _ = ray.wait(list(self.pending), num_returns=1, timeout=timeout_s)
         finished = []
         for ref in done:
