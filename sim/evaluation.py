@@ -327,10 +327,12 @@ def collect_job(job: Job) -> list[Episode]:
 
 def run_jobs_on_ray(jobs: Sequence[Job], on_episode: Callable[[Episode], None] = lambda e: None) -> list[Episode]:
     """Each job as a Ray task on the cluster `lamp_ros.scale.cluster.connect` joined (one CPU each)."""
-    from lamp_ros.scale.cluster import fan_out
-    episodes = [e for chunk in fan_out(collect_job, jobs) for e in chunk]
-    for episode in episodes:
-        on_episode(episode)
+    from lamp_ros.scale.cluster import fan_out_as_done
+    episodes = []
+    for _, chunk in fan_out_as_done(collect_job, jobs):     # a job's episodes as soon as it is done (progress)
+        for episode in chunk:
+            on_episode(episode)
+        episodes += chunk
     return episodes
 
 
