@@ -16,7 +16,8 @@ Stages (each resumable: run the same command again and it goes on where it stopp
          lamp     lamp-train pretrain --alpha 0.1 --reward-checkpoint R3M --steps P   (LAMP)
     3. per arm, task and seed, RL finetuning (lamp-train finetune's defaults: success reward ending the episode,
        --demos expert demos in a demo buffer sampled 50/50, BC term, layer-normed critic), evaluated on the same
-       --eval-episodes held-out scenes every --eval-every env steps:
+       --eval-episodes held-out scenes every --eval-every env steps, run in chunks of --eval-every env steps and
+       stopped at its first evaluation >= 80% (the table needs no more):
          scratch  lamp-train finetune --task T --seed S --reward-checkpoint R3M
          novelty  lamp-train finetune --task T --seed S --init RUNS/pretrain_novelty
          lamp     lamp-train finetune --task T --seed S --init RUNS/pretrain_lamp
@@ -72,9 +73,9 @@ def jobs_for(args: argparse.Namespace, r3m: Path) -> list[Job]:
                   '--set', f'eval_episodes={args.eval_episodes}',
                   '--set', f'checkpoint_every={args.eval_every}', '--set', cameras]
     critic = ['--set', 'agent.critic_layernorm=true']  # a pretrained run's critic is kept: the one scratch gets
-    jobs = [Job(f'pretrain_{arm}', ['pretrain', '--seed', '0', '--steps', str(args.pretrain_steps), '--alpha',
-                                    str(ALPHA[arm]), '--reward-checkpoint', str(r3m), *common, *critic],
-                args.pretrain_steps) for arm in args.arms if arm in ALPHA]
+    jobs = [Job(f'pretrain_{arm}', ['pretrain', '--seed', '0', '--alpha', str(ALPHA[arm]), '--reward-checkpoint',
+                                    str(r3m), *common, *critic], args.pretrain_steps)
+            for arm in args.arms if arm in ALPHA]
     finetune = ['--set', f'finetune.demo_episodes={args.demos}', '--set', f'env.episode_steps={args.episode_steps}',
                 *common]
     for arm in args.arms:
@@ -82,9 +83,10 @@ def jobs_for(args: argparse.Namespace, r3m: Path) -> list[Job]:
                  else ['--init', str(args.runs / f'pretrain_{arm}')])
         for task in args.tasks:
             for seed in args.seeds:
-                jobs.append(Job(f'{arm}_{task}_s{seed}', ['finetune', '--task', task, '--seed', str(seed), '--steps',
-                                                          str(args.steps), *start, *finetune], args.steps,
-                                needs=[] if arm == 'scratch' else [f'pretrain_{arm}']))
+                jobs.append(Job(f'{arm}_{task}_s{seed}', ['finetune', '--task', task, '--seed', str(seed), *start,
+                                                          *finetune], args.steps,
+                                needs=[] if arm == 'scratch' else [f'pretrain_{arm}'], stop_at=max(RATES),
+                                chunk=args.eval_every))         # steps to 80% is all the table needs
     return jobs
 
 
@@ -115,7 +117,7 @@ def summarize(args: argparse.Namespace) -> dict:
     for arm in args.arms:
         for task in args.tasks:
             curves = {s: curve(args.runs / f'{arm}_{task}_s{s}', args.steps) for s in args.seeds}
-            finished = {s: c for s, c in curves.items() if c and c[-1][0] >= args.steps}
+            finished = {s: c for s, c in curves.items() if c and (c[-1][0] >= args.steps or c[-1][1] >= max(RATES))}
             row: dict = {'curves': curves, 'seeds_finished': sorted(finished)}
             for rate in RATES:
                 hits = [steps_to(c, rate, args.steps) for c in finished.values()]
