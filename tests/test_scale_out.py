@@ -54,7 +54,8 @@ def outbox_ids(robot_dir: Path) -> set[str]:
 
 
 def test_sim_robots_on_two_nodes_feed_one_learner_and_a_killed_one_loses_nothing(tmp_path, two_nodes):
-    learner = Learner(LearnerOptions(tmp_path / 'run', preset='debug', bind='tcp://127.0.0.1:*'))
+    learner = Learner(LearnerOptions(tmp_path / 'run', preset='debug', bind='tcp://127.0.0.1:*',
+                                     settings=('replay.capacity=100000',)))   # no episode evicted while one restarts
     stop = threading.Event()
     trainer = threading.Thread(target=learner.run, args=(stop,), daemon=True)
     trainer.start()
