@@ -82,6 +82,9 @@ class SimRobot:
                                             reward_source=config.reward_source, cameras=config.cameras,
                                             sim_version=sim.SIM_VERSION),
                                on_bundle=lambda version, path: self._bundles.put((version, path)))
+        kept = _newest_kept_bundle(work / 'bundles')     # a restarted robot acts with what it had: the learner
+        if kept is not None:                           # pushes it a bundle only when it has a newer one
+            self._bundles.put(kept)
 
     # --- policy --------------------------------------------------------------------------------------
     def _newest_bundle(self, wait_s: float) -> None:
@@ -178,3 +181,11 @@ def _next_life(work_dir: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, f'{life + 1}\n')
     return life
+
+
+def _newest_kept_bundle(bundle_dir: Path) -> tuple[str, Path] | None:
+    """(version, path) of the newest bundle a previous start of this robot stored (the link client renames a
+    complete bundle into place; '.partial' ones start with a dot)."""
+    kept = [p for p in bundle_dir.glob('*') if p.is_dir() and not p.name.startswith('.')] if bundle_dir.is_dir() else []
+    newest = max(kept, key=lambda p: p.stat().st_mtime, default=None)
+    return None if newest is None else (newest.name, newest)
