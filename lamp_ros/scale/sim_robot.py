@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 import sim
+from sim.evaluation import state_index
 from lamp_ros.contract import FINETUNE_EXPLORE_STD, STATE_KEYS
 from lamp_ros.core.exploration import ActionNoise
 from lamp_ros.core.transitions import FRONT, TransitionAssembler
@@ -122,7 +123,7 @@ class SimRobot:
         obs, info = self.env.reset(seed=seed)
         instruction = info['instruction']
         embedding = self._embed(instruction)
-        index = np.array([sim.STATE_KEYS.index(k) for k in self.runtime.manifest.state_keys], np.intp)
+        index = state_index(self.runtime.manifest)           # the bundle's state fields in the sim's state
         self.runtime.reset()
         self.assembler.start(instruction)
         success, done, steps = False, False, 0
