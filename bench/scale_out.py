@@ -1,8 +1,10 @@
 """Scale-out on Ray, measured on this machine: env steps/s into the learner and learner updates/s with 1, 2, ...
 simulated robots (Ray actors, lamp_ros/scale), and the learner's ingest ceiling (transitions/s with images, no
-training, one robot sending as fast as the link takes).
+training, one robot sending as fast as the link takes); then what a pretraining robot adds per step: LAMP's r_VLM
+scored on the robot (R3M at its published size, ResNet-50 + 6-layer DistilBERT, random weights, ONNX), against
+the sim env step of the same run.
 
-    python bench/scale_out.py [--actors 1 2] [--seconds 30] [--preset cpu] [--cameras front wrist]
+    python bench/scale_out.py [--actors 1 2] [--seconds 30] [--preset cpu] [--cameras front wrist] [--no-vlm]
 
 Rates are taken over windows of --window seconds after a warm-up (the first bundle, the first episodes); each
 line prints the median and the 1st percentile (p99 of the slow side) of the windows, and the ratio to the 1-actor
@@ -140,6 +142,36 @@ def env_step_seconds(image_size: int, cameras: tuple[str, ...], steps: int = 200
     return np.array(times)
 
 
+def vlm_step_seconds(image_sizes: tuple[int, ...], steps: int = 50) -> dict[int, np.ndarray]:
+    """A pretraining robot's r_VLM per step (lamp_ros/scale/sim_robot.py VlmProgress: one frame embedded, the head)
+    with R3M's published architecture exported to ONNX, at each frame size given."""
+    from lamp_ros.scale.sim_robot import VlmProgress
+    from models.r3m.checkpoint import save_checkpoint
+    from models.r3m.model import R3MNet
+    from models.r3m.onnx_export import export_onnx
+    from models.r3m.reward import R3MReward
+    from models.text_encoder import SentenceEncoder
+    from models.text_encoder import default_vocab_path
+    with tempfile.TemporaryDirectory() as tmp:
+        vocab = default_vocab_path()
+        text = SentenceEncoder.random(n_layers=6, dim=768, n_heads=12, hidden_dim=3072,
+                                      vocab_size=len(vocab.read_text().splitlines()), seed=0)
+        checkpoint = save_checkpoint(R3MNet.random(size=50, lang_enc=text, seed=0), Path(tmp) / 'r3m', vocab)
+        export_onnx(R3MReward.load(checkpoint), Path(tmp) / 'onnx', verify_sizes=(64,))
+        rng, times = np.random.default_rng(0), {}
+        for size in image_sizes:
+            vlm = VlmProgress(Path(tmp) / 'onnx')
+            vlm.start(rng.integers(0, 256, (size, size, 3), np.uint8), 'push the button')
+            samples = []
+            for _ in range(steps):
+                frame = rng.integers(0, 256, (size, size, 3), np.uint8)
+                start = time.perf_counter()
+                vlm(frame)
+                samples.append(time.perf_counter() - start)
+            times[size] = np.array(samples)
+    return times
+
+
 def line(name: str, values: np.ndarray, baseline: float | None, actors: int = 1) -> str:
     median, low = float(np.median(values)), float(np.percentile(values, 1))
     text = f'{name:<34} median {median:8.1f}/s   p99 (slow side) {low:8.1f}/s   windows {len(values):3d}'
@@ -158,6 +190,7 @@ def main() -> int:
     p.add_argument('--preset', default='cpu', choices=('debug', 'cpu'))
     p.add_argument('--cameras', nargs='+', default=['front', 'wrist'])
     p.add_argument('--task', default='push_button')
+    p.add_argument('--no-vlm', action='store_true', help="skip the pretraining robot's r_VLM cost")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     cluster = connect(None, num_cpus=max(args.actors) + 1)
@@ -174,10 +207,18 @@ def main() -> int:
         size = preset(args.preset).agent.image_size
         print(line('ingest ceiling: transitions acked', ingest_ceiling(args, work, size), None))
         print('(the first configuration is the baseline; ratios are medians over it)')
+    env_ms = {}
     for size in (64, 128):
         t = env_step_seconds(size, tuple(args.cameras)) * 1000
+        env_ms[size] = float(np.median(t))
         print(f'sim env step, {size}x{size} {"+".join(args.cameras)}: median {np.median(t):.2f} ms, '
               f'p99 {np.percentile(t, 99):.2f} ms ({1000 / np.median(t):.0f} steps/s per actor CPU before the policy)')
+    if not args.no_vlm:
+        for size, t in vlm_step_seconds((64, 128, 224)).items():
+            t = t * 1000
+            print(f'pretraining robot r_VLM per step, R3M ResNet-50 ONNX, {size}x{size} frame: median '
+                  f'{np.median(t):.2f} ms, p99 {np.percentile(t, 99):.2f} ms, x{np.median(t) / env_ms[64]:.1f} of '
+                  f'the 64x64 env step')
     return 0
 
 

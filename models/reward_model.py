@@ -26,6 +26,17 @@ class RewardModel(Protocol):
         applies to all)."""
 
 
+def frames_at_size(frames: np.ndarray, size: int) -> np.ndarray:
+    """uint8 [N, H, W, 3] frames resized to size x size (area when shrinking), the size a reward model was trained
+    at; unchanged when size is 0 or already theirs. lamp-train's labels and a simulated robot's rewards both
+    resize here, so they agree."""
+    if not size or frames.shape[1:3] == (size, size):
+        return frames
+    import cv2
+    interpolation = cv2.INTER_AREA if size < frames.shape[1] else cv2.INTER_LINEAR
+    return np.stack([cv2.resize(f, (size, size), interpolation=interpolation) for f in frames])
+
+
 class WeightsMissing(FileNotFoundError):
     """Pretrained weights are not where they must be; the message says exactly which file to put where
     (and how to fetch it where the machine is online)."""

@@ -67,6 +67,18 @@ def small_vocab(tmp_path_factory):
 
 
 @pytest.fixture(scope='session')
+def r3m_checkpoint(tmp_path_factory, small_vocab) -> Path:
+    """A tiny random R3M (ResNet-18, 64-wide one-layer DistilBERT, 32-wide head) in the official layout."""
+    from models.r3m.checkpoint import save_checkpoint
+    from models.r3m.model import R3MNet
+    from models.text_encoder import SentenceEncoder
+    vocab_size = len(small_vocab.read_text().splitlines())
+    lang = SentenceEncoder.random(n_layers=1, dim=64, n_heads=1, hidden_dim=128, vocab_size=vocab_size, seed=0)
+    return save_checkpoint(R3MNet.random(size=18, hidden_dim=32, lang_enc=lang, seed=0),
+                           tmp_path_factory.mktemp('r3m') / 'tiny', small_vocab)
+
+
+@pytest.fixture(scope='session')
 def make_bundle(tmp_path_factory, small_vocab):
     """A tiny random-weight policy bundle from the real exporter: make_bundle(image_size, control_rate_hz,
     cameras)."""

@@ -130,3 +130,25 @@ def test_cli_random_bundle(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert json.loads((out / MANIFEST).read_text())['model_version'] == 'random-seed3'
     with pytest.raises(FileExistsError):
         main(['random', '--out', str(out), '--image-size', '32', '--text-layers', '1'])
+
+
+def test_the_paper_presets_policy_exports_and_runs_in_onnxruntime(tmp_path: Path, small_vocab: Path) -> None:
+    """The paper preset's agent (128x128 front + wrist, DrQ-v2's encoder, 1024-wide heads) is a bundle: simulated
+    robots and the policy node can run it (docs/scale.md's paper-scale fleet)."""
+    from models.runtime import PolicyRuntime
+    from sim import STATE_KEYS as SIM_STATE_KEYS
+    from training.agent import DrQAgent
+    from training.config import preset, replace
+    agent_config = preset('paper').agent
+    text = SentenceEncoder.random(n_layers=1, dim=24, n_heads=2, hidden_dim=32,
+                                  vocab_size=len(small_vocab.read_text().splitlines()), seed=0)
+    agent = DrQAgent(replace(agent_config, embedding_dim=text.dim), seed=0)
+    export_bundle(agent.exportable_policy(), text, small_vocab, tmp_path / 'paper', model_version='paper',
+                  state_keys=SIM_STATE_KEYS, image_size=128, max_text_length=MAX_LEN)
+    runtime = PolicyRuntime.load(tmp_path / 'paper', threads=1)
+    assert runtime.manifest.cameras == ('front', 'wrist') and runtime.manifest.image_size == (128, 128)
+    rng = np.random.default_rng(0)
+    image = lambda: rng.integers(0, 256, (128, 128, 3), np.uint8)                           # noqa: E731
+    action = runtime.act(image(), np.zeros(len(SIM_STATE_KEYS), np.float32),
+                         runtime.embed_instruction('push the button'), {'wrist': image()})
+    assert action.shape == (4,) and np.all(np.abs(action) <= 1)

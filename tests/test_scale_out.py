@@ -148,3 +148,40 @@ def test_finetune_with_actors_keeps_the_update_to_data_ratio_and_evaluates_its_b
     assert [e['step'] >= 100 * (i + 1) for i, e in enumerate(evals)] == [True, True]
     assert all(e['bundle'].startswith('v') and e['episodes'] == 2 for e in evals)
     assert json.loads((tmp_path / 'run' / 'fleet.json').read_text())['env_steps'] == record['env_steps']
+
+
+def test_pretraining_with_actors_learns_from_the_robots_r_vlm_and_novelty(tmp_path, two_nodes, r3m_checkpoint):
+    """LAMP pretraining on Ray: the robots step the pretraining scene (an instruction per episode) and score
+    r_VLM with the R3M ONNX export, the numbers lamp-train's torch labeler gives the same frames; the learner
+    standardizes them per instruction and adds novelty; the bundles are evaluated on the downstream tasks."""
+    from lamp_ros.learner.sim_fleet import FleetRequest, run_fleet
+    from models.r3m.reward import R3MReward
+    from sim import DOWNSTREAM_TASK_NAMES
+    from training.replay import EpisodeReplay
+    from training.vlm import VlmRewardLabeler
+    settings = ('eval_every=48', 'eval_episodes=1', 'env.episode_steps=12', 'reward.standardize_rewards=true',
+                'replay.capacity=100000')
+    record = run_fleet(FleetRequest(tmp_path / 'run', 'pretrain', actors=2, steps=48, preset='debug',
+                                    settings=settings, reward_checkpoint=r3m_checkpoint))
+    info = json.loads((tmp_path / 'run' / 'learner.json').read_text())
+    assert (info['mode'], info['reward_source'], info['text_encoder']['kind']) == ('pretrain', 'r3m', 'r3m')
+    assert record['env_steps'] >= 48 and record['updates'] > 0 and record['episodes_lost'] == 0
+
+    replay = EpisodeReplay(tmp_path / 'run' / 'replay', 100_000, 8, ('front',), 2)
+    labeler = VlmRewardLabeler(R3MReward.load(r3m_checkpoint))
+    instructions = set()
+    for k, stored in enumerate(replay.episodes):
+        episode = replay.load(stored)
+        expected = labeler.label(f'ep{k}', episode['image_front'], str(episode['instruction']))
+        np.testing.assert_allclose(episode['vlm_reward_raw'], expected, atol=1e-4 * max(1, np.abs(expected).max()))
+        assert not np.allclose(episode['reward'], episode['vlm_reward_raw'])       # standardized
+        instructions.add(str(episode['instruction']))
+    assert len(replay.episodes) >= 4 and len(instructions) >= 2, instructions
+
+    learner = Learner(LearnerOptions(tmp_path / 'run', reward_checkpoint=r3m_checkpoint, bind='tcp://127.0.0.1:*'))
+    try:
+        assert learner.config.agent.intr_scale > 0 and learner.standardizer.stats     # novelty; restored statistics
+    finally:
+        learner.close()
+    (evaluation_,) = json.loads((tmp_path / 'run' / 'evals.json').read_text())
+    assert evaluation_['episodes'] == len(DOWNSTREAM_TASK_NAMES)

@@ -23,11 +23,8 @@ import yaml
 
 from training.agent import DrQAgent
 from training.export import main as export_main
-from models.r3m.checkpoint import save_checkpoint as save_r3m
-from models.r3m.model import R3MNet
 from models.r3m.reward import R3MReward
 from models.runtime import PolicyRuntime
-from models.text_encoder import SentenceEncoder
 from training.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from training.cli import main as train_main
 from training.config import (LEGACY_VALUES, PRESETS, PretrainRewardSettings, differences, dump_yaml, load_yaml,
@@ -42,15 +39,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
-
-
-@pytest.fixture(scope='module')
-def r3m_checkpoint(tmp_path_factory, small_vocab) -> Path:
-    """A tiny random R3M (ResNet-18, 64-wide one-layer DistilBERT, 32-wide head) in the official layout."""
-    vocab_size = len(small_vocab.read_text().splitlines())
-    lang = SentenceEncoder.random(n_layers=1, dim=64, n_heads=1, hidden_dim=128, vocab_size=vocab_size, seed=0)
-    return save_r3m(R3MNet.random(size=18, hidden_dim=32, lang_enc=lang, seed=0),
-                    tmp_path_factory.mktemp('r3m') / 'tiny', small_vocab)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

@@ -1,6 +1,7 @@
 """lamp-train: LAMP in simulation: pretrain with VLM + novelty reward, finetune on a task, evaluate.
 
     lamp-train pretrain --run-dir runs/pt --reward-checkpoint R3M_DIR [--preset cpu] [--alpha 0.1]
+                        [--actors N [--ray-address ADDR]]   (simulated robots on Ray feed an online learner)
     lamp-train finetune --run-dir runs/ft --task push_button [--init runs/pt] [--tune-instruction]
                         [--critic-linear-probe]
     lamp-train imitate --run-dir runs/il [--set imitation.demos_per_task=150]   (experts -> BC -> DAgger)
@@ -29,6 +30,15 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f'must be >= 1, got {value}')
     return value
+
+
+def _actors(p: argparse.ArgumentParser) -> None:
+    p.add_argument('--actors', type=_positive, default=None, metavar='N',
+                   help='N simulated robots on Ray feed the online learner over the robot link (a real arm '
+                        'can join it); RUN is then a learner run (docs/scale.md)')
+    p.add_argument('--ray-address', default=None, metavar='ADDR',
+                   help='with --actors: a Ray cluster (auto, HOST:PORT or ray://HOST:PORT; default: Ray on '
+                        'this machine)')
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -72,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument('--novelty-scale', type=float, default=None, help='scale of the novelty before mixing (default 1)')
     pre.add_argument('--standardize-rewards', action='store_true', default=None,
                      help='standardize r_VLM per instruction with running statistics (LAMP: standardize_rewards)')
+    _actors(pre)
     pre.set_defaults(run=cmd_pretrain)
 
     fin = sub.add_parser('finetune', help='finetune on a downstream task with its shaped reward',
@@ -92,12 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="train a fresh output layer on the frozen critic (LAMP's finetuning setting)")
     fin.add_argument('--linear-probe-steps', type=int, default=None,
                      help='unfreeze the critic after this many env steps (default 0: never, as LAMP)')
-    fin.add_argument('--actors', type=_positive, default=None, metavar='N',
-                     help='N simulated robots on Ray feed the online learner over the robot link (a real arm '
-                          'can join it); RUN is then a learner run (docs/scale.md)')
-    fin.add_argument('--ray-address', default=None, metavar='ADDR',
-                     help='with --actors: a Ray cluster (auto, HOST:PORT or ray://HOST:PORT; default: Ray on '
-                          'this machine)')
+    _actors(fin)
     fin.set_defaults(run=cmd_finetune)
 
     imi = sub.add_parser('imitate', help='multi-task imitation: expert demos, behaviour cloning, DAgger rounds',
@@ -143,6 +149,10 @@ def requested_config(args: argparse.Namespace) -> TrainConfig | None:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
+    if args.actors is not None:
+        return pretrain_with_actors(args)
+    if args.ray_address is not None:
+        raise ValueError('--ray-address needs --actors N')
     from training.runs import pretrain
     pretrain(args.run_dir, requested_config(args), args.reward_checkpoint, steps=args.steps, device=args.device)
     return 0
@@ -171,6 +181,29 @@ def finetune_with_actors(args: argparse.Namespace) -> int:
     record = run_fleet(FleetRequest(args.run_dir, args.task, args.actors, args.steps or 20_000, args.init,
                                     args.preset or 'cpu', settings, args.ray_address, args.device))
     print(f"{args.task}: {record['env_steps']} env steps by {args.actors} simulated robots "
+          f"({record['env_steps_per_s']:.1f}/s), {record['updates']} learner updates; {args.run_dir}/fleet.json")
+    return 0
+
+
+def pretrain_with_actors(args: argparse.Namespace) -> int:
+    """LAMP pretraining by the online learner fed by simulated robots on Ray; r_VLM scored on the robots."""
+    from lamp_ros.learner.sim_fleet import FleetRequest, run_fleet
+    checkpoint = args.reward_checkpoint
+    info = args.run_dir / 'learner.json'
+    if checkpoint is None and info.is_file():
+        recorded = json.loads(info.read_text()).get('reward_checkpoint')
+        checkpoint = Path(recorded) if recorded else None
+    if checkpoint is None:
+        raise ValueError('pretraining needs --reward-checkpoint DIR (an R3M checkpoint, official layout)')
+    reward = {name: getattr(args, name) for name in ('alpha', 'vlm_scale', 'novelty_scale', 'standardize_rewards')
+              if getattr(args, name) is not None}
+    settings = (tuple(args.set) + tuple(f'reward.{k}={v}' for k, v in reward.items())
+                + ((f'seed={args.seed}',) if args.seed is not None else ()))
+    steps = args.steps or preset(args.preset or 'cpu').steps
+    record = run_fleet(FleetRequest(args.run_dir, 'pretrain', args.actors, steps, None,
+                                    args.preset or 'cpu', settings, args.ray_address, args.device,
+                                    reward_checkpoint=checkpoint))
+    print(f"pretrain: {record['env_steps']} env steps by {args.actors} simulated robots "
           f"({record['env_steps_per_s']:.1f}/s), {record['updates']} learner updates; {args.run_dir}/fleet.json")
     return 0
 

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import cv2
 import numpy as np
 
 from models.relabel import FrameEmbeddingCache, relabel
-from models.reward_model import RewardModel
+from models.reward_model import RewardModel, frames_at_size
 
 
 class VlmRewardLabeler:
@@ -23,10 +22,7 @@ class VlmRewardLabeler:
 
     def label(self, episode_id: str, frames: np.ndarray, instruction: str) -> np.ndarray:
         """Front frames uint8 [T+1, H, W, 3] of one episode -> float32 [T]: reward of reaching o_1 .. o_T."""
-        if self.image_size and frames.shape[1:3] != (self.image_size, self.image_size):
-            size = (self.image_size, self.image_size)
-            interpolation = cv2.INTER_AREA if self.image_size < frames.shape[1] else cv2.INTER_LINEAR
-            frames = np.stack([cv2.resize(f, size, interpolation=interpolation) for f in frames])
+        frames = frames_at_size(frames, self.image_size)
         scores = relabel(self.model, {episode_id: frames}, [instruction], self.cache, progress=False)[episode_id]
         return scores[1:, 0].astype(np.float32)
 

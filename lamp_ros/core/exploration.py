@@ -12,13 +12,19 @@ from lamp_ros.contract import ACTION_DIM
 
 class ActionNoise:
     def __init__(self, std: float, gripper_fraction: float = 0.0, seed: int | None = None) -> None:
-        if not 0.0 <= std <= 1.0:
-            raise ValueError(f'explore_std must be in [0, 1] (action units), got {std}')
         if not 0.0 <= gripper_fraction <= 1.0:
             raise ValueError(f'explore_gripper must be in [0, 1] (a fraction of explore_std), got {gripper_fraction}')
-        self.scale = np.full(ACTION_DIM, std, np.float32)
-        self.scale[-1] *= gripper_fraction
+        self.gripper_fraction = gripper_fraction
+        self.scale = np.zeros(ACTION_DIM, np.float32)
+        self.set_std(std)
         self.rng = np.random.default_rng(seed)
+
+    def set_std(self, std: float) -> None:
+        """A new noise level (a schedule, as the sim trainer's decaying std), the gripper's fraction kept."""
+        if not 0.0 <= std <= 1.0:
+            raise ValueError(f'explore_std must be in [0, 1] (action units), got {std}')
+        self.scale[:] = std
+        self.scale[-1] *= self.gripper_fraction
 
     @property
     def active(self) -> bool:

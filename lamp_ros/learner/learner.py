@@ -1,6 +1,7 @@
 """The online learner: robots' transitions in (pyzmq link), agent updates, new policy bundles out.
 
-    RUN/learner.json      how the run was made: init run (a `lamp-train` run) or preset, text encoder, reward source
+    RUN/learner.json      how the run was made: mode (finetune or pretrain), init run (a `lamp-train` run) or
+                          preset, text encoder, reward source
     RUN/config.yaml       the training config (training/config.py), resolved for finetuning
     RUN/checkpoints/      agent + optimizers + learner counters (training/checkpoint.py); resume from the newest
     RUN/incoming/         chunks as they arrive, until their episode is complete (chunk_store.py)
@@ -19,6 +20,9 @@ learner with few transitions does not overfit them while it waits, and pause whi
 rewards (rewards.py). If the link thread ever dies, `run` raises LinkFailed: the process must exit non-zero.
 With the 'success' reward source the reward is the episode's success (the operator's label or sim/success) at
 its last step, which ends it: what a person can tell a robot (HIL-SERL's sparse reward).
+A pretraining run (`reward_checkpoint`: LAMP's reward) takes the robots' r_VLM ('r3m', R3M's score computed where
+the frames are), standardizes it per instruction if configured, and mixes it with the agent's novelty
+(alpha * r_VLM + (1 - alpha) * novelty, training.runs.resolve_pretrain); the policy reads R3M's language encoder.
 """
 from __future__ import annotations
 
@@ -55,8 +59,9 @@ from training.config import (FinetuneSettings, TrainConfig, differences, dump_ya
 from training.loop import run_hash
 from training.replay import EpisodeRecord, EpisodeReplay, mixed_sample
 from training.run import read_run
-from training.runs import init_state_bounds, resolve_finetune
+from training.runs import init_state_bounds, resolve_finetune, resolve_pretrain
 from training.text import InstructionEmbedder
+from training.vlm import RewardStandardizer
 
 log = logging.getLogger(__name__)
 INFO_FILE = 'learner.json'
@@ -76,6 +81,7 @@ class LearnerOptions:
     preset: str = 'cpu'                     # from scratch: training/config.py presets (debug, cpu, paper)
     cameras: tuple[str, ...] = ('front',)   # from scratch: the images the agent sees (an init run's agent decides)
     settings: tuple[str, ...] = ()          # a new run's config overrides, e.g. 'finetune.bc_decay_steps=40000'
+    reward_checkpoint: Path | None = None   # pretraining from scratch: the R3M checkpoint (its text encoder)
     bind: str = 'tcp://127.0.0.1:5555'      # where robots connect; tcp://0.0.0.0:5555 for other hosts
     keys_dir: Path | None = None            # CurveZMQ: learner.key_secret + authorized/ (lamp-ros keys DIR)
     bundle_every: int = 200                 # agent updates between policy bundles
@@ -103,6 +109,7 @@ class Learner:
         self.root = Path(options.run_dir).expanduser()
         torch.set_num_threads(options.threads)
         self.config, info = _open_or_create(self.root, options)
+        self.mode = str(info.get('mode', 'finetune'))
         self.reward_source = str(info.get('reward_source', ''))
         self.updates_per_transition = options.updates_per_transition    # the cap on updates (a fleet sets it)
         self.sim_version = str(info.get('sim_version', ''))        # of its simulated robots, once one said hello
@@ -113,6 +120,10 @@ class Learner:
         checkpoint = latest_checkpoint(self.root)
         payload = load_checkpoint(checkpoint, self.agent, self._hash)
         self.counters = Counters(**payload['trainer'].get('learner', {}))
+        self.standardizer = None                 # pretraining with reward.standardize_rewards: per instruction
+        if self.mode == 'pretrain' and self.config.reward.standardize_rewards:
+            self.standardizer = RewardStandardizer()
+            self.standardizer.load_state(payload['trainer'].get('reward_stats', {}))
         self.rng = np.random.default_rng(self.config.seed + self.counters.updates)
         self.text_encoder, self.vocab = text.load(self.source)
         self.embedder = InstructionEmbedder(self.text_encoder, self.vocab, self.config.text.max_tokens)
@@ -153,6 +164,8 @@ class Learner:
                 return
             if self.reward_source == SUCCESS_REWARD:
                 episode = success_rewarded(episode)
+            if self.standardizer is not None:
+                episode = self._standardized(episode)
             record = self.replay.add(episode, end_step=self.replay.transitions + len(episode['action']))
             self._recent[str(episode.get(SOURCE_KEY, ''))] = record
             while len(self._recent) > RECENT_SOURCES:
@@ -161,6 +174,13 @@ class Learner:
                 self.demos.add(segment, end_step=self.demos.transitions + len(segment['action']))
             self._promote(str(episode.get(SOURCE_KEY, '')), episode)
             self.recent_interventions.append(int(np.sum(episode.get('intervention', 0))))
+
+    def _standardized(self, episode: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """LAMP's standardize_rewards: r_VLM minus its instruction's running mean, over its running std (the raw
+        reward kept as vlm_reward_raw)."""
+        raw = np.asarray(episode['reward'], np.float32)
+        instruction = str(episode['instruction'])
+        return {**episode, 'vlm_reward_raw': raw, 'reward': self.standardizer.update_and_standardize(instruction, raw)}
 
     def _promote(self, source: str, episode: dict[str, np.ndarray]) -> None:
         """finetune.success_to_demos: a successful episode is also a demonstration (self-imitation); one the
@@ -320,8 +340,11 @@ class Learner:
             self._last_push = time.monotonic()
 
     def checkpoint(self) -> None:
-        save_checkpoint(self.root, self.counters.updates, self.agent, self._hash,
-                        {'learner': asdict(self.counters)}, keep=2)
+        trainer = {'learner': asdict(self.counters)}
+        if self.standardizer is not None:
+            with self._replay_lock:
+                trainer['reward_stats'] = self.standardizer.state()
+        save_checkpoint(self.root, self.counters.updates, self.agent, self._hash, trainer, keep=2)
 
     def close(self) -> None:
         self.server.close()
@@ -357,6 +380,10 @@ def _overridden(config: TrainConfig, settings: tuple[str, ...]) -> TrainConfig:
 def _resumed(root: Path, options: LearnerOptions) -> dict[str, Any]:
     """learner.json of an existing run, if `options` agree with it (init run, reward source)."""
     info = json.loads((root / INFO_FILE).read_text())
+    if options.reward_checkpoint is not None and (
+            str(text.r3m_source(Path(options.reward_checkpoint).expanduser()).path) != info.get('reward_checkpoint')):
+        raise LearnerError(f'{root} is not a pretraining run with the reward checkpoint {options.reward_checkpoint} '
+                           f'(it has {info.get("reward_checkpoint") or "none"}); choose another run directory')
     if options.init_run is not None and str(Path(options.init_run).resolve()) != info['init_run']:
         raise LearnerError(f'{root} was started from {info["init_run"] or "scratch"}, not {options.init_run}; '
                            'choose another run directory')
@@ -398,6 +425,10 @@ def _open_or_create(root: Path, options: LearnerOptions) -> tuple[TrainConfig, d
         return config, info
     if root.exists() and any(root.iterdir()):
         raise LearnerError(f'{root} exists and is not a learner run (no {INFO_FILE}); choose an empty directory')
+    if options.reward_checkpoint is not None and (options.init_run is not None or
+                                                  options.reward_source not in ('', 'r3m')):
+        raise LearnerError('pretraining (an R3M reward checkpoint) starts from scratch on the r3m reward: no init '
+                           f'run and no other reward source (got {options.init_run or options.reward_source})')
     root.mkdir(parents=True, exist_ok=True)
     if options.init_run is not None:
         init = Path(options.init_run).expanduser().resolve()
@@ -414,16 +445,24 @@ def _open_or_create(root: Path, options: LearnerOptions) -> tuple[TrainConfig, d
         config = preset(options.preset)
         config = replace(config, agent=replace(config.agent, cameras=tuple(options.cameras)))
         config = _overridden(config, options.settings)
-        source = text.default_source(root, config.text, config.seed)
         checkpoint, modules = None, None
-        config = resolve_finetune(config, text.load(source)[0].dim, None)
+        if options.reward_checkpoint is not None:
+            source = text.r3m_source(Path(options.reward_checkpoint).expanduser())
+            config = resolve_pretrain(config, text.load(source)[0].dim)
+        else:
+            source = text.default_source(root, config.text, config.seed)
+            config = resolve_finetune(config, text.load(source)[0].dim, None)
     agent = DrQAgent(config.agent, seed=config.seed)
     init_state_bounds(agent)
     if checkpoint is not None:
         load_weights(checkpoint, agent, modules)      # an imitation run has no critic worth keeping
     agent.reset_reference()                           # IBRL's reference (finetune.reference_actor): the start
-    info = {'init_run': str(init) if options.init_run is not None else '',
-            'init_checkpoint': str(checkpoint or ''), 'preset': config.preset, 'reward_source': options.reward_source,
+    pretraining = options.reward_checkpoint is not None
+    info = {'mode': 'pretrain' if pretraining else 'finetune',
+            'init_run': str(init) if options.init_run is not None else '',
+            'init_checkpoint': str(checkpoint or ''), 'preset': config.preset,
+            'reward_source': 'r3m' if pretraining else options.reward_source,
+            'reward_checkpoint': source.path if pretraining else '',
             'text_encoder': source.to_json(), 'created': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}
     atomic_write_text(root / 'config.yaml', dump_yaml(config))
     save_checkpoint(root, 0, agent, run_hash(config), {'learner': asdict(Counters())})

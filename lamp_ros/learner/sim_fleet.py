@@ -1,9 +1,13 @@
-"""`lamp-train finetune --actors N [--ray-address ADDR]`: sim finetuning by the online learner (learner.py) fed by
-N simulated robots on Ray (lamp_ros/scale), instead of lamp-train's one-process loop. The robots speak the link a
-real arm's actor node speaks, so a real arm can join the same learner (`--learner tcp://HOST:PORT`).
+"""`lamp-train finetune|pretrain --actors N [--ray-address ADDR]`: sim training by the online learner (learner.py)
+fed by N simulated robots on Ray (lamp_ros/scale), instead of lamp-train's one-process loop. The robots speak the
+link a real arm's actor node speaks, so a real arm can join the same learner (`--learner tcp://HOST:PORT`).
+Pretraining (`reward_checkpoint`): the robots step the pretraining scene, a new instruction each episode, score
+r_VLM with the R3M ONNX export in RUN/vlm_reward/ and explore with the agent's decaying std; the learner adds
+novelty. Its evaluations: the newest bundle on every downstream task.
 
     RUN/                        the learner's run (learner.py's layout; resumed by the same command)
     RUN/expert_demos/           finetune.demo_episodes scripted-expert episodes of the task: the demo buffer
+    RUN/vlm_reward/             pretraining: the R3M checkpoint as ONNX (checked against torch), for the robots
     RUN/sim_robots/sim-I/       robot I's outbox and bundles (on the node that runs it)
     RUN/evals.json              every eval_every env steps: the newest bundle on eval_episodes held-out scenes
                                 (onnxruntime, Ray tasks), as lamp-train's evals.json
@@ -47,6 +51,7 @@ class FleetRequest:
     device: str = 'cpu'
     threads: int = 1
     cpus_per_actor: float = 1.0
+    reward_checkpoint: Path | None = None   # pretraining (task 'pretrain'): LAMP's reward from this R3M checkpoint
 
 
 def run_fleet(request: FleetRequest) -> dict[str, Any]:
@@ -55,20 +60,21 @@ def run_fleet(request: FleetRequest) -> dict[str, Any]:
         raise ValueError(f'--actors must be >= 1, got {request.actors}')
     cluster = connect(request.ray_address)
     remote = request.ray_address not in (None, '', 'local')
+    pretraining = request.reward_checkpoint is not None
+    if pretraining != (request.task == 'pretrain'):
+        raise ValueError(f'task {request.task!r}: pretraining (task pretrain) and only it needs a reward checkpoint')
     learner = Learner(LearnerOptions(Path(request.run_dir), init_run=request.init_run, preset=request.preset,
                                      settings=request.settings, bind='tcp://0.0.0.0:*' if remote else
-                                     'tcp://127.0.0.1:*', device=request.device, threads=request.threads))
+                                     'tcp://127.0.0.1:*', device=request.device, threads=request.threads,
+                                     reward_checkpoint=request.reward_checkpoint))
     root = learner.root
     config = learner.config
     ratio = learner.updates_per_transition = config.updates_per_step / config.update_every   # as lamp-train's loop
-    if config.finetune.demo_episodes:
+    if config.finetune.demo_episodes and not pretraining:
         learner.import_demos(expert_demos(root / 'expert_demos', request.task, config.finetune.demo_episodes,
                                           config.agent.image_size, config.env.episode_steps))
     record = _read_json(root / 'fleet.json', {'env_steps': 0, 'wall_s': 0.0})
-    fleet = Fleet(FleetSpec(request.actors, _reachable(learner.server.endpoint, remote), request.task,
-                            root / 'sim_robots', learner.cameras, (config.agent.image_size,) * 2,
-                            config.env.episode_steps, config.finetune.reward, config.finetune.explore_std,
-                            request.cpus_per_actor))
+    fleet = Fleet(_fleet_spec(request, learner, _reachable(learner.server.endpoint, remote)))
     stop = threading.Event()
     trainer = threading.Thread(target=learner.run, args=(stop,), name='learner', daemon=True)
     trainer.start()
@@ -80,13 +86,14 @@ def run_fleet(request: FleetRequest) -> dict[str, Any]:
             slack = request.actors * config.env.episode_steps
             while steps_before + _env_steps(fleet) < request.steps:
                 behind = learner.counters.updates < ratio * (steps_before + _env_steps(fleet)) - slack
-                fleet.poll(start=not behind)
+                fleet.poll(start=not behind, explore_std=config.agent.std(learner.counters.updates)
+                           if pretraining else None)
                 bar.update(steps_before + _env_steps(fleet) - bar.n)
                 if not trainer.is_alive():
                     raise LinkFailed('the learner stopped: see the log above')
                 if steps_before + _env_steps(fleet) >= (len(evals) + 1) * config.eval_every:
-                    evals.append(evaluate_newest(root, request.task, config.eval_episodes, steps_before +
-                                                 _env_steps(fleet), learner.counters.updates))
+                    evals.append(evaluate_newest(root, _eval_tasks(request.task), config.eval_episodes,
+                                                 steps_before + _env_steps(fleet), learner.counters.updates))
                     atomic_write_text(root / 'evals.json', json.dumps(evals, indent=1) + '\n')
     finally:
         robots = fleet.stop()
@@ -102,6 +109,38 @@ def run_fleet(request: FleetRequest) -> dict[str, Any]:
               'episodes_lost': fleet.episodes_lost, 'robots': robots}
     atomic_write_text(root / 'fleet.json', json.dumps(record, indent=1) + '\n')
     return record
+
+
+def _fleet_spec(request: FleetRequest, learner: Learner, endpoint: str) -> FleetSpec:
+    """The robots a run needs: finetuning's (its reward source, constant noise on the motion) or pretraining's
+    (the pretraining scene, r_VLM from the ONNX export, the agent's noise schedule on every action dimension)."""
+    config, root = learner.config, learner.root
+    common = dict(actors=request.actors, endpoint=endpoint, task=request.task, work_dir=root / 'sim_robots',
+                  cameras=learner.cameras, image_size=(config.agent.image_size,) * 2,
+                  episode_steps=config.env.episode_steps, cpus_per_actor=request.cpus_per_actor)
+    if request.reward_checkpoint is None:
+        return FleetSpec(**common, reward_source=config.finetune.reward, explore_std=config.finetune.explore_std)
+    vlm = vlm_reward_export(root / 'vlm_reward', Path(request.reward_checkpoint), config.reward.image_size or
+                            config.agent.image_size)
+    return FleetSpec(**common, reward_source='r3m', explore_std=config.agent.std(learner.counters.updates),
+                     explore_gripper=config.agent.gripper_noise, vlm_reward=vlm,
+                     vlm_image_size=config.reward.image_size)
+
+
+def vlm_reward_export(directory: Path, checkpoint: Path, image_size: int) -> Path:
+    """The R3M checkpoint as the robots' ONNX reward (models/r3m/onnx_export.py, checked against torch at the size
+    the robots score), made once per run."""
+    from models.r3m.onnx_export import export_onnx
+    from models.r3m.reward import R3MReward
+    if not (directory / 'manifest.json').is_file():
+        export_onnx(R3MReward.load(checkpoint), directory, verify_sizes=(image_size,))
+    return directory
+
+
+def _eval_tasks(task: str) -> list[str]:
+    """What a bundle is evaluated on: its task, or after pretraining every downstream task."""
+    from sim import DOWNSTREAM_TASK_NAMES
+    return list(DOWNSTREAM_TASK_NAMES) if task == 'pretrain' else [task]
 
 
 def _env_steps(fleet: Fleet) -> int:
@@ -128,14 +167,14 @@ def expert_demos(directory: Path, task: str, episodes: int, image_size: int, epi
     return directory
 
 
-def evaluate_newest(root: Path, task: str, episodes: int, env_steps: int, updates: int) -> dict[str, Any]:
-    """The newest bundle on held-out scenes (lamp-sim eval-bundle's episodes): spread over the cluster's idle CPUs,
-    or in 2 processes here when the robots hold every CPU."""
+def evaluate_newest(root: Path, tasks: list[str], episodes: int, env_steps: int, updates: int) -> dict[str, Any]:
+    """The newest bundle on held-out scenes of each task (lamp-sim eval-bundle's episodes): spread over the
+    cluster's idle CPUs, or in 2 processes here when the robots hold every CPU."""
     import ray
     from sim import evaluation
     bundle, manifest = newest_bundle(root / 'bundles')
     free = int(ray.available_resources().get('CPU', 0))      # the robots hold theirs: idle CPUs, else this host's
-    episodes_run = evaluation.evaluate(bundle, manifest, [task], episodes, workers=min(max(free, 2), 8),
+    episodes_run = evaluation.evaluate(bundle, manifest, tasks, episodes, workers=min(max(free, 2), 8),
                                        on_ray=free >= 1)
     successes = sum(e.success for e in episodes_run)
     log.info('%s at %d env steps: %d/%d held-out successes', bundle.name, env_steps, successes, len(episodes_run))

@@ -73,8 +73,8 @@ class SimRobotActor:
         logging.basicConfig(level=logging.WARNING)
         self.robot = SimRobot(config)
 
-    def run(self, episodes: int) -> list[dict[str, Any]]:
-        return [self.robot.run_episode() for _ in range(episodes)]
+    def run(self, episodes: int, explore_std: float | None = None) -> list[dict[str, Any]]:
+        return [self.robot.run_episode(explore_std) for _ in range(episodes)]
 
     def stats(self) -> dict[str, Any]:
         import ray
@@ -105,6 +105,9 @@ class FleetSpec:
     reward_source: str
     explore_std: float
     cpus_per_actor: float = 1.0
+    explore_gripper: float = 0.0
+    vlm_reward: Path | None = None          # pretraining: the R3M ONNX export the robots score r_VLM with
+    vlm_image_size: int = 0
 
 
 class Fleet:
@@ -126,16 +129,19 @@ class Fleet:
         return SimRobotConfig(endpoint=s.endpoint, robot_id=f'sim-{index}', task=s.task, index=index,
                               work_dir=Path(s.work_dir) / f'sim-{index}', cameras=tuple(s.cameras),
                               image_size=tuple(s.image_size), episode_steps=s.episode_steps,
-                              reward_source=s.reward_source, explore_std=s.explore_std)
+                              reward_source=s.reward_source, explore_std=s.explore_std,
+                              explore_gripper=s.explore_gripper, vlm_reward=s.vlm_reward,
+                              vlm_image_size=s.vlm_image_size)
 
-    def poll(self, timeout_s: float = 0.5, start: bool = True) -> list[dict[str, Any]]:
-        """Start an episode on every idle actor (unless `start` is False: the learner is behind); the episodes
-        that finished within timeout_s."""
+    def poll(self, timeout_s: float = 0.5, start: bool = True, explore_std: float | None = None
+             ) -> list[dict[str, Any]]:
+        """Start an episode on every idle actor (unless `start` is False: the learner is behind), with
+        `explore_std` if given; the episodes that finished within timeout_s."""
         import ray
         from ray.exceptions import RayActorError
         for i, actor in enumerate(self.actors):
             if start and i not in self.pending.values():
-                self.pending[actor.run.remote(1)] = i
+                self.pending[actor.run.remote(1, explore_std)] = i
         if not self.pending:
             time.sleep(timeout_s)
             return []

@@ -6,6 +6,10 @@ learner; to the learner a simulated robot is just another robot id.
 Why ROS-free: a simulated robot on a cluster node needs no ROS graph; it produces what the actor node would
 (the image the policy saw, the 8 contract state fields, the applied action, the next frame's reward, the
 episode's success on its last chunk) and nothing else. Exploration is the finetune graph's (ActionNoise).
+
+Pretraining (`vlm_reward` set): the robot steps the pretraining scene, a new instruction each episode, and rewards
+each step with LAMP's r_VLM = R3M(o_0, o_t+1, instruction) from the R3M ONNX export, as the reward node does on a
+real arm: the VLM's cost is spread over the robots, and the learner adds novelty and standardization.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from lamp_ros.core.exploration import ActionNoise
 from lamp_ros.core.transitions import FRONT, TransitionAssembler
 from lamp_ros.fileio import atomic_write_text
 from lamp_ros.link.robot_client import ClientConfig, LinkClient
+from models.reward_model import frames_at_size
 
 log = logging.getLogger(__name__)
 TRAIN_SCENE_BASE = 1_500_000_000          # training scenes (as lamp-train's scene_seed_base), apart from held-out
@@ -42,8 +47,12 @@ class SimRobotConfig:
     cameras: tuple[str, ...] = (FRONT,)    # what the learner's agent sees, front first
     image_size: tuple[int, int] = (64, 64)
     episode_steps: int = 50
-    reward_source: str = 'success'         # 'success': the learner rewards the episode's success; 'task': sim's
+    reward_source: str = 'success'         # 'success': the learner rewards the episode's success; 'task': sim's;
+                                           # 'r3m': r_VLM of vlm_reward (pretraining)
+    vlm_reward: Path | None = None         # R3M ONNX export directory (models/r3m/runtime.py) for 'r3m'
+    vlm_image_size: int = 0                # frames resized to this for R3M (0: as rendered; training's reward.image_size)
     explore_std: float = FINETUNE_EXPLORE_STD
+    explore_gripper: float = 0.0           # the gripper's share of the noise (pretraining explores it too: 1)
     chunk_steps: int = 10
     bundle_wait_s: float = 120.0           # the first bundle (the learner pushes one on hello)
 
@@ -71,9 +80,11 @@ class SimRobot:
         self.runtime: Any = None
         self._embeddings: dict[str, np.ndarray] = {}
         self._stamp = time.time()
+        self.vlm = VlmProgress(config.vlm_reward, config.vlm_image_size) if config.reward_source == 'r3m' else None
+        self.ends_at_success = config.reward_source == 'success'   # as lamp-train: other rewards run the episode out
         self.env = sim.make(config.task, image_size=config.image_size, randomize=True, cameras=config.cameras,
-                            max_episode_steps=config.episode_steps, terminate_on_success=True)
-        self.noise = ActionNoise(config.explore_std, seed=config.index)
+                            max_episode_steps=config.episode_steps, terminate_on_success=self.ends_at_success)
+        self.noise = ActionNoise(config.explore_std, config.explore_gripper, seed=config.index)
         self.assembler = TransitionAssembler(config.robot_id, config.chunk_steps,
                                              rewards_from_success=config.reward_source == 'success')
         work = Path(config.work_dir)
@@ -116,9 +127,12 @@ class SimRobot:
         return self._embeddings[text]
 
     # --- episodes ------------------------------------------------------------------------------------
-    def run_episode(self) -> dict[str, Any]:
-        """One episode, its chunks handed to the link (on disk before this returns); the episode's summary."""
+    def run_episode(self, explore_std: float | None = None) -> dict[str, Any]:
+        """One episode, its chunks handed to the link (on disk before this returns); the episode's summary.
+        `explore_std`: this episode's noise (the learner's schedule), else the config's."""
         self._newest_bundle(self.config.bundle_wait_s)
+        if explore_std is not None:
+            self.noise.set_std(explore_std)
         seed = TRAIN_SCENE_BASE + self.config.index * ROBOT_SCENES + self.life * SCENES_PER_LIFE + self.stats.episodes
         obs, info = self.env.reset(seed=seed)
         instruction = info['instruction']
@@ -126,6 +140,8 @@ class SimRobot:
         index = state_index(self.runtime.manifest)           # the bundle's state fields in the sim's state
         self.runtime.reset()
         self.assembler.start(instruction)
+        if self.vlm is not None:
+            self.vlm.start(obs[f'image_{FRONT}'], instruction)
         success, done, steps = False, False, 0
         while not done:
             start = time.perf_counter()
@@ -137,11 +153,13 @@ class SimRobot:
             obs, reward, terminated, truncated, info = self.env.step(action)
             self.assembler.on_step(stamp, images[FRONT], stamp, state, info['applied_action'], False,
                                    {cam: images[cam] for cam in self.config.cameras[1:]})
+            if self.vlm is not None:
+                reward = self.vlm(obs[f'image_{FRONT}'])
             self.assembler.on_reward(self._stamp + 0.1, float(reward))        # the next frame's reward
             self._send(self.assembler.ready_chunks(stamp))
             self.stats.step_seconds = (self.stats.step_seconds + [time.perf_counter() - start])[-100:]
-            steps, success = steps + 1, bool(info['success'])
-            done = success or terminated or truncated
+            steps, success = steps + 1, bool(info['episode_success'])
+            done = terminated or truncated
         final_stamp = self._stamp + 0.1
         self._send(self.assembler.stop(final_stamp, obs[f'image_{FRONT}'], final_stamp, self._contract_state(obs),
                                        success, '', {cam: obs[f'image_{cam}'] for cam in self.config.cameras[1:]}))
@@ -173,6 +191,32 @@ class SimRobot:
     def close(self) -> None:
         self.link.close()
         self.env.close()
+
+
+class VlmProgress:
+    """LAMP's r_VLM of one episode's frames, R3M(o_0, o_t, instruction), on onnxruntime (no torch): the numbers of
+    training.vlm.VlmRewardLabeler (lamp-train's pretraining), frame by frame as the robot steps."""
+
+    def __init__(self, export_dir: Path | None, image_size: int = 0) -> None:
+        from models.r3m.runtime import OnnxR3MReward
+        if export_dir is None:
+            raise ValueError("reward_source 'r3m' needs vlm_reward: an R3M ONNX export directory")
+        self.model = OnnxR3MReward.load(export_dir)
+        self.image_size = image_size
+        self._instructions: dict[str, np.ndarray] = {}
+        self._first: np.ndarray | None = None
+        self._instruction: np.ndarray | None = None
+
+    def _embed(self, frame: np.ndarray) -> np.ndarray:
+        return self.model.embed_images(frames_at_size(frame[None], self.image_size))
+
+    def start(self, first_frame: np.ndarray, instruction: str) -> None:
+        if instruction not in self._instructions:
+            self._instructions[instruction] = self.model.embed_instructions([instruction])
+        self._first, self._instruction = self._embed(first_frame), self._instructions[instruction]
+
+    def __call__(self, frame: np.ndarray) -> float:
+        return float(self.model.score(self._first, self._embed(frame), self._instruction)[0])
 
 
 def _next_life(work_dir: Path) -> int:
