@@ -27,3 +27,12 @@ def test_no_noise_when_deploying_and_bad_settings_are_refused():
         ActionNoise(-0.1)
     with pytest.raises(ValueError, match='explore_gripper must be in'):
         ActionNoise(0.2, gripper_fraction=2.0)
+
+
+def test_a_schedule_sets_a_new_std_and_keeps_the_grippers_fraction():
+    noise = ActionNoise(1.0, gripper_fraction=0.5, seed=2)
+    noise.set_std(0.1)                                     # a pretraining robot: the learner's decayed std
+    samples = np.stack([noise(np.zeros(4, np.float32)) for _ in range(4000)])
+    assert np.allclose(samples.std(axis=0), [0.1, 0.1, 0.1, 0.05], atol=0.01)
+    with pytest.raises(ValueError, match='explore_std must be in'):
+        noise.set_std(1.5)
