@@ -1,10 +1,29 @@
-"""Atomic file writes: a reader (or a crash) sees the old file or the new one, never half of it."""
+"""Atomic file writes: a reader (or a crash) sees the old file or the new one, never half of it. And npz reads
+that two threads can do at once (open_npz)."""
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
+import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+_NPY_HEADERS = threading.Lock()
+
+
+@contextmanager
+def open_npz(path: Path) -> Iterator[np.lib.npyio.NpzFile]:
+    """np.load(path, allow_pickle=False), its arrays read under one process-wide lock. Why: NumPy parses each
+    array's header with ast.literal_eval, and CPython 3.11 counts the AST constructor's recursion depth per
+    interpreter, not per thread, so two threads parsing at once can fail with "SystemError: AST constructor
+    recursion depth mismatch" (python/cpython#106905). The learner reads chunks in its link thread while its
+    training thread reads replay episodes: that killed a learner's link thread once."""
+    with _NPY_HEADERS, np.load(path, allow_pickle=False) as data:
+        yield data
 
 
 def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:

@@ -29,7 +29,7 @@ from typing import Mapping
 
 import numpy as np
 
-from lamp_ros.fileio import atomic_write_bytes
+from lamp_ros.fileio import atomic_write_bytes, open_npz
 
 _NAME = re.compile(r'(\d{6})-(\d{9})\.npz')
 REQUIRED = ('state', 'action', 'reward', 'success', 'instruction', 'instruction_embedding')
@@ -83,7 +83,7 @@ class EpisodeReplay:
     def _check(self, path: Path) -> int | None:
         """The episode's length if the file is a complete episode with the fields we need, else None (warned)."""
         try:
-            with np.load(path, allow_pickle=False) as data:
+            with open_npz(path) as data:
                 missing = [k for k in (*REQUIRED, *(f'image_{c}' for c in self.cameras)) if k not in data.files]
                 if missing:
                     raise ValueError(f'missing arrays {missing}')
@@ -157,7 +157,7 @@ class EpisodeReplay:
         if hit is not None:
             self._memory.move_to_end(record.path)
             return hit
-        with np.load(record.path, allow_pickle=False) as data:
+        with open_npz(record.path) as data:
             episode = {k: data[k] for k in data.files}
         self.loads += 1
         self._memory[record.path] = episode

@@ -24,7 +24,7 @@ import numpy as np
 
 from lamp_ros.contract import STATE_KEYS
 from lamp_ros.core.transitions import FRONT, final_image_key, image_key
-from lamp_ros.fileio import atomic_write_bytes
+from lamp_ros.fileio import atomic_write_bytes, open_npz
 from lamp_ros.learner.episode_parts import READ_ERRORS, EpisodeParts, Part, chunk_file, scan
 from lamp_ros.learner.rewards import RewardFlow
 from lamp_ros.link.refusal import EPISODE_CONFLICT, Refused
@@ -176,7 +176,7 @@ class ChunkStore:
         chunks = []
         for path in sorted(folder.glob('*.npz')):
             try:
-                with np.load(path, allow_pickle=False) as data:
+                with open_npz(path) as data:
                     chunks.append((json.loads(str(data['meta'])), {k: data[k] for k in data.files if k != 'meta'}))
             except READ_ERRORS as e:
                 log.error('episode %s: %s unreadable (%s): left in incoming/', folder.name, path.name, e)

@@ -13,7 +13,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
+from lamp_ros.fileio import open_npz
 
 LAST_CHUNK_SUFFIX = '.last.npz'             # the chunk that ends an episode (success, label, o_T)
 UNREADABLE_SUFFIX = '.unreadable'
@@ -93,7 +93,7 @@ def scan(folder: Path) -> tuple[EpisodeParts, list[str]]:
     index, problems = EpisodeParts(), []
     for path in sorted(folder.glob('*.npz')):
         try:
-            with np.load(path, allow_pickle=False) as data:
+            with open_npz(path) as data:
                 meta = json.loads(str(data['meta']))
                 part = Part(int(meta['first_step']), len(data['action']), str(meta['chunk_id']),
                             int(meta['last']['steps']) if meta.get('last') else None)
