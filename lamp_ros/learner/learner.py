@@ -380,8 +380,8 @@ def _overridden(config: TrainConfig, settings: tuple[str, ...]) -> TrainConfig:
 def _resumed(root: Path, options: LearnerOptions) -> dict[str, Any]:
     """learner.json of an existing run, if `options` agree with it (init run, reward source)."""
     info = json.loads((root / INFO_FILE).read_text())
-    if options.reward_checkpoint is not None and (
-            str(text.r3m_source(Path(options.reward_checkpoint).expanduser()).path) != info.get('reward_checkpoint')):
+    if options.reward_checkpoint is not None and (       # the path only: text.load checks model.pt's digest
+            str(Path(options.reward_checkpoint).expanduser().resolve()) != info.get('reward_checkpoint')):
         raise LearnerError(f'{root} is not a pretraining run with the reward checkpoint {options.reward_checkpoint} '
                            f'(it has {info.get("reward_checkpoint") or "none"}); choose another run directory')
     if options.init_run is not None and str(Path(options.init_run).resolve()) != info['init_run']:
