@@ -7,7 +7,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-os.environ['ROS_DOMAIN_ID'] = str(1 + os.getpid() % 100)
+# pytest-xdist's workers (gw0, gw1, ...) are children of one controller: each takes the domain after its
+# neighbour's, so that the workers of one run never share one.
+_worker = os.environ.get('PYTEST_XDIST_WORKER', '')
+_domain_seed = os.getppid() + int(_worker[2:]) if _worker.startswith('gw') else os.getpid()
+os.environ['ROS_DOMAIN_ID'] = str(1 + _domain_seed % 100)
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ.setdefault('MUJOCO_GL', 'egl')
 os.environ.setdefault('RCUTILS_LOGGING_BUFFERED_STREAM', '0')

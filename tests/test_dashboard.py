@@ -123,6 +123,7 @@ def test_the_page_shows_the_camera_sends_instructions_and_its_e_stop_stops_the_a
     params.write_text(yaml.safe_dump({'dashboard': {'ros__parameters': {'port': port}}}))
     log = tmp_path / 'graph.log'
     twists, instructions = probe.record(c.EE_TWIST_CMD), probe.record(c.INSTRUCTION)
+    estops = probe.record(c.ESTOP)
     proc = subprocess.Popen([sys.executable, '-m', 'lamp_ros.cli', 'deploy', '--instruction', 'push button',
                              '--bundle', str(make_bundle(64)), '--params-file', str(params)],
                             stdout=open(log, 'w'), stderr=subprocess.STDOUT)
@@ -148,9 +149,15 @@ def test_the_page_shows_the_camera_sends_instructions_and_its_e_stop_stops_the_a
         browser.find_element(By.ID, 'estop').click()
         stopped = lambda: any(np.linalg.norm(twist_linear(m)) == 0.0 for _, m in twists[n:])  # noqa: E731
         assert probe.wait_for(stopped, 5)
+        assert probe.wait_for(lambda: any(m.data for _, m in estops), 5), 'the click reaches the e-stop topic'
         first_zero = next(t for t, m in twists[n:] if np.linalg.norm(twist_linear(m)) == 0.0)
-        print(f'camera -> page {latency:.0f} ms; e-stop click -> zero twist {first_zero - clicked:.3f} s')
-        assert first_zero - clicked <= 2 * PERIOD_S, f'stopped {first_zero - clicked:.3f} s after the click'
+        engaged = next(t for t, m in estops if m.data)
+        print(f'camera -> page {latency:.0f} ms; e-stop click -> zero twist {first_zero - clicked:.3f} s '
+              f'(e-stop topic -> zero twist {first_zero - engaged:.3f} s)')
+        # The safety layer's promise is two control periods from the e-stop message; the browser's half
+        # (click -> websocket -> topic) gets a person's reaction-time bound, as a loaded CI host can take 0.6 s.
+        assert first_zero - engaged <= 2 * PERIOD_S, f'stopped {first_zero - engaged:.3f} s after the e-stop'
+        assert first_zero - clicked <= 1.5, f'stopped {first_zero - clicked:.3f} s after the click'
         probe.spin_for(0.5)
         assert all(np.linalg.norm(twist_linear(m)) == 0.0 for t, m in twists if t > first_zero + 0.05)
         assert wait_js(browser, "document.getElementById('estop').textContent.includes('ENGAGED')", 10)
