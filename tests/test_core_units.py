@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from lamp_ros.core.embedding_cache import EmbeddingCache
 from lamp_ros.core.gripper import CLOSED, OPEN, GripperConfig, GripperLogic
 from lamp_ros.core.images import ImageRejected, decode_image, fit_to_size
 from lamp_ros.core.instruction import InstructionRejected, checked_instruction
@@ -145,3 +146,16 @@ def test_instructions_are_bounded(text, problem):
         checked_instruction(text)
     assert checked_instruction('  push the button ') == 'push the button'
     assert checked_instruction('y' * 512) == 'y' * 512
+
+
+def test_instruction_embeddings_are_computed_once_and_the_least_recently_used_goes_first():
+    calls = []
+    cache = EmbeddingCache(lambda text: calls.append(text) or np.full(2, len(calls), np.float32), size=2)
+    assert cache('a')[0] == 1 and cache('b')[0] == 2 and cache('a')[0] == 1 and calls == ['a', 'b']
+    cache('c')                                       # 'b' was used least recently: forgotten, 'a' kept
+    assert len(cache) == 2 and cache('a')[0] == 1 and calls == ['a', 'b', 'c']
+    cache('b')
+    assert calls == ['a', 'b', 'c', 'b']
+    assert cache.put('d', np.zeros(2, np.float32)) is not None and cache('d')[0] == 0 and calls[-1] == 'b'
+    with pytest.raises(ValueError, match='at least 1'):
+        EmbeddingCache(lambda text: np.zeros(2), size=0)

@@ -18,7 +18,6 @@ With explore_std > 0 (the finetune graph sets it) Gaussian noise is added to eac
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,7 @@ from std_msgs.msg import Float32MultiArray, String
 
 from lamp_ros import contract as c
 from lamp_ros.core.bundle_swap import BundleSwapper, load_checked
+from lamp_ros.core.embedding_cache import EmbeddingCache
 from lamp_ros.core.exploration import ActionNoise
 from lamp_ros.core.images import ImageRejected, fit_to_size
 from lamp_ros.core.instruction import InstructionRejected, checked_instruction
@@ -42,7 +42,6 @@ from lamp_ros.ros.interfaces import profile
 from models.bundle import BundleError
 from models.runtime import PolicyRuntime
 
-EMBEDDING_CACHE_SIZE = 64
 
 
 class PolicyNode(Node):
@@ -80,6 +79,7 @@ class PolicyNode(Node):
         self.action_pub = self.create_publisher(Float32MultiArray, c.POLICY_ACTION.name, profile(c.POLICY_ACTION))
         self.status_pub = self.create_publisher(String, c.POLICY_STATUS.name, profile(c.POLICY_STATUS))
         self.runtime: PolicyRuntime | None = None
+        self._embeddings: EmbeddingCache | None = None   # the runtime's, made with it (_use)
         self.status = {'state': 'loading', 'bundle': self.bundle_path, 'model_version': '', 'reason': '',
                        'swaps': 0, 'update': '', 'explore_std': float(self.noise.scale[0])}
         self.faults = node_fault_log(self, 'input refused')
@@ -95,7 +95,6 @@ class PolicyNode(Node):
         self._sync_timer = None                        # set while an image waits for its robot state
         self.instruction = ''
         self.embedding: np.ndarray | None = None
-        self._embeddings: OrderedDict[str, np.ndarray] = OrderedDict()
         self.pacer = ImagePacer(self.control_rate_hz)
         self.actions_published = 0
         self.images_rejected = 0
@@ -133,6 +132,7 @@ class PolicyNode(Node):
 
     def _use(self, runtime: PolicyRuntime, path: Path) -> None:
         self.runtime = runtime
+        self._embeddings = EmbeddingCache(runtime.embed_instruction)
         m = runtime.manifest
         self.status.update(bundle=str(path), model_version=m.model_version, image_size=list(m.image_size))
         self.get_logger().info(f'using bundle {path} (model {m.model_version}, image {m.image_size} from '
@@ -165,11 +165,9 @@ class PolicyNode(Node):
             self._stop_waiting()                      # the waiting image was fitted to the old bundle
         self.image = self.image_t = None              # the new bundle may take another image size
         self.more_images.clear()
-        self._embeddings.clear()
         if self.instruction:
-            embedding = ready.embedding if ready.instruction == self.instruction else \
-                ready.runtime.embed_instruction(self.instruction)
-            self._embeddings[self.instruction] = self.embedding = embedding
+            self.embedding = self._embeddings.put(self.instruction, ready.embedding) \
+                if ready.instruction == self.instruction else self._embeddings(self.instruction)
         self.status['swaps'] += 1
         self.status['update'] = f'swapped to {ready.version}'
         self.get_logger().info(f'policy swapped to bundle version {ready.version}')
@@ -219,11 +217,7 @@ class PolicyNode(Node):
         if self.runtime is None:
             self.instruction = text
             return
-        if text not in self._embeddings:
-            self._embeddings[text] = self.runtime.embed_instruction(text)
-            if len(self._embeddings) > EMBEDDING_CACHE_SIZE:
-                self._embeddings.popitem(last=False)
-        self.instruction, self.embedding = text, self._embeddings[text]
+        self.instruction, self.embedding = text, self._embeddings(text)
         self.runtime.reset()
         self.get_logger().info(f"instruction: '{text}'")
 

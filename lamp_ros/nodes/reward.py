@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from lamp_ros import contract as c
+from lamp_ros.core.embedding_cache import EmbeddingCache
 from lamp_ros.core.images import ImageRejected, fit_to_size
 from lamp_ros.core.instruction import InstructionRejected, checked_instruction
 from lamp_ros.ros.convert import image_array
@@ -42,7 +42,6 @@ from lamp_ros.ros.node_process import declare, run_node
 
 MODELS = ('r3m-onnx', 'r3m', 'clip', 'classifier')
 EVENT_START, EVENT_STOP = 'start', 'stop'
-EMBEDDING_CACHE_SIZE = 64
 MIN_IMAGE_SIDE = 32          # smaller images leave a ResNet nothing to look at
 
 
@@ -143,7 +142,7 @@ class RewardNode(Node):
         self._e0: tuple[int, np.ndarray] | None = None
         self._lang_text = ''
         self._lang: np.ndarray | None = None
-        self._lang_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lang_cache: EmbeddingCache | None = None   # the model's, made with it
         self._standardizer = RunningStandardizer()
         self.rewards_published = 0
 
@@ -302,17 +301,14 @@ class RewardNode(Node):
             self._set_status('refused', f'cannot use the reward model: {e}')
             return False
         self.model = model
+        self._lang_cache = EmbeddingCache(lambda text: model.embed_instructions([text]))
         self._set_status('waiting', 'waiting for a camera image and an instruction', name=model.name)
         self.get_logger().info(f'reward model {model.name} ({self.model_kind}) loaded; scoring at {self.rate_hz} Hz'
                                + (', standardized per instruction' if self.standardize else ''))
         return True
 
     def _use_instruction(self, text: str) -> None:
-        if text not in self._lang_cache:
-            self._lang_cache[text] = self.model.embed_instructions([text])
-            if len(self._lang_cache) > EMBEDDING_CACHE_SIZE:
-                self._lang_cache.popitem(last=False)
-        self._lang_text, self._lang = text, self._lang_cache[text]
+        self._lang_text, self._lang = text, self._lang_cache(text)
         self.get_logger().info(f"instruction: '{text}'")
 
     def _score(self, frame: Frame) -> None:

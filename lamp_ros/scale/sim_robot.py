@@ -25,6 +25,7 @@ import numpy as np
 import sim
 from sim.evaluation import state_index
 from lamp_ros.contract import FINETUNE_EXPLORE_STD, STATE_KEYS
+from lamp_ros.core.embedding_cache import EmbeddingCache
 from lamp_ros.core.exploration import ActionNoise
 from lamp_ros.core.transitions import FRONT, TransitionAssembler
 from lamp_ros.fileio import atomic_write_text
@@ -78,7 +79,7 @@ class SimRobot:
         self.stats = RobotStats()
         self._bundles: queue.Queue[tuple[str, Path]] = queue.Queue()
         self.runtime: Any = None
-        self._embeddings: dict[str, np.ndarray] = {}
+        self._embed: EmbeddingCache | None = None           # the runtime's, made with it
         self._stamp = time.time()
         self.vlm = VlmProgress(config.vlm_reward, config.vlm_image_size) if config.reward_source == 'r3m' else None
         self.ends_at_success = config.reward_source == 'success'   # as lamp-train: other rewards run the episode out
@@ -118,13 +119,8 @@ class SimRobot:
             raise ValueError(f'{self.config.robot_id}: bundle {version} sees cameras {list(runtime.manifest.cameras)}, '
                              f'this robot sends {list(self.config.cameras)}')
         self.runtime = runtime
-        self._embeddings.clear()
+        self._embed = EmbeddingCache(runtime.embed_instruction)
         self.stats.bundle, self.stats.bundles_loaded = version, self.stats.bundles_loaded + 1
-
-    def _embed(self, text: str) -> np.ndarray:
-        if text not in self._embeddings:
-            self._embeddings[text] = self.runtime.embed_instruction(text)
-        return self._embeddings[text]
 
     # --- episodes ------------------------------------------------------------------------------------
     def run_episode(self, explore_std: float | None = None) -> dict[str, Any]:
@@ -203,7 +199,7 @@ class VlmProgress:
             raise ValueError("reward_source 'r3m' needs vlm_reward: an R3M ONNX export directory")
         self.model = OnnxR3MReward.load(export_dir)
         self.image_size = image_size
-        self._instructions: dict[str, np.ndarray] = {}
+        self._instructions = EmbeddingCache(lambda text: self.model.embed_instructions([text]))
         self._first: np.ndarray | None = None
         self._instruction: np.ndarray | None = None
 
@@ -211,9 +207,7 @@ class VlmProgress:
         return self.model.embed_images(frames_at_size(frame[None], self.image_size))
 
     def start(self, first_frame: np.ndarray, instruction: str) -> None:
-        if instruction not in self._instructions:
-            self._instructions[instruction] = self.model.embed_instructions([instruction])
-        self._first, self._instruction = self._embed(first_frame), self._instructions[instruction]
+        self._first, self._instruction = self._embed(first_frame), self._instructions(instruction)
 
     def __call__(self, frame: np.ndarray) -> float:
         return float(self.model.score(self._first, self._embed(frame), self._instruction)[0])
