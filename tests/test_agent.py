@@ -244,3 +244,25 @@ def test_crr_objective_regresses_only_onto_actions_the_critic_prefers() -> None:
         assert metrics['crr_kept'] == kept and (loss.item() > 0) == prefers_taken
     with pytest.raises(ValueError, match="actor_objective 'pg'"):
         AgentConfig(actor_objective='pg')
+
+
+def test_the_q_filter_clones_only_demo_actions_the_critic_prefers_to_the_actors_own() -> None:
+    config = AgentConfig(image_size=32, channels=(8, 8), strides=(2, 2), feature_dim=16, hidden_dim=32,
+                         embedding_dim=16, n_step=2, bc_weight=1.0, bc_q_filter=True)
+    agent = DrQAgent(config, seed=0)
+    batch = random_batch(config)
+    demo = torch.zeros(len(batch['state']), dtype=torch.bool)
+    demo[::2] = True
+    taken = torch.from_numpy(batch['action'][:, 0])[demo]
+    features = agent.encoder(torch.from_numpy(batch['image_front'][:, 0]).permute(0, 3, 1, 2).float())
+    args = (features, torch.from_numpy(batch['state']), torch.from_numpy(batch['instruction']),
+            torch.from_numpy(batch['action']), demo)
+    for prefers_demo, kept in ((True, 1.0), (False, 0.0)):
+        sign = 1.0 if prefers_demo else -1.0
+        agent.critic = lambda f, s, i, a, sign=sign: (sign * -(a - taken).abs().sum(1),) * 2
+        metrics: dict[str, float] = {}
+        loss = agent._q_filtered_bc_loss(*args, metrics)
+        assert metrics['bc_kept'] == kept and (loss.item() > 0) == prefers_demo
+    assert agent._q_filtered_bc_loss(*args, {}).item() == 0.0            # nothing kept: no pull at all
+    agent.critic = lambda f, s, i, a: (-(a - taken).abs().sum(1),) * 2
+    assert agent._q_filtered_bc_loss(*args, {}).item() == pytest.approx(agent._bc_loss(*args).item(), rel=1e-5)

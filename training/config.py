@@ -63,6 +63,9 @@ class FinetuneSettings:
     demo_fraction: float = 0.5             # share of each batch drawn from the demos (RLPD: symmetric 0.5)
     bc_weight: float = 1.0                 # behaviour cloning on the demo rows beside -Q ...
     bc_decay_steps: int = 10_000           # ... decaying linearly to 0 over this many updates (0: constant)
+    bc_q_filter: bool = False              # BC only where the critic values the demo's action above the actor's
+                                           # own (Q-filter, Nair et al. 2018): a slow success's hovering is not
+                                           # cloned once the critic knows better (with success_to_demos)
     critic_layernorm: bool = True          # LayerNorm in the Q heads (RLPD)
     critic_heads: int = 2                  # Q heads; the TD target takes the min of 2 at random (RLPD: 10)
     critic_warmup_updates: int = 500       # the actor waits while the fresh critic learns
@@ -88,7 +91,7 @@ LEGACY_VALUES: dict[str, Any] = {
     'finetune.critic_heads': 2, 'finetune.step_penalty': 0.0, 'finetune.reference_actor': False,
     'agent.reference_actor': False, 'agent.actor_objective': 'q', 'finetune.actor_objective': 'q',
     'finetune.critic_warmup_updates': 0, 'finetune.explore_std': 0.0, 'finetune.gripper_noise': 1.0,
-    'finetune.success_to_demos': False,
+    'finetune.success_to_demos': False, 'finetune.bc_q_filter': False, 'agent.bc_q_filter': False,
 }
 FINETUNE_REWARDS = ('success', 'task')
 

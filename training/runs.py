@@ -46,7 +46,7 @@ def resolve_finetune(config: TrainConfig, text_dim: int, init_agent: AgentConfig
     fin = config.finetune
     agent = replace(config.agent, embedding_dim=text_dim, extr_scale=1.0, intr_scale=0.0,
                     critic_layernorm=fin.critic_layernorm, critic_heads=fin.critic_heads,
-                    bc_weight=fin.bc_weight, bc_decay_updates=fin.bc_decay_steps,
+                    bc_weight=fin.bc_weight, bc_decay_updates=fin.bc_decay_steps, bc_q_filter=fin.bc_q_filter,
                     critic_warmup_updates=fin.critic_warmup_updates, gripper_noise=fin.gripper_noise,
                     step_penalty=fin.step_penalty, reference_actor=fin.reference_actor,
                     actor_objective=fin.actor_objective)

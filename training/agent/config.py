@@ -48,6 +48,8 @@ class AgentConfig:
     critic_heads: int = 2                         # Q heads; the target takes the min of 2 drawn at random (RLPD: 10)
     bc_weight: float = 0.0                        # behaviour cloning on the batch's demo rows, beside -Q
     bc_decay_updates: int = 0                     # ... decaying linearly to 0 over this many updates (0: constant)
+    bc_q_filter: bool = False                     # the actor's BC only on demo rows whose action the critic values
+                                                  # above the actor's own (Nair et al. 2018's Q-filter)
     critic_warmup_updates: int = 0                # the actor waits while the fresh critic learns the start policy
     step_penalty: float = 0.0                     # subtracted from every step's reward: with a success reward,
                                                   # failing states pay for every step, so their Q is grounded

@@ -198,9 +198,22 @@ class DrQAgent:
         q = torch.min(*qs) if len(qs) == 2 else torch.stack(qs).mean(dim=0)     # RLPD: the ensemble's mean
         if not bc_weight:
             return -q.mean()
-        bc = self._bc_loss(features, state, instruction, action, demo)
+        bc = (self._q_filtered_bc_loss(features, state, instruction, action, demo, metrics)
+              if self.config.bc_q_filter else self._bc_loss(features, state, instruction, action, demo))
         metrics.update(bc_loss=bc.item(), bc_weight=bc_weight)
         return -q.mean() + bc_weight * bc
+
+    def _q_filtered_bc_loss(self, features: torch.Tensor, state: torch.Tensor, instruction: torch.Tensor,
+                            action: torch.Tensor, demo: torch.Tensor, metrics: dict[str, float]) -> torch.Tensor:
+        """The BC term on the demo rows whose action the critic values above the actor's own mean action (Nair et
+        al. 2018's Q-filter): self-imitated successes that hovered before they grasped teach their grasp, not
+        their hovering."""
+        f, s, i, a = features[demo], state[demo, 0], instruction[demo], action[demo, 0]
+        mean = self.actor(f, s, i)
+        with torch.no_grad():
+            better = (torch.min(*self.critic(f, s, i, a)[:2]) > torch.min(*self.critic(f, s, i, mean)[:2])).float()
+        metrics.update(bc_kept=float(better.mean()))
+        return (better * ((mean - a) ** 2).mean(dim=1)).sum() / better.sum().clamp(min=1.0)
 
     def _crr_loss(self, features: torch.Tensor, state: torch.Tensor, instruction: torch.Tensor, action: torch.Tensor,
                   demo: torch.Tensor | None, bc_weight: float, metrics: dict[str, float]) -> torch.Tensor:
