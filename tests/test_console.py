@@ -24,6 +24,9 @@ from lamp_ros.ros.convert import twist_linear
 from models.episodes import load_episode
 from tests.test_teleop import spawn_keyboard_teleop, stop_terminal
 
+# whole sim graphs: one worker runs them one at a time (README: pytest -n 2 --dist loadgroup)
+pytestmark = pytest.mark.xdist_group('sim_graph')
+
 F = {1: '\x1bOP', 2: '\x1bOQ', 3: '\x1bOR', 4: '\x1bOS', 5: '\x1b[15~', 6: '\x1b[17~', 7: '\x1b[18~', 10: '\x1b[21~'}
 ESC = '\x1b'
 PERIOD = 0.1
@@ -172,6 +175,7 @@ def test_console_drives_the_sim_graph(probe, make_bundle, tmp_path):
 
         # F2 starts an episode (the recorder, once it knows the episode node, records it)
         assert probe.wait_for(lambda: 'episode node found' in recorder_log.read_text(), 30), recorder_log.read_text()
+        assert term.wait_for(lambda t: 'episode node not running' not in t, 30, probe), term.text   # discovery
         term.send(F[2])
         assert probe.wait_for(lambda: episode()['state'] == 'running', 10), term.text
         assert episode()['instruction'] == 'press the button'
