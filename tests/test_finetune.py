@@ -46,6 +46,7 @@ def finetune(probe, make_bundle, tmp_path):
     params = tmp_path / 'params.yaml'
     params.write_text(yaml.safe_dump({
         'episode': {'ros__parameters': {'max_steps': 15}},
+        'dashboard': {'ros__parameters': {'port': 0}},          # any free port: 8080 may be another graph's
         'actor': {'ros__parameters': {'chunk_steps': 5, 'outbox_dir': str(tmp_path / 'outbox'),
                                       'bundle_dir': str(tmp_path / 'bundles')}}}))
     procs = {'learner': start_learner(run, endpoint, learner_log)}
@@ -131,6 +132,7 @@ def test_finetune_graph_runs_its_own_learner(probe, make_bundle, tmp_path):
     params = tmp_path / 'params.yaml'
     params.write_text(yaml.safe_dump({
         'episode': {'ros__parameters': {'max_steps': 15}},
+        'dashboard': {'ros__parameters': {'port': 0}},
         'learner': {'ros__parameters': {'run_dir': str(tmp_path / 'run'), 'preset': 'debug', 'bind': endpoint,
                                         'bundle_every': 10}},
         'actor': {'ros__parameters': {'learner': endpoint, 'outbox_dir': str(tmp_path / 'outbox'),
