@@ -33,6 +33,18 @@ if importlib.util.find_spec('torch') is None:
     collect_ignore_glob = [p.name for p in Path(__file__).parent.glob('test_*.py') if p.name not in ROBOT_SIDE_TESTS]
 
 
+ROS_FIXTURES = {'probe', 'nodes'}
+
+
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (README: -n 2 --dist loadgroup) every test that starts ROS nodes runs on one worker, one
+    at a time, as in a serial run: their rates and deadlines are real time, and two graphs at once on a 2-core
+    host starve both. The other worker takes the training, simulator and model tests."""
+    for item in items:
+        if ROS_FIXTURES & set(getattr(item, 'fixturenames', ())):
+            item.add_marker(pytest.mark.xdist_group('ros'))
+
+
 @pytest.fixture(autouse=True)
 def state_home(tmp_path, monkeypatch):
     monkeypatch.setenv('XDG_STATE_HOME', str(tmp_path / 'state'))

@@ -24,9 +24,6 @@ from lamp_ros.ros.convert import twist_linear
 from models.episodes import load_episode
 from tests.test_teleop import spawn_keyboard_teleop, stop_terminal
 
-# whole sim graphs: one worker runs them one at a time (README: pytest -n 2 --dist loadgroup)
-pytestmark = pytest.mark.xdist_group('sim_graph')
-
 F = {1: '\x1bOP', 2: '\x1bOQ', 3: '\x1bOR', 4: '\x1bOS', 5: '\x1b[15~', 6: '\x1b[17~', 7: '\x1b[18~', 10: '\x1b[21~'}
 ESC = '\x1b'
 PERIOD = 0.1

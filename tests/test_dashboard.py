@@ -25,9 +25,6 @@ from lamp_ros.dashboard.access import Access, load_token
 from lamp_ros.dashboard.history import EpisodeHistory, LatestFrames
 from lamp_ros.ros.convert import twist_linear
 
-# whole sim graphs: one worker runs them one at a time (README: pytest -n 2 --dist loadgroup)
-pytestmark = pytest.mark.xdist_group('sim_graph')
-
 PERIOD_S = 1.0 / c.DEFAULT_CONTROL_RATE_HZ
 
 

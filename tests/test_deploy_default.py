@@ -16,9 +16,6 @@ from std_srvs.srv import Trigger
 from lamp_ros import contract as c
 from lamp_ros.paths import default_bundle_dir
 
-# whole sim graphs: one worker runs them one at a time (README: pytest -n 2 --dist loadgroup)
-pytestmark = pytest.mark.xdist_group('sim_graph')
-
 EPISODES = 2
 SUCCESSES_NEEDED = 2
 EPISODE_TIMEOUT_S = 120.0          # 150 steps at 10 Hz is 15 s; a loaded 2-core machine runs slower

@@ -3,7 +3,6 @@ speaking the driver's topics and service) missing pieces are named in one line; 
 import subprocess
 import sys
 
-import pytest
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64
@@ -12,9 +11,6 @@ from std_srvs.srv import Trigger
 from lamp_ros import contract as c
 from lamp_ros.ros.driver_check import driver_interfaces
 from lamp_ros.ros.interfaces import profile, publisher_profile
-
-# whole sim graphs: one worker runs them one at a time (README: pytest -n 2 --dist loadgroup)
-pytestmark = pytest.mark.xdist_group('sim_graph')
 
 
 def deploy(bundle, *extra, mode='deploy', timeout=120, driver_timeout=12):

@@ -19,9 +19,6 @@ from lamp_ros.link import keys as curve_keys
 from lamp_ros.link.robot_client import ClientConfig, LinkClient
 from tests.robot_traffic import free_port
 
-# whole sim graphs: one worker runs them one at a time (README: pytest -n 2 --dist loadgroup)
-pytestmark = pytest.mark.xdist_group('sim_graph')
-
 
 def start_learner(run, endpoint, log):
     return subprocess.Popen([sys.executable, '-m', 'lamp_ros.cli', 'learner', '--run', str(run), '--preset', 'debug',

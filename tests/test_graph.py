@@ -16,9 +16,6 @@ from lamp_ros import contract as c
 from lamp_ros.paths import default_bundle_dir
 from lamp_ros.ros.convert import pose_arrays, twist_linear
 
-# whole sim graphs: one worker runs them one at a time (README: pytest -n 2 --dist loadgroup)
-pytestmark = pytest.mark.xdist_group('sim_graph')
-
 REPO = Path(__file__).resolve().parents[1]
 RATE = 10.0
 PERIOD = 1.0 / RATE

@@ -177,7 +177,8 @@ def test_record_saves_policy_and_operator_steps_with_intervention_flags(nodes, p
         assert meta['interventions'] == int(flags.sum()) and meta['state_keys'] == list(c.STATE_KEYS)
         print('recorder steps/interventions', meta['steps'], meta['interventions'], 'episode node',
               status()['step'], status()['interventions'])
-        assert abs(meta['steps'] - status()['step']) <= 1, 'the recorder counts the steps the episode node counts'
+        # the recorder learns of the episode's start and stop over DDS: a step more or less at either end
+        assert abs(meta['steps'] - status()['step']) <= 2, 'the recorder counts the steps the episode node counts'
         assert meta['interventions'] == status()['interventions']
         videos, left_out = videos_from_episodes(iter_episodes(out), FinetuneConfig())   # what finetune-reward reads
         assert len(videos) == 1 and left_out == 0 and videos[0].instruction == 'push the button'

@@ -62,10 +62,12 @@ def test_gripper_command_and_reset(sim, probe):
     assert gripper_opening(sim[c.GRIPPER_STATE.name][-1][1]) < 0.1
     probe.wait_for(lambda: False, 0.5, lambda: probe.publish(
         c.EE_TWIST_CMD, twist_msg(np.array([0.0, 0.1, 0.0]), probe.node.get_clock().now().to_msg(), 'base')))
+    probe.spin_for(0.5)                                       # a loaded host may still be applying the twists
     response = probe.call(Trigger, c.ROBOT_RESET_SERVICE, Trigger.Request())
     assert response.success and 'episode 1' in response.message
-    probe.spin_for(0.3)
-    assert position(sim) == pytest.approx([0.40, 0.0, 0.30], abs=0.01)     # the Panda's home TCP
+    home = [0.40, 0.0, 0.30]                                  # the Panda's home TCP
+    probe.wait_for(lambda: np.allclose(position(sim), home, atol=0.01), 5)
+    assert position(sim) == pytest.approx(home, abs=0.01)
 
 
 def test_expert_action_is_published_only_when_asked(nodes, probe):
