@@ -43,7 +43,6 @@ from models.bundle import BundleError
 from models.runtime import PolicyRuntime
 
 
-
 class PolicyNode(Node):
     def __init__(self) -> None:
         super().__init__('policy')
