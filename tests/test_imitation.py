@@ -13,6 +13,7 @@ import torch
 from models.bundle import read_manifest
 from models.runtime import PolicyRuntime
 from training.checkpoint import list_checkpoints
+from training.config import FinetuneSettings, preset
 from training.cli import main as train_main
 from training.export import main as export_main
 from training.phrases import held_out_phrases, training_phrases
@@ -289,3 +290,13 @@ def test_successful_episodes_join_the_demo_buffer_when_asked(run: Path, tmp_path
     assert all(demos.load(e)['success'].any() for e in own)
     replay = EpisodeReplay(ft / 'replay', 10_000, 50, ('front',), 2)
     assert {e.end_step for e in own} <= {e.end_step for e in replay.episodes}
+
+
+def test_self_imitation_can_keep_only_quick_successes() -> None:
+    """finetune.success_to_demos_max_steps: a success that took longer (it hovered first) is not cloned."""
+    quick = FinetuneSettings(success_to_demos=True, success_to_demos_max_steps=20)
+    assert quick.promotes(True, 20) and not quick.promotes(True, 21) and not quick.promotes(False, 5)
+    assert FinetuneSettings(success_to_demos=True).promotes(True, 150)                     # 0: any success
+    assert not FinetuneSettings(success_to_demos=False, success_to_demos_max_steps=20).promotes(True, 5)
+    with pytest.raises(ValueError, match='success_to_demos_max_steps must be >= 0'):
+        replace(preset('debug'), finetune=FinetuneSettings(success_to_demos_max_steps=-1))

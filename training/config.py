@@ -78,6 +78,13 @@ class FinetuneSettings:
                                            # gripper follows the policy (BC) instead of flickering open mid-grasp
     success_to_demos: bool = False         # the run's own successful episodes join the demo buffer (self-imitation,
                                            # Oh et al. 2018): the BC term then clones what worked, not only the demos
+    success_to_demos_max_steps: int = 0    # ... only those that succeeded within this many steps (0: any): a slow
+                                           # success hovered before it grasped, and cloning it clones the hover
+
+    def promotes(self, success: bool, steps: int) -> bool:
+        """Whether one of the run's own episodes joins the demo buffer (success_to_demos)."""
+        limit = self.success_to_demos_max_steps
+        return self.success_to_demos and success and (limit == 0 or steps <= limit)
 
 
 # Settings added after runs existed, and the value every older run had: an older config.yaml without them reads
@@ -92,6 +99,7 @@ LEGACY_VALUES: dict[str, Any] = {
     'agent.reference_actor': False, 'agent.actor_objective': 'q', 'finetune.actor_objective': 'q',
     'finetune.critic_warmup_updates': 0, 'finetune.explore_std': 0.0, 'finetune.gripper_noise': 1.0,
     'finetune.success_to_demos': False, 'finetune.bc_q_filter': False, 'agent.bc_q_filter': False,
+    'finetune.success_to_demos_max_steps': 0,
 }
 FINETUNE_REWARDS = ('success', 'task')
 
@@ -188,7 +196,7 @@ class TrainConfig:
         if not 0.0 <= fin.demo_fraction <= 1.0:
             problems.append(f'finetune.demo_fraction {fin.demo_fraction} must be in [0, 1]')
         for name in ('demo_episodes', 'bc_weight', 'bc_decay_steps', 'critic_warmup_updates', 'explore_std',
-                     'gripper_noise', 'step_penalty'):
+                     'gripper_noise', 'step_penalty', 'success_to_demos_max_steps'):
             if getattr(fin, name) < 0:
                 problems.append(f'finetune.{name} must be >= 0, got {getattr(fin, name)}')
         if self.text.encoder not in ('minilm', 'random'):

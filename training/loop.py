@@ -212,7 +212,8 @@ class Workspace:
             episode['vlm_reward'] = (self.standardizer.update_and_standardize(instruction, vlm)
                                      if self.cfg.reward.standardize_rewards else vlm)
         self.replay.add(episode, self.step)
-        if self.demos is not None and self.cfg.finetune.success_to_demos and episode['success'].any():
+        if self.demos is not None and self.cfg.finetune.promotes(bool(episode['success'].any()),
+                                                                 len(episode['action'])):
             self.demos.add(episode, self.step)
         self.instructions[instruction] += 1
         stats = {'return': float(episode['reward'].sum()), 'success': float(episode['success'].any()),

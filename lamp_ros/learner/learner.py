@@ -190,7 +190,7 @@ class Learner:
         promoted = self._promoted.pop(source, None)
         if promoted is not None and promoted in self.demos.episodes:
             self.demos.remove(promoted)
-        if bool(np.asarray(episode['success']).any()):
+        if self.config.finetune.promotes(bool(np.asarray(episode['success']).any()), len(episode['action'])):
             self._promoted[source] = self.demos.add(
                 episode, end_step=self.demos.transitions + len(episode['action']))
             while len(self._promoted) > RECENT_SOURCES:
