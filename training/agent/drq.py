@@ -210,10 +210,16 @@ class DrQAgent:
         their hovering."""
         f, s, i, a = features[demo], state[demo, 0], instruction[demo], action[demo, 0]
         mean = self.actor(f, s, i)
-        with torch.no_grad():
-            better = (torch.min(*self.critic(f, s, i, a)[:2]) > torch.min(*self.critic(f, s, i, mean)[:2])).float()
+        better = self._critic_prefers(f, s, i, a, mean)
         metrics.update(bc_kept=float(better.mean()))
         return (better * ((mean - a) ** 2).mean(dim=1)).sum() / better.sum().clamp(min=1.0)
+
+    def _critic_prefers(self, features: torch.Tensor, state: torch.Tensor, instruction: torch.Tensor,
+                        taken: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+        """1.0 per row where the critic (min of two heads) values `taken` above `own`, else 0.0; no gradient."""
+        with torch.no_grad():
+            return (torch.min(*self.critic(features, state, instruction, taken)[:2])
+                    > torch.min(*self.critic(features, state, instruction, own)[:2])).float()
 
     def _crr_loss(self, features: torch.Tensor, state: torch.Tensor, instruction: torch.Tensor, action: torch.Tensor,
                   demo: torch.Tensor | None, bc_weight: float, metrics: dict[str, float]) -> torch.Tensor:
@@ -221,10 +227,7 @@ class DrQAgent:
         the critic values them above the actor's own (advantage > 0), demo rows or the robot's; the actor never
         follows the critic's gradient into actions no data shows. Plus the demo rows' BC term."""
         mean = self.actor(features, state[:, 0], instruction)
-        with torch.no_grad():
-            taken = torch.min(*self.critic(features, state[:, 0], instruction, action[:, 0])[:2])
-            own = torch.min(*self.critic(features, state[:, 0], instruction, mean)[:2])
-            better = (taken > own).float()
+        better = self._critic_prefers(features, state[:, 0], instruction, action[:, 0], mean)
         regression = ((mean - action[:, 0]) ** 2).mean(dim=1)
         loss = (better * regression).sum() / better.sum().clamp(min=1.0)
         metrics.update(crr_kept=float(better.mean()))
