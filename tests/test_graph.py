@@ -10,15 +10,18 @@ import pytest
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from std_msgs.msg import Bool
+from std_srvs.srv import Trigger
 
 from lamp_ros import cli, graph
 from lamp_ros import contract as c
 from lamp_ros.paths import default_bundle_dir
 from lamp_ros.ros.convert import pose_arrays, twist_linear
+from sim.robot import ArmConfig
 
 REPO = Path(__file__).resolve().parents[1]
 RATE = 10.0
 PERIOD = 1.0 / RATE
+HOME = ArmConfig().home_tcp
 
 
 def moving(msg) -> bool:
@@ -53,6 +56,9 @@ def test_deploy_graph_runs_moves_the_arm_and_stops_cleanly(deploy, probe):
     proc, rec, log = deploy
     actions, twists = rec[c.POLICY_ACTION.name], rec[c.EE_TWIST_CMD.name]
     assert rec[c.INSTRUCTION.name][-1][1].data == 'push button'
+    # a random policy drives into a wall of the box and stays there: start from home, whenever discovery let us in
+    assert probe.call(Trigger, c.ROBOT_RESET_SERVICE, Trigger.Request()).success
+    assert probe.wait_for(lambda: np.allclose(pose_arrays(rec[c.EE_POSE.name][-1][1])[0], HOME, atol=0.01), 5)
     start = pose_arrays(rec[c.EE_POSE.name][-1][1])[0]
     n_actions, n_images = len(actions), len(rec[c.CAMERA_IMAGE.name])
     probe.spin_for(3.0)

@@ -191,6 +191,23 @@ def test_startup_waits_for_the_state_of_a_known_estop_publisher():
     assert fresh(silent, 5.5).state == 'ok'
 
 
+def test_an_estop_publisher_discovered_after_the_arm_moved_does_not_freeze_it():
+    f = SafetyFilter(SafetyConfig(startup_hold_s=1.0, startup_max_hold_s=5.0), start_t=0.0)
+    f.on_image(1.5)
+    f.on_ee_pose(1.5, np.array([0.45, 0.0, 0.15]))
+    f.on_action(1.5, np.array([1.0, 0.0, 0.0, 0.0]))
+    first = f.command(1.5)
+    assert first.state in ('ok', 'limited') and np.any(first.velocity != 0)
+    assert not f.waiting_for_estop_state(2.0), 'the start is over: the publisher count no longer matters'
+    f.on_estop_publishers(1)                          # e.g. the dashboard, discovered late, never pressed
+    f.on_image(2.0)
+    f.on_ee_pose(2.0, np.array([0.45, 0.0, 0.15]))
+    f.on_action(2.0, np.array([1.0, 0.0, 0.0, 0.0]))
+    assert f.command(2.0).state in ('ok', 'limited')
+    f.on_estop(True, 2.1)                             # what it says still counts
+    assert f.command(2.1).state == 'estop'
+
+
 def test_intervention_log_reports_start_and_clear_once():
     log = InterventionLog()
     f = ready()

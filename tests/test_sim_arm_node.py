@@ -6,6 +6,7 @@ from std_srvs.srv import Trigger
 
 from lamp_ros import contract as c
 from lamp_ros.ros.convert import gripper_opening, image_array, pose_arrays, twist_msg
+from sim.robot import ArmConfig
 
 
 @pytest.fixture
@@ -65,7 +66,7 @@ def test_gripper_command_and_reset(sim, probe):
     probe.spin_for(0.5)                                       # a loaded host may still be applying the twists
     response = probe.call(Trigger, c.ROBOT_RESET_SERVICE, Trigger.Request())
     assert response.success and 'episode 1' in response.message
-    home = [0.40, 0.0, 0.30]                                  # the Panda's home TCP
+    home = ArmConfig().home_tcp
     probe.wait_for(lambda: np.allclose(position(sim), home, atol=0.01), 5)
     assert position(sim) == pytest.approx(home, abs=0.01)
 

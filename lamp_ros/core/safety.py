@@ -149,6 +149,7 @@ class SafetyFilter:
         self._last_t = -math.inf                                # when the last command was published
         self._last_v = np.zeros(3)
         self._last_accel = 0.0                                  # m/s^2 of the last command's velocity change
+        self._started = False                                   # a motion command has gone out: the start is over
         self._grid = ImagePacer(config.control_rate_hz, min_fraction=MIN_GAP_PERIODS)
         axis_decel = config.max_accel_mps2 / math.sqrt(3.0)    # three axes braking at once stay within the limit
         self._guard = WorkspaceGuard(config.workspace_min, config.workspace_max, config.max_hold_s, axis_decel,
@@ -192,8 +193,12 @@ class SafetyFilter:
         return 'released' if changed else ''
 
     def waiting_for_estop_state(self, t: float) -> bool:
-        """Whether the count of e-stop publishers still matters (start-up, no e-stop state heard yet)."""
-        return not self._in.estop_heard and t - self._start_t < self.config.startup_max_hold_s
+        """Whether the count of e-stop publishers still matters (start-up, no motion yet, no e-stop state heard).
+        Once the arm moves, a publisher discovered later stops it by what it says, not by being there: a panel
+        that has never been pressed (the dashboard's, the console's) would otherwise freeze a moving arm for
+        the rest of startup_max_hold_s."""
+        return (not self._started and not self._in.estop_heard
+                and t - self._start_t < self.config.startup_max_hold_s)
 
     def on_estop_publishers(self, count: int) -> None:
         """How many e-stop publishers discovery knows: one whose latched state has not arrived holds the start."""
@@ -258,6 +263,7 @@ class SafetyFilter:
         dt = min(max(t - self._last_t, 1e-9), self.config.period_s)
         self._last_accel = float(np.linalg.norm(velocity - self._last_v)) / dt
         self._last_t, self._last_v = t, velocity
+        self._started = self._started or bool(np.any(velocity != 0))
         return Command(velocity, gripper, tuple(reasons))
 
     def _stop_reasons(self, t: float) -> list[Reason]:
@@ -266,7 +272,7 @@ class SafetyFilter:
         if t - self._start_t < cfg.startup_hold_s:
             reasons.append(Reason('starting', f'holding still for the first {cfg.startup_hold_s} s '
                                               '(a latched e-stop may still be on its way)'))
-        elif s.estop_publishers and not s.estop_heard and t - self._start_t < cfg.startup_max_hold_s:
+        elif s.estop_publishers and self.waiting_for_estop_state(t):
             reasons.append(Reason('starting', 'an e-stop publisher is known but its latched state has not arrived'))
         if s.estop:
             reasons.append(Reason('estop', 'e-stop engaged; publish False on estop to release'))
