@@ -36,6 +36,7 @@ if importlib.util.find_spec('torch') is None:
 ROS_FIXTURES = {'probe', 'nodes'}
 
 
+@pytest.hookimpl(tryfirst=True)           # before xdist's own, which turns the markers into node-id groups
 def pytest_collection_modifyitems(items):
     """Under pytest-xdist (README: -n 2 --dist loadgroup) every test that starts ROS nodes runs on one worker, one
     at a time, as in a serial run: their rates and deadlines are real time, and two graphs at once on a 2-core
@@ -43,6 +44,16 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if ROS_FIXTURES & set(getattr(item, 'fixturenames', ())):
             item.add_marker(pytest.mark.xdist_group('ros'))
+
+
+def pytest_runtest_setup(item):
+    """On an xdist worker under --dist loadgroup, a grouped test whose node id lacks its group was scheduled
+    without it (pytest 9.2 with pytest-xdist 3.8 lost the groups silently, and ROS tests ran two at a time)."""
+    config = item.config
+    if hasattr(config, 'workerinput') and config.getvalue('loadgroup') and item.get_closest_marker('xdist_group') \
+            and '@' not in item.nodeid:
+        pytest.fail('pytest-xdist did not apply this test\'s xdist_group: install the pytest and pytest-xdist '
+                    'versions requirements-test.txt pins', pytrace=False)
 
 
 @pytest.fixture(autouse=True)

@@ -18,6 +18,9 @@ from lamp_ros.link.wire import KINDS, Message, encode
 from tests.robot_traffic import RawPeer, hello_meta, robot, wait
 from tests.test_link import MemoryStore
 
+# the second test checks what the first left in the module's learner: both on one xdist worker, in order
+pytestmark = pytest.mark.xdist_group('link_fuzz')
+
 CODES = {'malformed', 'too_large', 'hello_first', 'bad_hello', 'reward_source', 'bad_chunk', 'episode_conflict',
          'unexpected'}
 STEPS = 5
