@@ -30,7 +30,7 @@ from training.cli import main as train_main
 from training.config import (LEGACY_VALUES, PRESETS, PretrainRewardSettings, differences, dump_yaml, load_yaml,
                               override, preset, replace, to_dict)
 from training.loop import run_hash
-from training.replay import EpisodeReplay, ReplayWarning, episode_name
+from training.replay import EpisodeReplay, ReplayWarning, episode_name, mixed_sample
 from training.runs import load_agent, resolve_pretrain, tuning_candidates
 from training.vlm import RewardStandardizer, VlmRewardLabeler
 from tests.test_agent import TINY, random_batch
@@ -374,3 +374,30 @@ def test_windows_that_end_a_terminated_episode_do_not_bootstrap(tmp_path: Path) 
     ends_at_success = batch['reward'][:, -1] == 1.0         # the window's last transition is the success
     assert batch['reward'].dtype == np.float32 and ends_at_success.any() and (~ends_at_success).any()
     assert np.array_equal(batch['terminal'], ends_at_success)
+
+
+def test_failure_is_terminal_ends_failed_episodes_in_the_replay_only(tmp_path: Path) -> None:
+    """finetune.failure_is_terminal: the last window of an episode that never succeeded is not bootstrapped (its
+    value after the time limit is 0); without it, or in the demo buffer (successes, operators' cut segments),
+    it is."""
+    steps = 5
+
+    def episode(success: bool) -> dict[str, np.ndarray]:
+        return {'image_front': np.zeros((steps + 1, 8, 8, 3), np.uint8),
+                'state': np.arange(steps + 1, dtype=np.float32)[:, None].repeat(4, 1),
+                'action': np.zeros((steps, 4), np.float32), 'reward': np.zeros(steps, np.float32),
+                'success': (np.arange(steps) == steps - 1) & success, 'terminated': np.array(success),
+                'instruction': np.array('push button'), 'instruction_embedding': np.zeros(3, np.float32)}
+
+    replay, demos = (EpisodeReplay(tmp_path / name, 600, 4, ('front',), 2) for name in ('replay', 'demos'))
+    replay.add(episode(False), steps)
+    demos.add(episode(False), steps)                          # e.g. an operator's segment cut mid-episode
+    rng = np.random.default_rng(0)
+    last_window = lambda batch: batch['state'][:, -1, 0] == steps              # noqa: E731
+    plain = replay.sample(64, rng, 'success')
+    assert last_window(plain).any() and not plain['terminal'].any(), 'by default a time-out bootstraps'
+    ended = replay.sample(64, rng, 'success', failure_is_terminal=True)
+    assert last_window(ended).any() and np.array_equal(ended['terminal'], last_window(ended))
+    mixed = mixed_sample(replay, demos, 64, 0.5, rng, 'success', failure_is_terminal=True)
+    assert np.array_equal(mixed['terminal'], last_window(mixed) & ~mixed['demo'])
+    assert (last_window(mixed) & mixed['demo']).any()

@@ -80,6 +80,9 @@ class FinetuneSettings:
                                            # Oh et al. 2018): the BC term then clones what worked, not only the demos
     success_to_demos_max_steps: int = 0    # ... only those that succeeded within this many steps (0: any): a slow
                                            # success hovered before it grasped, and cloning it clones the hover
+    failure_is_terminal: bool = False      # an episode that ran out of time without success ends there (value 0
+                                           # after its last step) instead of bootstrapping from the critic: the
+                                           # time limit is the task's, so stalling until it runs out is failure
 
     def promotes(self, success: bool, steps: int) -> bool:
         """Whether one of the run's own episodes joins the demo buffer (success_to_demos)."""
@@ -99,7 +102,7 @@ LEGACY_VALUES: dict[str, Any] = {
     'agent.reference_actor': False, 'agent.actor_objective': 'q', 'finetune.actor_objective': 'q',
     'finetune.critic_warmup_updates': 0, 'finetune.explore_std': 0.0, 'finetune.gripper_noise': 1.0,
     'finetune.success_to_demos': False, 'finetune.bc_q_filter': False, 'agent.bc_q_filter': False,
-    'finetune.success_to_demos_max_steps': 0,
+    'finetune.success_to_demos_max_steps': 0, 'finetune.failure_is_terminal': False,
 }
 FINETUNE_REWARDS = ('success', 'task')
 

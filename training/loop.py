@@ -143,7 +143,7 @@ class Workspace:
         if self.step > cfg.prefill_steps and self.step % cfg.update_every == 0 and has_data:
             for _ in range(cfg.updates_per_step):
                 batch = mixed_sample(self.replay, self.demos, cfg.batch_size, cfg.finetune.demo_fraction, self.rng,
-                                     self.session.reward_key)
+                                     self.session.reward_key, cfg.finetune.failure_is_terminal)
                 for key, value in self.session.agent.update(batch).items():
                     self.sums[key] += value
                     self.counts[key] += 1

@@ -8,6 +8,7 @@
         vlm_reward      float32 [T]               pretraining: r_VLM of o_{t+1} (standardized if configured)
         success         bool [T]
         terminated      bool []     (optional)    the episode ended at success (no bootstrap after its last step)
+                                                  (sample's failure_is_terminal: or it failed, by time limit)
         instruction     str                       the episode's instruction
         instruction_embedding  float32 [E]
 
@@ -165,10 +166,11 @@ class EpisodeReplay:
             self._memory.popitem(last=False)
         return episode
 
-    def sample(self, batch_size: int, rng: np.random.Generator, reward_key: str = 'reward') -> dict[str, np.ndarray]:
+    def sample(self, batch_size: int, rng: np.random.Generator, reward_key: str = 'reward',
+               failure_is_terminal: bool = False) -> dict[str, np.ndarray]:
         """Windows of n_step transitions, uniform over all windows of all stored episodes (agent.update's batch);
         `reward_key` names the stored reward the agent learns from ('success' gives 0/1), and 'terminal' marks
-        the windows that end a terminated episode."""
+        the windows that end a terminated episode (with `failure_is_terminal`, also one that never succeeded)."""
         if not self.episodes:
             raise ValueError('replay is empty')
         n = self.n_step
@@ -186,7 +188,7 @@ class EpisodeReplay:
             parts.update(state=episode['state'][t:t + n + 1], action=episode['action'][t:t + n],
                          reward=episode[reward_key][t:t + n].astype(np.float32),
                          instruction=episode['instruction_embedding'],
-                         terminal=np.bool_(t + n == record.length and bool(episode.get('terminated', False))))
+                         terminal=np.bool_(t + n == record.length and episode_ends(episode, failure_is_terminal)))
             for key, value in parts.items():
                 if key not in out:
                     out[key] = np.empty((batch_size, *value.shape), value.dtype)
@@ -194,19 +196,30 @@ class EpisodeReplay:
         return out
 
 
+def episode_ends(episode: Mapping[str, np.ndarray], failure_is_terminal: bool) -> bool:
+    """Whether nothing follows the episode's last step: it terminated (at success), or, with
+    `failure_is_terminal`, it never succeeded (the time limit is the task's: a stall until it runs out is failure,
+    not a state whose value the critic may bootstrap)."""
+    if bool(episode.get('terminated', False)):
+        return True
+    return failure_is_terminal and not bool(np.any(episode['success']))
+
+
 def mixed_sample(replay: EpisodeReplay, demos: EpisodeReplay | None, batch_size: int, demo_fraction: float,
-                 rng: np.random.Generator, reward_key: str = 'reward') -> dict[str, np.ndarray]:
+                 rng: np.random.Generator, reward_key: str = 'reward',
+                 failure_is_terminal: bool = False) -> dict[str, np.ndarray]:
     """A batch from `replay` with `demo_fraction` of its rows from `demos` (RLPD's symmetric sampling; all rows
     from the demos while replay is empty, none while the demos are), marked in 'demo' (bool [B]) for the
-    behaviour-cloning term."""
+    behaviour-cloning term. `failure_is_terminal` applies to `replay`'s episodes only: the demos succeeded, or are
+    operators' segments cut from an episode that went on."""
     if demos is None or not demos.episodes:
-        batch = replay.sample(batch_size, rng, reward_key)
+        batch = replay.sample(batch_size, rng, reward_key, failure_is_terminal)
         batch['demo'] = np.zeros(batch_size, bool)
         return batch
     n_demo = round(batch_size * demo_fraction) if replay.episodes else batch_size
     parts = [(demos.sample(n_demo, rng, reward_key), True)] if n_demo else []
     if n_demo < batch_size:
-        parts.append((replay.sample(batch_size - n_demo, rng, reward_key), False))
+        parts.append((replay.sample(batch_size - n_demo, rng, reward_key, failure_is_terminal), False))
     batch = {key: np.concatenate([part[key] for part, _ in parts]) for key in parts[0][0]}
     batch['demo'] = np.concatenate([np.full(len(part['state']), is_demo) for part, is_demo in parts])
     return batch

@@ -295,7 +295,8 @@ class Learner:
                 continue
             with self._replay_lock:
                 batch = mixed_sample(self.replay, self.demos, self.config.batch_size,
-                                     self.config.finetune.demo_fraction, self.rng)
+                                     self.config.finetune.demo_fraction, self.rng,
+                                     failure_is_terminal=self.config.finetune.failure_is_terminal)
             self.metrics = self.agent.update(batch)
             self.counters.updates += 1
             if self.counters.updates % self.options.bundle_every == 0:

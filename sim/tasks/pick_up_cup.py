@@ -50,9 +50,13 @@ class PickUpCup(Task):
     def lifted(self) -> float:
         return float(self.cup_position()[2] - self.rest_position[2])
 
+    def held(self, arm: PandaArm) -> bool:
+        """Whether the gripper holds the object (both fingers on it)."""
+        return arm.grasps({self._body})
+
     def reward(self, arm: PandaArm) -> float:
         goal = self.rest_position + [0.0, 0.0, LIFT_GOAL_M]
-        return lift_reward(arm.grasps({self._body}), arm.ee_position(), self.grasp_point(), self.cup_position(), goal)
+        return lift_reward(self.held(arm), arm.ee_position(), self.grasp_point(), self.cup_position(), goal)
 
     def success(self, arm: PandaArm) -> bool:
-        return self.lifted() >= LIFT_SUCCESS_M and arm.grasps({self._body})
+        return self.lifted() >= LIFT_SUCCESS_M and self.held(arm)

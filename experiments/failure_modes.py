@@ -1,0 +1,125 @@
+"""Why a lift-task bundle fails (not a test): each held-out episode played as `lamp-sim eval-bundle` plays it
+(onnxruntime, the same scenes, 150 steps, ending at success), traced with the simulator's privileged state, and
+each failure put in one class:
+
+    never reached       the TCP never came within REACH_M of the grasp point
+    reached, no grasp   it came close, the gripper never held the object
+    dropped             it held the object, and not at the end
+    stalled lifting     it holds the object at the end, below the success height, and has stopped moving
+    moving              anything else (still holding and moving, or out of time)
+
+    python experiments/failure_modes.py BUNDLE [--task take_lid_off_saucepan] [--episodes 30] [--json]
+
+Only the lift tasks (pick_up_cup, take_lid_off_saucepan) have a grasp point and a lift to trace.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import sim  # noqa: E402
+from sim.evaluation import CAMERA, EPISODE_STEPS, HELD_OUT_SEED_BASE, render_scale, state_index  # noqa: E402
+from sim.tasks.base import LIFT_SUCCESS_M  # noqa: E402
+
+LIFT_TASKS = ('pick_up_cup', 'take_lid_off_saucepan')
+REACH_M = 0.03                 # "came to the grasp point": within 3 cm of it
+STOPPED_M = 0.001              # "stopped": under 1 mm of TCP motion per step over the last STOPPED_STEPS
+STOPPED_STEPS = 10
+
+
+@dataclass
+class Trace:
+    seed: int
+    success: bool
+    steps: int
+    closest_m: float           # closest approach of the TCP to the grasp point
+    max_lift_m: float          # highest the object rose while held
+    held_ever: bool
+    held_at_end: bool
+    last_motion_m: float       # mean TCP motion per step over the last STOPPED_STEPS steps
+    final_action: list[float]
+
+    @property
+    def mode(self) -> str:
+        if self.success:
+            return 'success'
+        if self.closest_m > REACH_M:
+            return 'never reached'
+        if not self.held_ever:
+            return 'reached, no grasp'
+        if not self.held_at_end:
+            return 'dropped'
+        if self.last_motion_m < STOPPED_M:
+            return 'stalled lifting'
+        return 'moving'
+
+
+def trace_episode(env, runtime, seed: int, index: np.ndarray) -> Trace:
+    obs, info = env.reset(seed=seed)
+    embedding = runtime.embed_instruction(info['instruction'])
+    runtime.reset()
+    scene = env.unwrapped.scene
+    task, arm = scene.task, scene._arm
+    tcp = [arm.ee_position().copy()]
+    closest, max_lift, held_ever, held, done, action = np.inf, 0.0, False, False, False, np.zeros(4)
+    while not done:
+        action = runtime.act(obs['image_front'], obs['state'][index], embedding,
+                             {c: obs[f'image_{c}'] for c in runtime.manifest.cameras[1:]})
+        obs, _, terminated, truncated, info = env.step(action)
+        tcp.append(arm.ee_position().copy())
+        held = task.held(arm)
+        closest = min(closest, float(np.linalg.norm(tcp[-1] - task.grasp_point())))
+        max_lift = max(max_lift, task.lifted() if held else 0.0)
+        held_ever = held_ever or held
+        done = bool(info['success']) or terminated or truncated
+    motion = np.linalg.norm(np.diff(np.array(tcp[-STOPPED_STEPS - 1:]), axis=0), axis=1)
+    return Trace(int(seed), bool(info['success']), len(tcp) - 1, closest, max_lift, held_ever, held,
+                 float(motion.mean()), np.round(np.asarray(action, dtype=float), 2).tolist())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('bundle', type=Path)
+    p.add_argument('--task', choices=LIFT_TASKS, default='take_lid_off_saucepan')
+    p.add_argument('--episodes', type=int, default=30)
+    p.add_argument('--seed-base', type=int, default=HELD_OUT_SEED_BASE)
+    p.add_argument('--json', action='store_true', help='one JSON object instead of the table')
+    args = p.parse_args()
+    from models.bundle import BundleError
+    from models.runtime import PolicyRuntime
+    try:
+        runtime = PolicyRuntime.load(args.bundle, threads=1)
+    except BundleError as error:
+        p.error(str(error))
+    size = tuple(runtime.manifest.image_size)
+    env = sim.make(args.task, image_size=size, randomize=True,
+                   cameras=tuple(dict.fromkeys((CAMERA, *runtime.manifest.cameras))),
+                   render_scale=render_scale(max(size)), max_episode_steps=EPISODE_STEPS, terminate_on_success=True)
+    index = state_index(runtime.manifest)
+    traces = [trace_episode(env, runtime, args.seed_base + k, index) for k in range(args.episodes)]
+    env.close()
+    modes = Counter(t.mode for t in traces)
+    if args.json:
+        print(json.dumps({'bundle': str(args.bundle), 'task': args.task, 'modes': dict(modes),
+                          'episodes': [{**asdict(t), 'mode': t.mode} for t in traces]}))
+        return
+    for k, t in enumerate(traces):
+        if not t.success:
+            print(f'scene {k:3d}  {t.mode:18s} closest {t.closest_m * 100:5.1f} cm  lifted {t.max_lift_m * 100:4.1f} cm '
+                  f'(success at {LIFT_SUCCESS_M * 100:.0f})  last motion {t.last_motion_m * 1000:5.1f} mm/step  '
+                  f'final action {t.final_action}')
+    print(f'{modes["success"]}/{len(traces)} succeeded; failures: '
+          + ', '.join(f'{n} {mode}' for mode, n in modes.most_common() if mode != 'success'))
+
+
+if __name__ == '__main__':
+    main()
