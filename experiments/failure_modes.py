@@ -9,6 +9,11 @@ each failure put in one class:
     moving              anything else (still holding and moving, or out of time)
 
     python experiments/failure_modes.py BUNDLE [--task take_lid_off_saucepan] [--episodes 30] [--json]
+                                           [--critic RUN]
+
+--critic RUN (the finetuning run the bundle came from; needs torch) adds, for each stalled lift, what the run's
+critic (min of two heads) says at the last state: Q of the policy's action and of the same action with dz set to
+PROBE_DZ, i.e. whether the critic would rather lift.
 
 Only the lift tasks (pick_up_cup, take_lid_off_saucepan) have a grasp point and a lift to trace.
 """
@@ -33,6 +38,7 @@ LIFT_TASKS = ('pick_up_cup', 'take_lid_off_saucepan')
 REACH_M = 0.03                 # "came to the grasp point": within 3 cm of it
 STOPPED_M = 0.001              # "stopped": under 1 mm of TCP motion per step over the last STOPPED_STEPS
 STOPPED_STEPS = 10
+PROBE_DZ = (-0.5, 0.3, 1.0)
 
 
 @dataclass
@@ -46,6 +52,7 @@ class Trace:
     held_at_end: bool
     last_motion_m: float       # mean TCP motion per step over the last STOPPED_STEPS steps
     final_action: list[float]
+    critic: dict[str, float] | None = None      # --critic: Q at the last state, the policy's action and dz variants
 
     @property
     def mode(self) -> str:
@@ -62,7 +69,8 @@ class Trace:
         return 'moving'
 
 
-def trace_episode(env, runtime, seed: int, index: np.ndarray) -> Trace:
+def trace_episode(env, runtime, seed: int, index: np.ndarray) -> tuple[Trace, dict[str, np.ndarray]]:
+    """The episode's trace and its last observation."""
     obs, info = env.reset(seed=seed)
     embedding = runtime.embed_instruction(info['instruction'])
     runtime.reset()
@@ -82,7 +90,24 @@ def trace_episode(env, runtime, seed: int, index: np.ndarray) -> Trace:
         done = bool(info['success']) or terminated or truncated
     motion = np.linalg.norm(np.diff(np.array(tcp[-STOPPED_STEPS - 1:]), axis=0), axis=1)
     return Trace(int(seed), bool(info['success']), len(tcp) - 1, closest, max_lift, held_ever, held,
-                 float(motion.mean()), np.round(np.asarray(action, dtype=float), 2).tolist())
+                 float(motion.mean()), np.round(np.asarray(action, dtype=float), 2).tolist()), obs
+
+
+def critic_probe(agent, obs: dict[str, np.ndarray], embedding: np.ndarray, action: np.ndarray) -> dict[str, float]:
+    """Q (min of two heads) at `obs` of `action` and of it with dz = each of PROBE_DZ."""
+    import torch
+    from training.agent.networks import images_to_input
+    with torch.no_grad():
+        images = [torch.from_numpy(np.ascontiguousarray(obs[f'image_{c}']))[None] for c in agent.config.cameras]
+        features = agent.encoder(images_to_input(images))
+        state = torch.from_numpy(np.asarray(obs['state'], np.float32))[None]
+        instruction = torch.from_numpy(np.asarray(embedding, np.float32))[None]
+        variants = {'policy': np.asarray(action, np.float32)}
+        for dz in PROBE_DZ:
+            variants[f'dz={dz:+.1f}'] = np.append(action[:2], [dz, action[3]]).astype(np.float32)
+        return {name: round(float(torch.min(*agent.critic(features, state, instruction,
+                                                          torch.from_numpy(a)[None])[:2])), 4)
+                for name, a in variants.items()}
 
 
 def main() -> None:
@@ -93,7 +118,13 @@ def main() -> None:
     p.add_argument('--episodes', type=int, default=30)
     p.add_argument('--seed-base', type=int, default=HELD_OUT_SEED_BASE)
     p.add_argument('--json', action='store_true', help='one JSON object instead of the table')
+    p.add_argument('--critic', type=Path, default=None, metavar='RUN',
+                   help="ask this finetuning run's critic about each stalled lift (torch)")
     args = p.parse_args()
+    agent = None
+    if args.critic is not None:                  # torch before onnxruntime and the renderer: the other order crashed
+        from training.runs import load_agent
+        agent = load_agent(args.critic)[0]
     from models.bundle import BundleError
     from models.runtime import PolicyRuntime
     try:
@@ -105,7 +136,13 @@ def main() -> None:
                    cameras=tuple(dict.fromkeys((CAMERA, *runtime.manifest.cameras))),
                    render_scale=render_scale(max(size)), max_episode_steps=EPISODE_STEPS, terminate_on_success=True)
     index = state_index(runtime.manifest)
-    traces = [trace_episode(env, runtime, args.seed_base + k, index) for k in range(args.episodes)]
+    traces = []
+    for k in range(args.episodes):
+        trace, last = trace_episode(env, runtime, args.seed_base + k, index)
+        if agent is not None and trace.mode == 'stalled lifting':
+            embedding = runtime.embed_instruction(env.unwrapped.instruction)
+            trace.critic = critic_probe(agent, last, embedding, np.asarray(trace.final_action, np.float32))
+        traces.append(trace)
     env.close()
     modes = Counter(t.mode for t in traces)
     if args.json:
@@ -116,7 +153,7 @@ def main() -> None:
         if not t.success:
             print(f'scene {k:3d}  {t.mode:18s} closest {t.closest_m * 100:5.1f} cm  lifted {t.max_lift_m * 100:4.1f} cm '
                   f'(success at {LIFT_SUCCESS_M * 100:.0f})  last motion {t.last_motion_m * 1000:5.1f} mm/step  '
-                  f'final action {t.final_action}')
+                  f'final action {t.final_action}' + (f'  Q {t.critic}' if t.critic else ''))
     print(f'{modes["success"]}/{len(traces)} succeeded; failures: '
           + ', '.join(f'{n} {mode}' for mode, n in modes.most_common() if mode != 'success'))
 
