@@ -151,8 +151,9 @@ def main() -> None:
         return
     for k, t in enumerate(traces):
         if not t.success:
-            print(f'scene {k:3d}  {t.mode:18s} closest {t.closest_m * 100:5.1f} cm  lifted {t.max_lift_m * 100:4.1f} cm '
-                  f'(success at {LIFT_SUCCESS_M * 100:.0f})  last motion {t.last_motion_m * 1000:5.1f} mm/step  '
+            print(f'scene {k:3d}  {t.mode:18s} closest {t.closest_m * 100:5.1f} cm  '
+                  f'lifted {t.max_lift_m * 100:4.1f} cm (success at {LIFT_SUCCESS_M * 100:.0f})  '
+                  f'last motion {t.last_motion_m * 1000:5.1f} mm/step  '
                   f'final action {t.final_action}' + (f'  Q {t.critic}' if t.critic else ''))
     print(f'{modes["success"]}/{len(traces)} succeeded; failures: '
           + ', '.join(f'{n} {mode}' for mode, n in modes.most_common() if mode != 'success'))
