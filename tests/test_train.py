@@ -27,8 +27,8 @@ from models.r3m.reward import R3MReward
 from models.runtime import PolicyRuntime
 from training.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from training.cli import main as train_main
-from training.config import (LEGACY_VALUES, PRESETS, PretrainRewardSettings, differences, dump_yaml, load_yaml,
-                              override, preset, replace, to_dict)
+from training.config import (LEGACY_VALUES, PRESETS, FinetuneSettings, PretrainRewardSettings, differences, dump_yaml,
+                              load_yaml, override, preset, replace, to_dict)
 from training.loop import run_hash
 from training.replay import EpisodeReplay, ReplayWarning, episode_name, mixed_sample
 from training.runs import load_agent, resolve_pretrain, tuning_candidates
@@ -401,3 +401,5 @@ def test_failure_is_terminal_ends_failed_episodes_in_the_replay_only(tmp_path: P
     mixed = mixed_sample(replay, demos, 64, 0.5, rng, 'success', failure_is_terminal=True)
     assert np.array_equal(mixed['terminal'], last_window(mixed) & ~mixed['demo'])
     assert (last_window(mixed) & mixed['demo']).any()
+    with pytest.raises(ValueError, match="failure_is_terminal needs finetune.reward 'success'"):
+        replace(preset('debug'), finetune=FinetuneSettings(failure_is_terminal=True, reward='task'))

@@ -198,6 +198,9 @@ class TrainConfig:
             problems.append(f'finetune.reward {fin.reward!r} must be one of {FINETUNE_REWARDS}')
         if not 0.0 <= fin.demo_fraction <= 1.0:
             problems.append(f'finetune.demo_fraction {fin.demo_fraction} must be in [0, 1]')
+        if fin.failure_is_terminal and fin.reward != 'success':
+            problems.append("finetune.failure_is_terminal needs finetune.reward 'success' (episodes that end at "
+                            f'success), got {fin.reward!r}')
         for name in ('demo_episodes', 'bc_weight', 'bc_decay_steps', 'critic_warmup_updates', 'explore_std',
                      'gripper_noise', 'step_penalty', 'success_to_demos_max_steps'):
             if getattr(fin, name) < 0:
