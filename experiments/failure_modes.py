@@ -75,7 +75,7 @@ def trace_episode(env, runtime, seed: int, index: np.ndarray) -> tuple[Trace, di
     embedding = runtime.embed_instruction(info['instruction'])
     runtime.reset()
     scene = env.unwrapped.scene
-    task, arm = scene.task, scene._arm
+    task, arm = scene.task, scene.arm
     tcp = [arm.ee_position().copy()]
     closest, max_lift, held_ever, held, done, action = np.inf, 0.0, False, False, False, np.zeros(4)
     while not done:
