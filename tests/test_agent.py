@@ -212,7 +212,7 @@ def test_finetuning_pieces_ibrl_reference_bc_term_and_terminal_windows() -> None
     agent.critic = likes_ones
     assert np.allclose(agent.act(obs, embedding, explore=True)[0], 1.0, atol=1e-3)
     assert not np.allclose(agent.act(obs, embedding, explore=False)[0], 1.0, atol=1e-3), 'deterministic: actor'
-    agent.critic = lambda f, s, i, a: (-(a + 1).abs().sum(1),) * 2                     # now the actor's is better
+    agent.critic = lambda f, s, i, a, p=None: (-(a + 1).abs().sum(1),) * 2                     # now the actor's is better
     assert not np.allclose(agent.act(obs, embedding, explore=True)[0], 1.0, atol=1e-3)
 
     agent = DrQAgent(config, seed=0)
@@ -236,7 +236,7 @@ def test_crr_objective_regresses_only_onto_actions_the_critic_prefers() -> None:
     taken = torch.from_numpy(batch['action'][:, 0])
     for prefers_taken, kept in ((True, 1.0), (False, 0.0)):
         sign = 1.0 if prefers_taken else -1.0
-        agent.critic = lambda f, s, i, a, sign=sign: (sign * -(a - taken).abs().sum(1),) * 2
+        agent.critic = lambda f, s, i, a, p=None, sign=sign: (sign * -(a - taken).abs().sum(1),) * 2
         metrics: dict[str, float] = {}
         loss = agent._crr_loss(agent.encoder(torch.from_numpy(batch['image_front'][:, 0]).permute(0, 3, 1, 2).float()),
                                torch.from_numpy(batch['state']), torch.from_numpy(batch['instruction']),
@@ -259,10 +259,10 @@ def test_the_q_filter_clones_only_demo_actions_the_critic_prefers_to_the_actors_
             torch.from_numpy(batch['action']), demo)
     for prefers_demo, kept in ((True, 1.0), (False, 0.0)):
         sign = 1.0 if prefers_demo else -1.0
-        agent.critic = lambda f, s, i, a, sign=sign: (sign * -(a - taken).abs().sum(1),) * 2
+        agent.critic = lambda f, s, i, a, p=None, sign=sign: (sign * -(a - taken).abs().sum(1),) * 2
         metrics: dict[str, float] = {}
         loss = agent._q_filtered_bc_loss(*args, metrics)
         assert metrics['bc_kept'] == kept and (loss.item() > 0) == prefers_demo
     assert agent._q_filtered_bc_loss(*args, {}).item() == 0.0            # nothing kept: no pull at all
-    agent.critic = lambda f, s, i, a: (-(a - taken).abs().sum(1),) * 2
+    agent.critic = lambda f, s, i, a, p=None: (-(a - taken).abs().sum(1),) * 2
     assert agent._q_filtered_bc_loss(*args, {}).item() == pytest.approx(agent._bc_loss(*args).item(), rel=1e-5)

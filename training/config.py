@@ -83,6 +83,9 @@ class FinetuneSettings:
     failure_is_terminal: bool = False      # an episode that ran out of time without success ends there (value 0
                                            # after its last step) instead of bootstrapping from the critic: the
                                            # time limit is the task's, so stalling until it runs out is failure
+    privileged_critic: bool = False        # sim-only: the critic also sees the simulator's privileged state
+                                           # (sim.privileged: the focus point, its offset from the TCP, the task's
+                                           # progress); the policy and its bundle still see only what a robot has
 
     def promotes(self, success: bool, steps: int) -> bool:
         """Whether one of the run's own episodes joins the demo buffer (success_to_demos)."""
@@ -103,6 +106,7 @@ LEGACY_VALUES: dict[str, Any] = {
     'finetune.critic_warmup_updates': 0, 'finetune.explore_std': 0.0, 'finetune.gripper_noise': 1.0,
     'finetune.success_to_demos': False, 'finetune.bc_q_filter': False, 'agent.bc_q_filter': False,
     'finetune.success_to_demos_max_steps': 0, 'finetune.failure_is_terminal': False,
+    'finetune.privileged_critic': False, 'agent.privileged_dim': 0,
 }
 FINETUNE_REWARDS = ('success', 'task')
 

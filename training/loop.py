@@ -25,6 +25,7 @@ from training.checkpoint import (latest_checkpoint, load_checkpoint, numpy_rng_f
                                   save_checkpoint)
 from training.config import LEGACY_VALUES, TrainConfig, replace, to_dict
 from sim.experts import Expert, make_expert
+from sim.privileged import privileged_state
 from training.evaluate import evaluate, make_env
 from training.replay import EpisodeReplay, mixed_sample
 from training.run import DEMO_SEED_BASE, EVAL_SEED_BASE, RunError, RunInfo, RunPaths, update_config
@@ -162,7 +163,7 @@ class Workspace:
         instruction = session.info.instruction or info['instruction']
         embedding = session.embedder(instruction)
         record: dict[str, list[np.ndarray]] = defaultdict(list)
-        _append_obs(record, obs, _stored_cameras(cfg))
+        self._append(record, obs)
         done = terminated = False
         while not done and (not counted or self.step < cfg.steps):
             action = act(obs, embedding)
@@ -171,12 +172,21 @@ class Workspace:
             record['action'].append(action)
             record['reward'].append(np.float32(reward))
             record['success'].append(bool(info['success']))
-            _append_obs(record, obs, _stored_cameras(cfg))
+            self._append(record, obs)
             if counted:
                 self.step += 1
                 self.bar.update(1)
                 self.update()
         return _episode_arrays(record, instruction, embedding, terminated), instruction
+
+    def _append(self, record: dict[str, list[np.ndarray]], obs: dict[str, np.ndarray]) -> None:
+        """One frame of the episode being recorded: the stored cameras, the state, and (privileged critic, sim
+        only) the scene's privileged state."""
+        for camera in _stored_cameras(self.cfg):
+            record[f'image_{camera}'].append(obs[f'image_{camera}'])
+        record['state'].append(obs['state'])
+        if self.cfg.agent.privileged_dim:
+            record['privileged'].append(privileged_state(self.env.unwrapped.scene))
 
     def run_episode(self) -> None:
         """One episode: act, step, update as it goes; store it (with r_VLM labels in pretraining)."""
@@ -248,7 +258,7 @@ def open_workspace(session: Session) -> Workspace:
     standardizer = RewardStandardizer()
     standardizer.load_state(state['reward_stats'])
     replay = EpisodeReplay(paths.replay, cfg.replay.capacity, cfg.replay.memory_episodes,
-                           _stored_cameras(cfg), cfg.agent.n_step)
+                           _stored_cameras(cfg), cfg.agent.n_step, cfg.agent.privileged_dim > 0)
     dropped = replay.truncate_after(step)
     demos = _demo_replay(session)
     if demos is not None:                       # the expert's demos end at step 0; promoted successes (finetune.
@@ -269,7 +279,7 @@ def _demo_replay(session: Session) -> EpisodeReplay | None:
     if session.info.mode != 'finetune' or not cfg.finetune.demo_episodes:
         return None
     return EpisodeReplay(session.paths.demo_replay, cfg.replay.capacity, cfg.replay.memory_episodes,
-                         _stored_cameras(cfg), cfg.agent.n_step)
+                         _stored_cameras(cfg), cfg.agent.n_step, cfg.agent.privileged_dim > 0)
 
 
 def train(session: Session) -> dict[str, Any]:
@@ -315,15 +325,11 @@ def _stored_cameras(cfg: TrainConfig) -> tuple[str, ...]:
     return tuple(dict.fromkeys(('front', *cfg.agent.cameras)))
 
 
-def _append_obs(record: dict[str, list[np.ndarray]], obs: dict[str, np.ndarray], cameras: tuple[str, ...]) -> None:
-    for camera in cameras:
-        record[f'image_{camera}'].append(obs[f'image_{camera}'])
-    record['state'].append(obs['state'])
-
-
 def _episode_arrays(record: dict[str, list[Any]], instruction: str, embedding: np.ndarray,
                     terminated: bool) -> dict[str, np.ndarray]:
     episode = {key: np.stack(values) for key, values in record.items() if key.startswith('image_')}
+    if 'privileged' in record:
+        episode['privileged'] = np.stack(record['privileged']).astype(np.float32)
     episode.update(state=np.stack(record['state']).astype(np.float32),
                    action=np.stack(record['action']).astype(np.float32),
                    reward=np.array(record['reward'], np.float32), success=np.array(record['success'], bool),

@@ -7,6 +7,8 @@
         reward          float32 [T]               the environment's (shaped) reward
         vlm_reward      float32 [T]               pretraining: r_VLM of o_{t+1} (standardized if configured)
         success         bool [T]
+        privileged      float32 [T+1, P] (optional)   sim-only: sim.privileged's state of each frame (the
+                                                  critic's, finetune.privileged_critic)
         terminated      bool []     (optional)    the episode ended at success (no bootstrap after its last step)
                                                   (sample's failure_is_terminal: or it failed, by time limit)
         instruction     str                       the episode's instruction
@@ -54,7 +56,8 @@ def episode_name(index: int, end_step: int) -> str:
 
 class EpisodeReplay:
     def __init__(self, directory: Path, capacity: int, memory_episodes: int, cameras: tuple[str, ...],
-                 n_step: int) -> None:
+                 n_step: int, privileged: bool = False) -> None:
+        """`privileged`: episodes must carry 'privileged' (others are skipped, warned) and batches get its windows."""
         if capacity < 1 or memory_episodes < 1 or n_step < 1:
             raise ValueError(f'capacity {capacity}, memory_episodes {memory_episodes} and n_step {n_step} must be >= 1')
         self.directory = Path(directory)
@@ -63,6 +66,7 @@ class EpisodeReplay:
         self.memory_episodes = memory_episodes
         self.cameras = cameras
         self.n_step = n_step
+        self.privileged = privileged
         self.episodes: list[EpisodeRecord] = []
         self._memory: OrderedDict[Path, dict[str, np.ndarray]] = OrderedDict()
         self.loads = 0                       # episode files read from disk (LRU misses)
@@ -85,7 +89,7 @@ class EpisodeReplay:
         """The episode's length if the file is a complete episode with the fields we need, else None (warned)."""
         try:
             with open_npz(path) as data:
-                missing = [k for k in (*REQUIRED, *(f'image_{c}' for c in self.cameras)) if k not in data.files]
+                missing = [k for k in self._required() if k not in data.files]
                 if missing:
                     raise ValueError(f'missing arrays {missing}')
                 length = len(data['action'])
@@ -96,6 +100,9 @@ class EpisodeReplay:
             warnings.warn(f'replay: skipping {path}: not a complete episode ({type(e).__name__}: {e})',
                           ReplayWarning, stacklevel=4)
             return None
+
+    def _required(self) -> tuple[str, ...]:
+        return (*REQUIRED, *(f'image_{c}' for c in self.cameras), *(('privileged',) if self.privileged else ()))
 
     @property
     def transitions(self) -> int:
@@ -114,6 +121,8 @@ class EpisodeReplay:
         for key in (f'image_{c}' for c in self.cameras):
             if key not in episode or episode[key].dtype != np.uint8 or len(episode[key]) != length + 1:
                 raise ValueError(f'episode needs {key} as uint8 [{length + 1}, H, W, 3]')
+        if self.privileged and ('privileged' not in episode or len(episode['privileged']) != length + 1):
+            raise ValueError(f'episode needs privileged as float32 [{length + 1}, P] (this replay keeps it)')
         buffer = io.BytesIO()
         np.savez(buffer, **episode)
         path = self.directory / episode_name(self.next_index, end_step)
@@ -189,6 +198,8 @@ class EpisodeReplay:
                          reward=episode[reward_key][t:t + n].astype(np.float32),
                          instruction=episode['instruction_embedding'],
                          terminal=np.bool_(t + n == record.length and episode_ends(episode, failure_is_terminal)))
+            if self.privileged:
+                parts['privileged'] = episode['privileged'][t:t + n + 1]
             for key, value in parts.items():
                 if key not in out:
                     out[key] = np.empty((batch_size, *value.shape), value.dtype)

@@ -27,14 +27,6 @@ from sim.config import SceneConfig
 from sim.env import state_bounds
 from sim.experts import OPEN_OPENING, PickExpert, make_expert, noisy_action
 
-FOCUS: dict[str, Callable[[Any], np.ndarray]] = {
-    'push_button': lambda task: task.button_top(),
-    'turn_tap': lambda task: task.lever_tip(),
-    'close_microwave': lambda task: task.push_point(),
-    'pick_up_cup': lambda task: task.grasp_point(),
-    'take_lid_off_saucepan': lambda task: task.grasp_point(),
-}
-"""The point each task's approach reward pulls the TCP to: what the auxiliary head learns to find in the image."""
 
 WORKSPACE = tuple(bound[:3] for bound in state_bounds(SceneConfig()))
 """(low, high) of the TCP's reachable box: a focus point outside it means the object left the table."""
@@ -145,7 +137,6 @@ def run_shard(spec: ShardSpec) -> dict[str, np.ndarray]:
     env = sim.make(spec.task, image_size=spec.image_size, render_scale=spec.render_scale, randomize=True,
                    cameras=spec.cameras, max_episode_steps=spec.max_steps)
     student = _student_driver(spec.student) if spec.student is not None else None
-    focus = FOCUS[spec.task]
     images = {camera_input(c): f'image_{c}' for c in spec.cameras}   # shard key (the bundle's input name) -> obs key
     columns: dict[str, list[Any]] = {k: [] for k in (*images, 'state', 'label', 'focus', 'phrase', 'episode')}
     successes = []
@@ -161,7 +152,7 @@ def run_shard(spec: ShardSpec) -> dict[str, np.ndarray]:
         expert.reset()
         succeeded_at = None
         for t in range(spec.max_steps):
-            point = focus(scene.task)
+            point = scene.task.focus_point()
             if not in_workspace(point):
                 break
             label = expert.act(scene)

@@ -15,6 +15,7 @@ import numpy as np
 
 from lamp_ros.fileio import atomic_write_text
 from training.agent import AgentConfig, DrQAgent
+from sim.privileged import PRIVILEGED_DIM
 from sim.tasks import DOWNSTREAM_TASKS
 from training import text
 from training.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, load_weights, save_checkpoint
@@ -49,7 +50,7 @@ def resolve_finetune(config: TrainConfig, text_dim: int, init_agent: AgentConfig
                     bc_weight=fin.bc_weight, bc_decay_updates=fin.bc_decay_steps, bc_q_filter=fin.bc_q_filter,
                     critic_warmup_updates=fin.critic_warmup_updates, gripper_noise=fin.gripper_noise,
                     step_penalty=fin.step_penalty, reference_actor=fin.reference_actor,
-                    actor_objective=fin.actor_objective)
+                    actor_objective=fin.actor_objective, privileged_dim=PRIVILEGED_DIM if fin.privileged_critic else 0)
     if fin.explore_std > 0:
         agent = replace(agent, std_init=fin.explore_std, std_final=fin.explore_std)
     if init_agent is not None:
@@ -153,6 +154,9 @@ def _create_finetune(run_dir: Path, requested: TrainConfig, task: str, init_run:
                        'text encoder is the pretrained run\'s')
     if init_run is not None:
         _, init_config, init_info = read_run(Path(init_run))
+        if requested.finetune.privileged_critic and init_info.mode != 'imitate':
+            raise RunError(f'finetune.privileged_critic needs a fresh critic: {init_run} is a {init_info.mode} run '
+                           'whose critic takes no privileged state (start from an imitation run or from scratch)')
         init_checkpoint = _checkpoint_at(Path(init_run), init_step)
         init_agent = init_config.agent
         source = init_info.text_encoder

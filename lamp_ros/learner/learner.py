@@ -453,6 +453,9 @@ def _open_or_create(root: Path, options: LearnerOptions) -> tuple[TrainConfig, d
         else:
             source = text.default_source(root, config.text, config.seed)
             config = resolve_finetune(config, text.load(source)[0].dim, None)
+    if config.finetune.privileged_critic:
+        raise LearnerError('finetune.privileged_critic is for sim-only training (lamp-train finetune): robots send '
+                           'no simulator state')
     agent = DrQAgent(config.agent, seed=config.seed)
     init_state_bounds(agent)
     if checkpoint is not None:

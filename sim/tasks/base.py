@@ -89,6 +89,11 @@ class Task(abc.ABC):
     def success(self, arm: PandaArm) -> bool:
         """Whether the task is accomplished in the current state."""
 
+    def focus_point(self) -> np.ndarray:
+        """The point the task's approach reward pulls the TCP to (the button's top, a grasp point, ...): the
+        imitation stage's auxiliary target and part of the privileged state (sim.privileged)."""
+        raise NotImplementedError(f'task {self.name!r} has no single focus point')
+
     def instruction(self, rng: np.random.Generator, episode: EpisodeInfo, paraphrase: bool) -> str:
         """The task phrase (a random paraphrase if asked)."""
         return self.phrases[int(rng.integers(len(self.phrases)))] if paraphrase else self.phrases[0]

@@ -91,5 +91,8 @@ class CloseMicrowave(Task):
         progress = 1.0 - self.door_angle() / self.initial_angle
         return approach(self.push_point(), arm.ee_position()) + float(np.clip(progress, 0.0, 1.0))
 
+    def focus_point(self) -> np.ndarray:
+        return self.push_point()
+
     def success(self, arm: PandaArm) -> bool:
         return self.door_angle() <= CLOSED_RAD

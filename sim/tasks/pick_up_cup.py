@@ -58,5 +58,8 @@ class PickUpCup(Task):
         goal = self.rest_position + [0.0, 0.0, LIFT_GOAL_M]
         return lift_reward(self.held(arm), arm.ee_position(), self.grasp_point(), self.cup_position(), goal)
 
+    def focus_point(self) -> np.ndarray:
+        return self.grasp_point()
+
     def success(self, arm: PandaArm) -> bool:
         return self.lifted() >= LIFT_SUCCESS_M and self.held(arm)

@@ -50,5 +50,8 @@ class PushButton(Task):
     def reward(self, arm: PandaArm) -> float:
         return approach(self.button_top(), arm.ee_position()) + min(self.depth() / (PRESSED_FRACTION * TRAVEL_M), 1.0)
 
+    def focus_point(self) -> np.ndarray:
+        return self.button_top()
+
     def success(self, arm: PandaArm) -> bool:
         return self.depth() >= PRESSED_FRACTION * TRAVEL_M

@@ -70,5 +70,8 @@ class TurnTap(Task):
     def reward(self, arm: PandaArm) -> float:
         return approach(self.lever_tip(), arm.ee_position()) + float(np.clip(self.turned() / TARGET_TURN_RAD, 0, 1))
 
+    def focus_point(self) -> np.ndarray:
+        return self.lever_tip()
+
     def success(self, arm: PandaArm) -> bool:
         return self.turned() >= TARGET_TURN_RAD

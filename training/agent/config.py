@@ -58,6 +58,8 @@ class AgentConfig:
     reference_actor: bool = False                 # IBRL: a frozen copy of the starting policy proposes actions
                                                   # beside the actor's, in acting and in the TD target; Q picks
     gripper_noise: float = 1.0                    # exploration noise on the gripper, as a fraction of the motion's
+    privileged_dim: int = 0                       # the critic's extra input: the simulator's privileged state
+                                                  # (sim.privileged; asymmetric actor-critic); 0: none (a robot)
 
     def __post_init__(self) -> None:
         problems = []
@@ -83,7 +85,10 @@ class AgentConfig:
             problems.append(f'ensemble_size {self.ensemble_size}: disagreement needs at least 2 heads')
         if not 0 < self.gamma <= 1:
             problems.append(f'gamma {self.gamma} must be in (0, 1]')
-        for name in ('bc_weight', 'bc_decay_updates', 'critic_warmup_updates', 'gripper_noise'):
+        if self.privileged_dim and self.reference_actor:
+            problems.append('reference_actor compares Q values while acting, where no privileged state exists: '
+                            'it cannot be combined with privileged_dim')
+        for name in ('bc_weight', 'bc_decay_updates', 'critic_warmup_updates', 'gripper_noise', 'privileged_dim'):
             if getattr(self, name) < 0:
                 problems.append(f'{name} must be >= 0, got {getattr(self, name)}')
         if self.augment_pad < 0:

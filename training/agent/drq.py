@@ -14,6 +14,8 @@ update(batch) takes windows of n_step transitions from replay; batch arrays (num
     instruction     float32 [B, E]             the episode's instruction embedding
     terminal        bool [B]     (optional)    the window ends the episode at success: no bootstrap after it
     demo            bool [B]     (optional)    the row comes from a demonstration: the BC term's rows
+    privileged      float32 [B, n+1, P]        with agent.privileged_dim P: the simulator's privileged state
+                                               (sim.privileged), the critic's alone (asymmetric actor-critic)
 
 With `reference_actor` (IBRL, Hu et al. 2023) a frozen copy of the starting policy (`reset_reference` after the
 start's weights are loaded) proposes an action beside the actor's when exploring and in the TD target, and the
@@ -114,6 +116,8 @@ class DrQAgent:
         x = images_to_input([self._tensor(self.augment(batch[f'image_{c}'][:, used])) for c in cfg.cameras])
         x = x.view(b, len(used), *x.shape[1:])
         state, action = self._tensor(batch['state']), self._tensor(batch['action'])
+        privileged = self._tensor(batch['privileged'])[:, [0, n]] if cfg.privileged_dim else None
+        now, then = (None, None) if privileged is None else (privileged[:, 0], privileged[:, 1])
         instruction, extrinsic = self._tensor(batch['instruction']), self._tensor(batch['reward'])
         std = cfg.std(self.updates)
 
@@ -135,11 +139,11 @@ class DrQAgent:
                 proposal = self.reference.actor(self.reference.encoder(x[:, -1]), state[:, n], instruction)
                 next_action = self._better(later[:, -1], state[:, n], instruction, next_action, proposal,
                                            self.critic_target)
-            target_qs = self.critic_target(later[:, -1], state[:, n], instruction, next_action)
+            target_qs = self.critic_target(later[:, -1], state[:, n], instruction, next_action, then)
             pair = torch.randperm(len(target_qs))[:2].tolist() if len(target_qs) > 2 else [0, 1]
             alive = 1.0 - self._tensor(batch['terminal']).float() if 'terminal' in batch else 1.0
             target = returns + alive * cfg.gamma ** n * torch.min(target_qs[pair[0]], target_qs[pair[1]])
-        qs = self.critic(features, state[:, 0], instruction, action[:, 0])
+        qs = self.critic(features, state[:, 0], instruction, action[:, 0], now)
         critic_loss = sum(F.mse_loss(q, target) for q in qs)
         q1 = qs[0]
         demo = self._tensor(batch['demo']) if 'demo' in batch else None
@@ -151,7 +155,7 @@ class DrQAgent:
 
         if self.updates >= cfg.critic_warmup_updates:
             actor_loss = self._actor_loss(features.detach(), state, instruction, action, demo, std, bc_weight,
-                                          metrics)
+                                          metrics, now)
             self.actor_opt.zero_grad(set_to_none=True)
             actor_loss.backward()
             self.actor_opt.step()
@@ -187,47 +191,50 @@ class DrQAgent:
 
     def _actor_loss(self, features: torch.Tensor, state: torch.Tensor, instruction: torch.Tensor,
                     action: torch.Tensor, demo: torch.Tensor | None, std: float, bc_weight: float,
-                    metrics: dict[str, float]) -> torch.Tensor:
+                    metrics: dict[str, float], privileged: torch.Tensor | None = None) -> torch.Tensor:
         """DrQ-v2's -min(Q1, Q2) (the heads' mean with more than 2), + bc * BC on the demo rows. Not TD3+BC's
         -Q / mean|Q|: with a shaped reward Q carries a large baseline, and dividing by it left the actor no gradient
         from the critic (measured: push_button, Q ~ 100, no change in 7500 steps)."""
         if self.config.actor_objective == 'crr':
-            return self._crr_loss(features, state, instruction, action, demo, bc_weight, metrics)
+            return self._crr_loss(features, state, instruction, action, demo, bc_weight, metrics, privileged)
         policy_action = clipped_sample(self.actor(features, state[:, 0], instruction), std, self.config.std_clip)
-        qs = self.critic(features, state[:, 0], instruction, policy_action)
+        qs = self.critic(features, state[:, 0], instruction, policy_action, privileged)
         q = torch.min(*qs) if len(qs) == 2 else torch.stack(qs).mean(dim=0)     # RLPD: the ensemble's mean
         if not bc_weight:
             return -q.mean()
-        bc = (self._q_filtered_bc_loss(features, state, instruction, action, demo, metrics)
+        bc = (self._q_filtered_bc_loss(features, state, instruction, action, demo, metrics, privileged)
               if self.config.bc_q_filter else self._bc_loss(features, state, instruction, action, demo))
         metrics.update(bc_loss=bc.item(), bc_weight=bc_weight)
         return -q.mean() + bc_weight * bc
 
     def _q_filtered_bc_loss(self, features: torch.Tensor, state: torch.Tensor, instruction: torch.Tensor,
-                            action: torch.Tensor, demo: torch.Tensor, metrics: dict[str, float]) -> torch.Tensor:
+                            action: torch.Tensor, demo: torch.Tensor, metrics: dict[str, float],
+                            privileged: torch.Tensor | None = None) -> torch.Tensor:
         """The BC term on the demo rows whose action the critic values above the actor's own mean action (Nair et
         al. 2018's Q-filter): self-imitated successes that hovered before they grasped teach their grasp, not
         their hovering."""
         f, s, i, a = features[demo], state[demo, 0], instruction[demo], action[demo, 0]
         mean = self.actor(f, s, i)
-        better = self._critic_prefers(f, s, i, a, mean)
+        better = self._critic_prefers(f, s, i, a, mean, None if privileged is None else privileged[demo])
         metrics.update(bc_kept=float(better.mean()))
         return (better * ((mean - a) ** 2).mean(dim=1)).sum() / better.sum().clamp(min=1.0)
 
     def _critic_prefers(self, features: torch.Tensor, state: torch.Tensor, instruction: torch.Tensor,
-                        taken: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+                        taken: torch.Tensor, own: torch.Tensor, privileged: torch.Tensor | None = None
+                        ) -> torch.Tensor:
         """1.0 per row where the critic (min of two heads) values `taken` above `own`, else 0.0; no gradient."""
         with torch.no_grad():
-            return (torch.min(*self.critic(features, state, instruction, taken)[:2])
-                    > torch.min(*self.critic(features, state, instruction, own)[:2])).float()
+            return (torch.min(*self.critic(features, state, instruction, taken, privileged)[:2])
+                    > torch.min(*self.critic(features, state, instruction, own, privileged)[:2])).float()
 
     def _crr_loss(self, features: torch.Tensor, state: torch.Tensor, instruction: torch.Tensor, action: torch.Tensor,
-                  demo: torch.Tensor | None, bc_weight: float, metrics: dict[str, float]) -> torch.Tensor:
+                  demo: torch.Tensor | None, bc_weight: float, metrics: dict[str, float],
+                  privileged: torch.Tensor | None = None) -> torch.Tensor:
         """CRR's binary filter (Wang et al. 2020) for a deterministic actor: regress onto the batch's actions where
         the critic values them above the actor's own (advantage > 0), demo rows or the robot's; the actor never
         follows the critic's gradient into actions no data shows. Plus the demo rows' BC term."""
         mean = self.actor(features, state[:, 0], instruction)
-        better = self._critic_prefers(features, state[:, 0], instruction, action[:, 0], mean)
+        better = self._critic_prefers(features, state[:, 0], instruction, action[:, 0], mean, privileged)
         regression = ((mean - action[:, 0]) ** 2).mean(dim=1)
         loss = (better * regression).sum() / better.sum().clamp(min=1.0)
         metrics.update(crr_kept=float(better.mean()))

@@ -4,8 +4,8 @@
               critic loss only, as DrQ-v2)
     trunk     Linear -> LayerNorm -> tanh to `feature_dim` (one per actor and critic)
     actor     [FiLM(trunk | language), normalised state, language] -> MLP -> tanh mean action
-    critic    [trunk, normalised state, language, action] -> two MLPs -> Q1, Q2 (clipped double Q; optionally
-              layer-normed, as RLPD)
+    critic    [trunk, normalised state, language, action(, privileged state)] -> two MLPs -> Q1, Q2 (clipped
+              double Q; optionally layer-normed, as RLPD; the privileged state only in sim-only training)
 
 Language pathway: the frozen text encoder's embedding (384-d MiniLM, 768-d DistilBERT) is normalised
 (LayerNorm without parameters: DistilBERT's mean embeddings have a few huge dimensions) and projected by a
@@ -139,20 +139,27 @@ class Critic(nn.Module):
         self.trunk = trunk(encoder_dim, config.feature_dim)
         self.state_norm = StateNorm(config.state_dim)
         self.language = Language(config.embedding_dim, config.language_dim)
-        in_dim = config.feature_dim + config.state_dim + config.language_dim + config.action_dim
+        self.privileged_dim = config.privileged_dim
+        in_dim = (config.feature_dim + config.state_dim + config.language_dim + config.action_dim
+                  + config.privileged_dim)
         self.q1 = mlp(in_dim, config.hidden_dim, 1, config.critic_layernorm)
         self.q2 = mlp(in_dim, config.hidden_dim, 1, config.critic_layernorm)
         self.more = nn.ModuleList([mlp(in_dim, config.hidden_dim, 1, config.critic_layernorm)     # RLPD's ensemble
                                    for _ in range(config.critic_heads - 2)])
 
     def forward(self, features: torch.Tensor, state: torch.Tensor, instruction: torch.Tensor,
-                action: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """One Q estimate [B] per head (2, or agent.critic_heads)."""
-        return self.q_from_latent(self.trunk(features), state, instruction, action)
+                action: torch.Tensor, privileged: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        """One Q estimate [B] per head (2, or agent.critic_heads); `privileged` [B, privileged_dim] is required
+        exactly when the critic was built with a privileged_dim."""
+        return self.q_from_latent(self.trunk(features), state, instruction, action, privileged)
 
     def q_from_latent(self, latent: torch.Tensor, state: torch.Tensor, instruction: torch.Tensor,
-                      action: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        h = torch.cat([latent, self.state_norm(state), self.language(instruction), action], dim=1)
+                      action: torch.Tensor, privileged: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        inputs = [latent, self.state_norm(state), self.language(instruction), action]
+        if (privileged is not None) != bool(self.privileged_dim):
+            raise ValueError(f'this critic takes privileged state of width {self.privileged_dim}; '
+                             f'got {"none" if privileged is None else tuple(privileged.shape)}')
+        h = torch.cat(inputs if privileged is None else [*inputs, privileged], dim=1)
         return tuple(head(h).squeeze(1) for head in self.heads())
 
     def heads(self) -> list[nn.Sequential]:
