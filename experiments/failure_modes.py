@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sim  # noqa: E402
 from sim.evaluation import CAMERA, EPISODE_STEPS, HELD_OUT_SEED_BASE, render_scale, state_index  # noqa: E402
+from sim.privileged import privileged_state  # noqa: E402
 from sim.tasks.base import LIFT_SUCCESS_M  # noqa: E402
 
 LIFT_TASKS = ('pick_up_cup', 'take_lid_off_saucepan')
@@ -93,8 +94,10 @@ def trace_episode(env, runtime, seed: int, index: np.ndarray) -> tuple[Trace, di
                  float(motion.mean()), np.round(np.asarray(action, dtype=float), 2).tolist()), obs
 
 
-def critic_probe(agent, obs: dict[str, np.ndarray], embedding: np.ndarray, action: np.ndarray) -> dict[str, float]:
-    """Q (min of two heads) at `obs` of `action` and of it with dz = each of PROBE_DZ."""
+def critic_probe(agent, obs: dict[str, np.ndarray], embedding: np.ndarray, action: np.ndarray,
+                 privileged: np.ndarray) -> dict[str, float]:
+    """Q (min of two heads) at `obs` of `action` and of it with dz = each of PROBE_DZ (`privileged`: the scene's
+    sim.privileged state, which a finetune.privileged_critic run's critic also takes)."""
     import torch
     from training.agent.networks import images_to_input
     with torch.no_grad():
@@ -102,11 +105,12 @@ def critic_probe(agent, obs: dict[str, np.ndarray], embedding: np.ndarray, actio
         features = agent.encoder(images_to_input(images))
         state = torch.from_numpy(np.asarray(obs['state'], np.float32))[None]
         instruction = torch.from_numpy(np.asarray(embedding, np.float32))[None]
+        extra = torch.from_numpy(privileged)[None] if agent.config.privileged_dim else None
         variants = {'policy': np.asarray(action, np.float32)}
         for dz in PROBE_DZ:
             variants[f'dz={dz:+.1f}'] = np.append(action[:2], [dz, action[3]]).astype(np.float32)
         return {name: round(float(torch.min(*agent.critic(features, state, instruction,
-                                                          torch.from_numpy(a)[None])[:2])), 4)
+                                                          torch.from_numpy(a)[None], extra)[:2])), 4)
                 for name, a in variants.items()}
 
 
@@ -141,7 +145,8 @@ def main() -> None:
         trace, last = trace_episode(env, runtime, args.seed_base + k, index)
         if agent is not None and trace.mode == 'stalled lifting':
             embedding = runtime.embed_instruction(env.unwrapped.instruction)
-            trace.critic = critic_probe(agent, last, embedding, np.asarray(trace.final_action, np.float32))
+            trace.critic = critic_probe(agent, last, embedding, np.asarray(trace.final_action, np.float32),
+                                        privileged_state(env.unwrapped.scene))
         traces.append(trace)
     env.close()
     modes = Counter(t.mode for t in traces)

@@ -95,3 +95,6 @@ def test_a_new_run_takes_settings_and_a_resumed_one_keeps_its_own(tmp_path):
                             (('finetune.no_such_key=1',), "no setting 'finetune.no_such_key'")):
         with pytest.raises(LearnerError, match=re.escape(words)):
             Learner(dataclasses.replace(options, settings=settings))
+    with pytest.raises(LearnerError, match='finetune.privileged_critic is for sim-only training'):
+        Learner(dataclasses.replace(options, run_dir=tmp_path / 'privileged',
+                                    settings=('finetune.privileged_critic=true',)))

@@ -7,6 +7,7 @@ import pytest
 import sim
 from sim.experts import make_expert, run_episode
 from sim.instructions import InstructionSampler
+from sim.privileged import OFFSET_CLIP, PRIVILEGED_DIM, privileged_state
 
 MAX_STEPS = 60          # the experts need 9-17 steps; the test stops at the first success
 PERTURB_STEPS = 8       # random actions before the expert takes over
@@ -92,6 +93,24 @@ def test_random_actions_rarely_succeed() -> None:
     successes = [env.step(env.action_space.sample())[4]['success'] for _ in range(40)]
     env.close()
     assert not any(successes)
+
+
+@pytest.mark.parametrize('task', sim.DOWNSTREAM_TASK_NAMES)
+def test_privileged_state_points_the_tcp_at_the_focus_point(task: str) -> None:
+    """sim.privileged (the sim-only critic's input): the focus point's offset from the TCP shrinks as the expert
+    approaches it, and its last entry is the task's reward."""
+    env = sim.make(task, image_size=16, cameras=('front',))
+    env.reset(seed=3)
+    scene = env.unwrapped.scene
+    expert = make_expert(task)
+    first = privileged_state(scene)
+    for _ in range(6):
+        env.step(expert.act(scene))
+    now = privileged_state(scene)
+    env.close()
+    assert first.shape == now.shape == (PRIVILEGED_DIM,) and np.all(np.abs(now[:6]) <= OFFSET_CLIP)
+    assert np.linalg.norm(now[3:6]) < np.linalg.norm(first[3:6])
+    assert now[6] == pytest.approx(scene.reward())
 
 
 def test_reward_grows_as_the_button_goes_down() -> None:

@@ -25,6 +25,8 @@ from training.agent import DrQAgent
 from training.export import main as export_main
 from models.r3m.reward import R3MReward
 from models.runtime import PolicyRuntime
+from sim.privileged import OFFSET_CLIP, OFFSET_UNIT_M, PRIVILEGED_DIM
+from sim.robot import ArmConfig
 from training.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from training.cli import main as train_main
 from training.config import (LEGACY_VALUES, PRESETS, FinetuneSettings, PretrainRewardSettings, differences, dump_yaml,
@@ -318,6 +320,40 @@ def test_pretrain_finetune_export_runs_in_onnxruntime(tmp_path: Path, r3m_checkp
         np.testing.assert_allclose(got, want, atol=1e-4)
         obs, *_ = env.step(want)
     env.close()
+
+
+def test_a_privileged_critic_sees_the_simulators_state_and_the_bundle_does_not(tmp_path: Path, capsys) -> None:
+    """finetune.privileged_critic (sim-only asymmetric actor-critic): every stored frame, the demos' too, carries
+    sim.privileged's state (consistent with the stored TCP and reward), the critic takes it, and the exported
+    policy still acts on what a robot has. A critic that cannot take it (a pretrained or finetuned start) is refused."""
+    run, bundle = tmp_path / 'ft', tmp_path / 'bundle'
+    privileged = ['--set', 'finetune.privileged_critic=true', '--set', 'finetune.demo_episodes=1']
+    assert train_main(['finetune', '--run-dir', str(run), '--preset', 'debug', '--task', 'pick_up_cup',
+                       '--steps', '90', *privileged]) == 0
+    for folder in ('replay', 'demo_replay'):
+        for path in sorted((run / folder).iterdir()):
+            stored = np.load(path)
+            frames = len(stored['state'])
+            assert stored['privileged'].shape == (frames, PRIVILEGED_DIM) and stored['privileged'].dtype == np.float32
+            low, high = (np.asarray(v) for v in (ArmConfig().target_low, ArmConfig().target_high))
+            focus = (stored['privileged'][:, :3] + 1.0) * (high - low) / 2.0 + low
+            offset = np.clip((focus - stored['state'][:, :3]) / OFFSET_UNIT_M, -OFFSET_CLIP, OFFSET_CLIP)
+            np.testing.assert_allclose(stored['privileged'][:, 3:6], offset, atol=2e-3)
+            np.testing.assert_allclose(stored['privileged'][1:, 6], stored['reward'], atol=1e-6)
+    agent, config, _, _ = load_agent(run)
+    assert agent.updates > 0 and config.agent.privileged_dim == PRIVILEGED_DIM
+    assert agent.critic.q1[0].in_features == PRIVILEGED_DIM + (config.agent.feature_dim + config.agent.state_dim
+                                                               + config.agent.language_dim + config.agent.action_dim)
+    assert export_main([str(run), '--out', str(bundle)]) == 0
+    runtime = PolicyRuntime.load(bundle)
+    obs = {'image_front': np.zeros((32, 32, 3), np.uint8), 'state': np.array([0.5, 0.0, 0.3, 1.0], np.float32)}
+    embedding = np.zeros(config.agent.embedding_dim, np.float32)
+    np.testing.assert_allclose(runtime.act(obs['image_front'], obs['state'], embedding),
+                               agent.act(obs, embedding)[0], atol=1e-4)
+    capsys.readouterr()
+    assert train_main(['finetune', '--run-dir', str(tmp_path / 'again'), '--preset', 'debug', '--task',
+                       'pick_up_cup', '--init', str(run), '--steps', '30', *privileged]) == 1
+    assert 'error: finetune.privileged_critic needs a fresh critic' in capsys.readouterr().err
 
 
 def test_tuning_candidates_start_with_the_task_phrases() -> None:
