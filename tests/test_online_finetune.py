@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lamp_ros.contract import ACTION_DIM, STATE_KEYS
-from lamp_ros.learner.interventions import intervention_segments
+from training.interventions import intervention_segments
 from lamp_ros.learner.learner import Learner, LearnerOptions
 from lamp_ros.link.refusal import Refused
 from lamp_ros.link.schema import check_chunk, check_hello

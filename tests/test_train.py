@@ -356,6 +356,31 @@ def test_a_privileged_critic_sees_the_simulators_state_and_the_bundle_does_not(t
     assert 'error: finetune.privileged_critic needs a fresh critic' in capsys.readouterr().err
 
 
+def test_a_stalled_episode_is_taken_over_by_the_scripted_expert_and_its_stretch_becomes_a_demo(tmp_path: Path) -> None:
+    """finetune.help_episodes (HIL-SERL's interventions in sim): in the first episodes the scripted expert drives
+    from the step the episode has run stall_steps without success; those steps are flagged and counted, their
+    stretch joins the demo buffer, and the helped success is not self-imitated as the policy's own."""
+    run = tmp_path / 'ft'
+    assert train_main(['finetune', '--run-dir', str(run), '--preset', 'debug', '--task', 'push_button',
+                       '--steps', '90', '--set', 'finetune.demo_episodes=1', '--set', 'finetune.help_episodes=2',
+                       '--set', 'finetune.stall_steps=4', '--set', 'finetune.success_to_demos=true']) == 0
+    replay = EpisodeReplay(run / 'replay', 600, 4, ('front',), 2)
+    first, second, *later = (replay.load(record) for record in replay.episodes)
+    for helped in (first, second):
+        flags = helped['intervention']
+        assert not flags[:4].any() and flags[4:].all() and helped['success'][-1] and helped['terminated']
+    assert later and not any('intervention' in episode for episode in later)
+    demos = EpisodeReplay(run / 'demo_replay', 600, 4, ('front',), 2)
+    stretches = [demos.load(record) for record in demos.episodes if record.end_step > 0]
+    assert len(stretches) == 2, 'one stretch per helped episode, and the helped successes are not promoted'
+    for stretch, helped in zip(stretches, (first, second)):
+        assert stretch['intervention'].all() and bool(stretch['terminated'])
+        np.testing.assert_array_equal(stretch['action'], helped['action'][4:])
+        np.testing.assert_array_equal(stretch['state'], helped['state'][4:])
+    with pytest.raises(ValueError, match='finetune.stall_steps must be >= 1'):
+        replace(preset('debug'), finetune=FinetuneSettings(stall_steps=0))
+
+
 def test_tuning_candidates_start_with_the_task_phrases() -> None:
     seen = ['lift the mug', 'grab the bowl', 'push button']
     candidates = tuning_candidates('push_button', 7, seen, seed=0)

@@ -83,14 +83,19 @@ class FinetuneSettings:
     failure_is_terminal: bool = False      # an episode that ran out of time without success ends there (value 0
                                            # after its last step) instead of bootstrapping from the critic: the
                                            # time limit is the task's, so stalling until it runs out is failure
+    help_episodes: int = 0                 # sim: in the run's first this many episodes the scripted expert takes
+                                           # over when the policy stalls (HIL-SERL's interventions; what the
+                                           # graph's scripted operator does): flagged, counted as env steps, its
+    stall_steps: int = 15                  # stretches join the demo buffer; a stall: this many steps, no success
     privileged_critic: bool = False        # sim-only: the critic also sees the simulator's privileged state
                                            # (sim.privileged: the focus point, its offset from the TCP, the task's
                                            # progress); the policy and its bundle still see only what a robot has
 
-    def promotes(self, success: bool, steps: int) -> bool:
-        """Whether one of the run's own episodes joins the demo buffer (success_to_demos)."""
+    def promotes(self, success: bool, steps: int, intervened: bool = False) -> bool:
+        """Whether one of the run's own episodes joins the demo buffer (success_to_demos): not one an operator
+        helped (its stretches are demos already; the policy's part before them is what failed)."""
         limit = self.success_to_demos_max_steps
-        return self.success_to_demos and success and (limit == 0 or steps <= limit)
+        return self.success_to_demos and success and not intervened and (limit == 0 or steps <= limit)
 
 
 # Settings added after runs existed, and the value every older run had: an older config.yaml without them reads
@@ -106,7 +111,8 @@ LEGACY_VALUES: dict[str, Any] = {
     'finetune.critic_warmup_updates': 0, 'finetune.explore_std': 0.0, 'finetune.gripper_noise': 1.0,
     'finetune.success_to_demos': False, 'finetune.bc_q_filter': False, 'agent.bc_q_filter': False,
     'finetune.success_to_demos_max_steps': 0, 'finetune.failure_is_terminal': False,
-    'finetune.privileged_critic': False, 'agent.privileged_dim': 0,
+    'finetune.privileged_critic': False, 'agent.privileged_dim': 0, 'finetune.help_episodes': 0,
+    'finetune.stall_steps': 15,
 }
 FINETUNE_REWARDS = ('success', 'task')
 
@@ -206,9 +212,11 @@ class TrainConfig:
             problems.append("finetune.failure_is_terminal needs finetune.reward 'success' (episodes that end at "
                             f'success), got {fin.reward!r}')
         for name in ('demo_episodes', 'bc_weight', 'bc_decay_steps', 'critic_warmup_updates', 'explore_std',
-                     'gripper_noise', 'step_penalty', 'success_to_demos_max_steps'):
+                     'gripper_noise', 'step_penalty', 'success_to_demos_max_steps', 'help_episodes'):
             if getattr(fin, name) < 0:
                 problems.append(f'finetune.{name} must be >= 0, got {getattr(fin, name)}')
+        if fin.stall_steps < 1:
+            problems.append(f'finetune.stall_steps must be >= 1, got {fin.stall_steps}')
         if self.text.encoder not in ('minilm', 'random'):
             problems.append(f"text.encoder {self.text.encoder!r} must be 'minilm' or 'random'")
         if self.replay.capacity < self.env.episode_steps:

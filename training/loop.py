@@ -27,6 +27,7 @@ from training.config import LEGACY_VALUES, TrainConfig, replace, to_dict
 from sim.experts import Expert, make_expert
 from sim.privileged import privileged_state
 from training.evaluate import evaluate, make_env
+from training.interventions import StallTakeover, intervention_segments
 from training.replay import EpisodeReplay, mixed_sample
 from training.run import DEMO_SEED_BASE, EVAL_SEED_BASE, RunError, RunInfo, RunPaths, update_config
 from lamp_ros.video import write_video
@@ -155,18 +156,23 @@ class Workspace:
             self.last_log = self.step
 
     def rollout(self, seed: int, act: Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray],
-                counted: bool) -> tuple[dict[str, np.ndarray], str]:
-        """One episode on the training env; `counted` steps advance the run (and update the agent as they go).
-        Returns the episode's arrays (replay's layout) and its instruction."""
+                counted: bool, helped: bool = False) -> tuple[dict[str, np.ndarray], str]:
+        """One episode on the training env; `counted` steps advance the run (and update the agent as they go);
+        `helped`: the scripted expert takes over if the episode stalls (finetune.help_episodes), its steps
+        flagged in 'intervention'. Returns the episode's arrays (replay's layout) and its instruction."""
         cfg, session = self.cfg, self.session
         obs, info = self.env.reset(seed=seed)
         instruction = session.info.instruction or info['instruction']
         embedding = session.embedder(instruction)
         record: dict[str, list[np.ndarray]] = defaultdict(list)
         self._append(record, obs)
+        takeover = StallTakeover(cfg.finetune.stall_steps) if helped else None
         done = terminated = False
         while not done and (not counted or self.step < cfg.steps):
-            action = act(obs, embedding)
+            operator = takeover is not None and takeover.drives(bool(info['episode_success']))
+            action = self.expert.act(self.env.unwrapped.scene).astype(np.float32) if operator else act(obs, embedding)
+            if takeover is not None:
+                record['intervention'].append(operator)
             obs, reward, terminated, truncated, info = self.env.step(action)
             done = terminated or truncated
             record['action'].append(action)
@@ -191,8 +197,10 @@ class Workspace:
     def run_episode(self) -> None:
         """One episode: act, step, update as it goes; store it (with r_VLM labels in pretraining)."""
         demonstration = self.expert is not None and self.episodes < self.cfg.prefill_expert_episodes
+        helped = self.demos is not None and self.episodes < self.cfg.finetune.help_episodes
         episode, instruction = self.rollout(self.cfg.scene_seed_base + self.cfg.seed * 1_000_003 + self.episodes,
-                                            lambda obs, embedding: self.act(obs, embedding, demonstration), True)
+                                            lambda obs, embedding: self.act(obs, embedding, demonstration), True,
+                                            helped and not demonstration)
         if len(episode['action']) > self.cfg.agent.n_step:
             self.store(episode, instruction)
         self.episodes += 1
@@ -222,12 +230,16 @@ class Workspace:
             episode['vlm_reward'] = (self.standardizer.update_and_standardize(instruction, vlm)
                                      if self.cfg.reward.standardize_rewards else vlm)
         self.replay.add(episode, self.step)
-        if self.demos is not None and self.cfg.finetune.promotes(bool(episode['success'].any()),
-                                                                 len(episode['action'])):
-            self.demos.add(episode, self.step)
+        interventions = int(episode['intervention'].sum()) if 'intervention' in episode else 0
+        if self.demos is not None:
+            for segment in intervention_segments(episode, self.cfg.agent.n_step):
+                self.demos.add(segment, self.step)
+            if self.cfg.finetune.promotes(bool(episode['success'].any()), len(episode['action']), interventions > 0):
+                self.demos.add(episode, self.step)
         self.instructions[instruction] += 1
         stats = {'return': float(episode['reward'].sum()), 'success': float(episode['success'].any()),
-                 'length': len(episode['action']), 'replay_transitions': self.replay.transitions}
+                 'length': len(episode['action']), 'replay_transitions': self.replay.transitions,
+                 'interventions': interventions}
         if 'vlm_reward' in episode:
             stats['vlm_return'] = float(episode['vlm_reward_raw'].sum())
         self.board.scalars(self.step, stats, 'episode')
@@ -269,14 +281,14 @@ def open_workspace(session: Session) -> Workspace:
         session, lock, step, int(state['episodes']), int(state['next_eval']), int(state['next_checkpoint']),
         numpy_rng_from_state(state['rng']), standardizer, Counter(state['instructions']), state['evals'], replay,
         make_env(session.info.task, cfg.env, terminate), make_env(session.info.task, cfg.env, terminate),
-        make_expert(session.info.task) if cfg.prefill_expert_episodes else None, TensorBoard(paths.tensorboard),
+        make_expert(session.info.task) if cfg.prefill_expert_episodes or cfg.finetune.help_episodes else None, TensorBoard(paths.tensorboard),
         tqdm(total=cfg.steps, initial=step, unit='step', desc=_title(session.info), dynamic_ncols=True,
              mininterval=5.0), demos, last_log=step)
 
 
 def _demo_replay(session: Session) -> EpisodeReplay | None:
     cfg = session.config
-    if session.info.mode != 'finetune' or not cfg.finetune.demo_episodes:
+    if session.info.mode != 'finetune' or not (cfg.finetune.demo_episodes or cfg.finetune.help_episodes):
         return None
     return EpisodeReplay(session.paths.demo_replay, cfg.replay.capacity, cfg.replay.memory_episodes,
                          _stored_cameras(cfg), cfg.agent.n_step, cfg.agent.privileged_dim > 0)
@@ -330,6 +342,8 @@ def _episode_arrays(record: dict[str, list[Any]], instruction: str, embedding: n
     episode = {key: np.stack(values) for key, values in record.items() if key.startswith('image_')}
     if 'privileged' in record:
         episode['privileged'] = np.stack(record['privileged']).astype(np.float32)
+    if 'intervention' in record:
+        episode['intervention'] = np.array(record['intervention'], bool)
     episode.update(state=np.stack(record['state']).astype(np.float32),
                    action=np.stack(record['action']).astype(np.float32),
                    reward=np.array(record['reward'], np.float32), success=np.array(record['success'], bool),

@@ -6,7 +6,7 @@
     RUN/checkpoints/      agent + optimizers + learner counters (training/checkpoint.py); resume from the newest
     RUN/incoming/         chunks as they arrive, until their episode is complete (chunk_store.py)
     RUN/replay/           complete episodes in the training replay format (training/replay.py)
-    RUN/demo_replay/      the stretches the operator drove (interventions.py), imported demos and, with
+    RUN/demo_replay/      the stretches the operator drove (training/interventions.py), imported demos and, with
                           finetune.success_to_demos, the robot's successful episodes: the demo buffer,
                           finetune.demo_fraction of every batch (RLPD), cloned by the BC term
     RUN/unrewarded/       complete episodes that came mostly without rewards (NaN kept; not trained on)
@@ -43,7 +43,6 @@ from lamp_ros.contract import DEFAULT_CONTROL_RATE_HZ
 from lamp_ros.fileio import atomic_write_text
 from lamp_ros.learner.chunk_store import SOURCE_KEY, ChunkStore
 from lamp_ros.learner.demos import import_demos
-from lamp_ros.learner.interventions import intervention_segments
 from lamp_ros.learner.rewards import RewardSourceError, checked_source
 from lamp_ros.link import keys as curve_keys
 from lamp_ros.link.learner_server import LinkServer, ServerConfig
@@ -59,6 +58,7 @@ from training.config import (FinetuneSettings, TrainConfig, differences, dump_ya
 from training.loop import run_hash
 from training.replay import EpisodeRecord, EpisodeReplay, mixed_sample
 from training.run import read_run
+from training.interventions import intervention_segments
 from training.runs import init_state_bounds, resolve_finetune, resolve_pretrain
 from training.text import InstructionEmbedder
 from training.vlm import RewardStandardizer
@@ -190,7 +190,9 @@ class Learner:
         promoted = self._promoted.pop(source, None)
         if promoted is not None and promoted in self.demos.episodes:
             self.demos.remove(promoted)
-        if self.config.finetune.promotes(bool(np.asarray(episode['success']).any()), len(episode['action'])):
+        intervened = bool(np.any(episode.get('intervention', False)))
+        if self.config.finetune.promotes(bool(np.asarray(episode['success']).any()), len(episode['action']),
+                                         intervened):
             self._promoted[source] = self.demos.add(
                 episode, end_step=self.demos.transitions + len(episode['action']))
             while len(self._promoted) > RECENT_SOURCES:
