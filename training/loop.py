@@ -90,7 +90,7 @@ class Workspace:
     replay: EpisodeReplay
     env: gymnasium.Env
     eval_env: gymnasium.Env
-    expert: Expert | None
+    expert: Expert | None                        # the scripted expert: prefill demonstrations, help (interventions)
     board: TensorBoard
     bar: tqdm
     demos: EpisodeReplay | None = None           # finetuning: the expert's episodes, sampled beside replay
@@ -281,7 +281,8 @@ def open_workspace(session: Session) -> Workspace:
         session, lock, step, int(state['episodes']), int(state['next_eval']), int(state['next_checkpoint']),
         numpy_rng_from_state(state['rng']), standardizer, Counter(state['instructions']), state['evals'], replay,
         make_env(session.info.task, cfg.env, terminate), make_env(session.info.task, cfg.env, terminate),
-        make_expert(session.info.task) if cfg.prefill_expert_episodes or cfg.finetune.help_episodes else None, TensorBoard(paths.tensorboard),
+        make_expert(session.info.task) if cfg.prefill_expert_episodes or cfg.finetune.help_episodes else None,
+        TensorBoard(paths.tensorboard),
         tqdm(total=cfg.steps, initial=step, unit='step', desc=_title(session.info), dynamic_ncols=True,
              mininterval=5.0), demos, last_log=step)
 
