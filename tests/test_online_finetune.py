@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lamp_ros.contract import ACTION_DIM, STATE_KEYS
-from training.interventions import intervention_segments
+from training.interventions import before_takeover, intervention_segments
 from lamp_ros.learner.learner import Learner, LearnerOptions
 from lamp_ros.link.refusal import Refused
 from lamp_ros.link.schema import check_chunk, check_hello
@@ -79,6 +79,11 @@ def test_intervention_segments_keep_whole_transitions_and_end_terminal_only_at_t
     assert bool(segment['terminated']) and str(segment['instruction']) == 'push button'
     episode['intervention'][9] = False
     assert not bool(intervention_segments(episode, n_step=2)[0]['terminated'])
+    own = before_takeover(episode)                   # finetune.takeover_is_failure: the policy's part, failed
+    assert own['action'][:, 0].tolist() == [0] and own['image_front'][:, 0, 0, 0].tolist() == [0, 1]
+    assert bool(own['terminated']) and not own['success'].any()
+    episode['intervention'][:] = False
+    assert len(before_takeover(episode)['action']) == steps and bool(before_takeover(episode)['terminated'])
 
 
 def test_the_scripted_operator_helps_stalled_episodes_in_the_first_episodes_only():

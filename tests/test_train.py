@@ -379,6 +379,14 @@ def test_a_stalled_episode_is_taken_over_by_the_scripted_expert_and_its_stretch_
         np.testing.assert_array_equal(stretch['state'], helped['state'][4:])
     with pytest.raises(ValueError, match='finetune.stall_steps must be >= 1'):
         replace(preset('debug'), finetune=FinetuneSettings(stall_steps=0))
+    failed = tmp_path / 'takeover_is_failure'                # RLIF: the takeover ends the policy's episode, failed
+    assert train_main(['finetune', '--run-dir', str(failed), '--preset', 'debug', '--task', 'push_button',
+                       '--steps', '40', '--set', 'finetune.demo_episodes=1', '--set', 'finetune.help_episodes=1',
+                       '--set', 'finetune.stall_steps=4', '--set', 'finetune.takeover_is_failure=true']) == 0
+    own = EpisodeReplay(failed / 'replay', 600, 4, ('front',), 2)
+    policy_part = own.load(own.episodes[0])
+    assert len(policy_part['action']) == 4 and bool(policy_part['terminated']) and not policy_part['intervention'].any()
+    assert not policy_part['success'].any() and len(EpisodeReplay(failed / 'demo_replay', 600, 4, ('front',), 2).episodes) == 2
 
 
 def test_tuning_candidates_start_with_the_task_phrases() -> None:

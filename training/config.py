@@ -87,6 +87,9 @@ class FinetuneSettings:
                                            # over when the policy stalls (HIL-SERL's interventions; what the
                                            # graph's scripted operator does): flagged, counted as env steps, its
     stall_steps: int = 15                  # stretches join the demo buffer; a stall: this many steps, no success
+    takeover_is_failure: bool = False      # a helped episode enters replay only up to the takeover, ending there as
+                                           # a failure (value 0 after it; RLIF): the operator's rescues do not
+                                           # make the states the policy stalled in look good to the critic
     privileged_critic: bool = False        # sim-only: the critic also sees the simulator's privileged state
                                            # (sim.privileged: the focus point, its offset from the TCP, the task's
                                            # progress); the policy and its bundle still see only what a robot has
@@ -112,7 +115,7 @@ LEGACY_VALUES: dict[str, Any] = {
     'finetune.success_to_demos': False, 'finetune.bc_q_filter': False, 'agent.bc_q_filter': False,
     'finetune.success_to_demos_max_steps': 0, 'finetune.failure_is_terminal': False,
     'finetune.privileged_critic': False, 'agent.privileged_dim': 0, 'finetune.help_episodes': 0,
-    'finetune.stall_steps': 15,
+    'finetune.stall_steps': 15, 'finetune.takeover_is_failure': False,
 }
 FINETUNE_REWARDS = ('success', 'task')
 

@@ -37,18 +37,29 @@ def intervention_segments(episode: dict[str, np.ndarray], n_step: int) -> list[d
     """The operator-driven stretches of a replay-format episode, each an episode of its own."""
     flags = np.asarray(episode.get('intervention', np.zeros(len(episode['action']), bool)), bool)
     edges = np.flatnonzero(np.diff(np.concatenate([[0], flags.astype(np.int8), [0]])))
-    segments = []
-    for start, end in zip(edges[::2], edges[1::2]):
-        if end - start <= n_step:
-            continue
-        segment = {}
-        for key, value in episode.items():
-            if key in PER_STEP:
-                segment[key] = value[start:end]
-            elif key.startswith('image_') or key in PER_FRAME:
-                segment[key] = value[start:end + 1]
-            else:
-                segment[key] = value
-        segment['terminated'] = np.array(end == len(flags) and bool(episode.get('terminated', False)))
-        segments.append(segment)
-    return segments
+    ended = bool(episode.get('terminated', False))
+    return [stretch(episode, start, end, end == len(flags) and ended)
+            for start, end in zip(edges[::2], edges[1::2]) if end - start > n_step]
+
+
+def before_takeover(episode: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The policy's part of an episode an operator took over (its steps before the first intervention), ending
+    there as a failure: terminal, so its last window's value is its reward alone (finetune.takeover_is_failure:
+    the takeover itself is the signal that the policy was failing, as RLIF, Luo et al. 2023, uses it)."""
+    flags = np.asarray(episode['intervention'], bool)
+    first = int(np.argmax(flags)) if flags.any() else len(flags)
+    return stretch(episode, 0, first, bool(episode.get('terminated', False)) if first == len(flags) else True)
+
+
+def stretch(episode: dict[str, np.ndarray], start: int, end: int, terminated: bool) -> dict[str, np.ndarray]:
+    """Steps start..end-1 of a replay-format episode as an episode of its own (frames start..end)."""
+    part = {}
+    for key, value in episode.items():
+        if key in PER_STEP:
+            part[key] = value[start:end]
+        elif key.startswith('image_') or key in PER_FRAME:
+            part[key] = value[start:end + 1]
+        else:
+            part[key] = value
+    part['terminated'] = np.array(terminated)
+    return part

@@ -27,7 +27,7 @@ from training.config import LEGACY_VALUES, TrainConfig, replace, to_dict
 from sim.experts import Expert, make_expert
 from sim.privileged import privileged_state
 from training.evaluate import evaluate, make_env
-from training.interventions import StallTakeover, intervention_segments
+from training.interventions import StallTakeover, before_takeover, intervention_segments
 from training.replay import EpisodeReplay, mixed_sample
 from training.run import DEMO_SEED_BASE, EVAL_SEED_BASE, RunError, RunInfo, RunPaths, update_config
 from lamp_ros.video import write_video
@@ -229,8 +229,10 @@ class Workspace:
             episode['vlm_reward_raw'] = vlm
             episode['vlm_reward'] = (self.standardizer.update_and_standardize(instruction, vlm)
                                      if self.cfg.reward.standardize_rewards else vlm)
-        self.replay.add(episode, self.step)
         interventions = int(episode['intervention'].sum()) if 'intervention' in episode else 0
+        own = before_takeover(episode) if interventions and self.cfg.finetune.takeover_is_failure else episode
+        if len(own['action']) > self.cfg.agent.n_step:
+            self.replay.add(own, self.step)
         if self.demos is not None:
             for segment in intervention_segments(episode, self.cfg.agent.n_step):
                 self.demos.add(segment, self.step)
