@@ -3,7 +3,7 @@
 `lamp-ros finetune` on the simulated arm in a DDS domain of its own: the policy starts from a weak bundle, the
 learner (in the graph) starts from the weak imitation run, the reward is the episode's success (`reward:=success`:
 sim/success ends an episode and pays 1, as an operator's F5 would), and a scripted operator
-(lamp_ros/teleop/scripted_operator.py, the named fake of a person with a SpaceMouse) takes over through
+(lamp_ros/nodes/scripted_operator.py, the named fake of a person with a SpaceMouse) takes over through
 teleop/action in the first `--help-episodes` episodes whenever the policy stalls; those steps reach the learner's
 demo buffer as interventions. Before the graph starts, `--demos` scripted-expert episodes of the task (HIL-SERL's
 20 teleoperated demos; `lamp-sim record-demos`, on scenes of their own) are recorded for the learner's
@@ -155,7 +155,7 @@ def run_graph(args: argparse.Namespace, tmp: Path) -> tuple[list[dict], float, d
                               str(args.bundle), '--init', str(args.init.resolve()), '--reward', 'success',
                               '--params-file', str(params_file(args, tmp))],
                              stdout=open(log, 'w'), stderr=subprocess.STDOUT, cwd=REPO)
-    operator = subprocess.Popen([sys.executable, '-m', 'lamp_ros.teleop.scripted_operator', '--ros-args',
+    operator = subprocess.Popen([sys.executable, '-m', 'lamp_ros.nodes.scripted_operator', '--ros-args',
                                  '-p', f'help_episodes:={args.help_episodes}', '-p', f'stall_steps:={args.stall_steps}'],
                                 stdout=open(tmp / 'operator.log', 'w'), stderr=subprocess.STDOUT, cwd=REPO)
     watcher = Watcher()

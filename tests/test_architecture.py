@@ -14,7 +14,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 LEARNER = ('lamp_ros/learner/', 'lamp_ros/nodes/learner.py')       # the only lamp_ros code that may train
 ROBOT_NODES = ('actor', 'camera', 'dashboard', 'episode', 'gripper', 'policy', 'pose_target', 'prompt', 'reward',
-               'safety', 'servo_adapter', 'sim_arm', 'teleop')
+               'safety', 'scripted_operator', 'servo_adapter', 'sim_arm', 'teleop')
 
 
 def imported_packages(path: Path) -> set[str]:

@@ -87,7 +87,7 @@ def test_intervention_segments_keep_whole_transitions_and_end_terminal_only_at_t
 
 
 def test_the_scripted_operator_helps_stalled_episodes_in_the_first_episodes_only():
-    from lamp_ros.teleop.scripted_operator import StallRule
+    from lamp_ros.teleop.stall import StallRule
     rule = StallRule(help_episodes=2, stall_steps=5)
     running = lambda episode, success=False: {'state': 'running', 'episode': episode, 'success': success}  # noqa: E731
     assert not rule.update(running(1), 4) and rule.update(running(1), 5) and rule.update(running(1), 9)
@@ -106,7 +106,7 @@ def test_the_scripted_operator_node_drives_with_the_expert_action_once_an_episod
 
     from lamp_ros import contract as c
     from lamp_ros.ros.convert import action_msg, applied_action_msg
-    operator = subprocess.Popen([sys.executable, '-m', 'lamp_ros.teleop.scripted_operator', '--ros-args',
+    operator = subprocess.Popen([sys.executable, '-m', 'lamp_ros.nodes.scripted_operator', '--ros-args',
                                  '-p', 'stall_steps:=5', '-p', 'help_episodes:=1'],
                                 stdout=open(tmp_path / 'operator.log', 'w'), stderr=subprocess.STDOUT)
     try:

@@ -20,6 +20,7 @@ import yaml
 from tqdm import tqdm
 
 from lamp_ros.fileio import atomic_write_text
+from lamp_ros.teleop.stall import StallTakeover
 from training.agent import DrQAgent
 from training.checkpoint import (latest_checkpoint, load_checkpoint, numpy_rng_from_state, numpy_rng_state,
                                   save_checkpoint)
@@ -27,7 +28,7 @@ from training.config import LEGACY_VALUES, TrainConfig, replace, to_dict
 from sim.experts import Expert, make_expert
 from sim.privileged import privileged_state
 from training.evaluate import evaluate, make_env
-from training.interventions import StallTakeover, before_takeover, intervention_segments
+from training.interventions import before_takeover, intervention_segments
 from training.replay import EpisodeReplay, mixed_sample
 from training.run import DEMO_SEED_BASE, EVAL_SEED_BASE, RunError, RunInfo, RunPaths, update_config
 from lamp_ros.video import write_video

@@ -2,18 +2,17 @@
 
 It watches episode/status and counts the episode's control steps on control/applied_action (episode/status
 says only when an episode starts and stops), and in the first `help_episodes` episodes takes over when the policy
-stalls (the episode has run `stall_steps` steps without success): from then until the episode ends it publishes the
-simulator's scripted expert action (sim/expert_action, sim_arm's `publish_expert_action`) on teleop/action, the
-topic a teleop device publishes on. The safety node passes it through the same safety filter and flags those
+stalls (the episode has run `stall_steps` steps without success, lamp_ros.teleop.stall's rule): from then until the
+episode ends it publishes the simulator's scripted expert action (sim/expert_action, sim_arm's
+`publish_expert_action`) on teleop/action, the topic a teleop device publishes on. The safety node passes it through the same safety filter and flags those
 steps as interventions, as it does for a person. No privileged state reaches the policy or the learner: only the
 operator's actions do, as a person's would.
 
-    python -m lamp_ros.teleop.scripted_operator --ros-args -p help_episodes:=20 -p stall_steps:=15
+    python -m lamp_ros.nodes.scripted_operator --ros-args -p help_episodes:=20 -p stall_steps:=15
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import numpy as np
 from rclpy.node import Node
@@ -24,33 +23,7 @@ from lamp_ros import contract as c
 from lamp_ros.ros.convert import action_array, action_msg
 from lamp_ros.ros.interfaces import profile
 from lamp_ros.ros.node_process import declare, run_node
-
-
-@dataclass
-class StallRule:
-    """When to help (ROS-free): in the first `help_episodes` episodes seen running, once an episode has run
-    `stall_steps` steps without success, until it stops."""
-    help_episodes: int
-    stall_steps: int
-    episodes_seen: int = 0
-    episodes_helped: int = 0
-    helping: bool = False
-    _episode: int | None = None
-
-    def update(self, status: dict, steps: int) -> bool:
-        """Whether to drive now, given the newest episode/status and the control steps of its episode so far."""
-        if status.get('state') != 'running':
-            self.helping = False
-            return False
-        episode = int(status.get('episode', 0))
-        if episode != self._episode:
-            self._episode, self.helping = episode, False
-            self.episodes_seen += 1
-        if (not self.helping and self.episodes_seen <= self.help_episodes and not status.get('success')
-                and steps >= self.stall_steps):
-            self.helping = True
-            self.episodes_helped += 1
-        return self.helping
+from lamp_ros.teleop.stall import StallRule
 
 
 class ScriptedOperatorNode(Node):
