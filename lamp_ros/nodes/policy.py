@@ -37,7 +37,7 @@ from lamp_ros.core.pacing import ImagePacer
 from lamp_ros.ros.convert import action_msg, gripper_opening, image_array, pose_arrays, to_sec
 from lamp_ros.ros.diagnostics import Health
 from lamp_ros.ros.node_process import BadParameter, declare, run_node
-from lamp_ros.ros.fault_reporting import node_fault_log
+from lamp_ros.ros.fault_reporting import log_state_change, node_fault_log
 from lamp_ros.ros.interfaces import profile
 from models.bundle import BundleError
 from models.runtime import PolicyRuntime
@@ -194,13 +194,7 @@ class PolicyNode(Node):
         if (state, reason) == (self.status['state'], self.status['reason']):
             return
         self.status.update(state=state, reason=reason)
-        # one call site per severity: rclpy refuses to log from one line at changing severities
-        if state == 'refused':
-            self.get_logger().error(f'policy {state}: {reason}')
-        elif state == 'waiting':
-            self.get_logger().warning(f'policy {state}: {reason}')
-        else:
-            self.get_logger().info(f'policy {state}: {reason}')
+        log_state_change(self, 'policy', state, reason, errors=('refused',))
         self.status_pub.publish(String(data=json.dumps(self.status)))
 
     # --- inputs --------------------------------------------------------------------------------------

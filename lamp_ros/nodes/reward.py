@@ -36,7 +36,7 @@ from lamp_ros.core.images import ImageRejected, fit_to_size
 from lamp_ros.core.instruction import InstructionRejected, checked_instruction
 from lamp_ros.ros.convert import image_array
 from lamp_ros.ros.diagnostics import Health
-from lamp_ros.ros.fault_reporting import node_fault_log
+from lamp_ros.ros.fault_reporting import log_state_change, node_fault_log
 from lamp_ros.ros.interfaces import profile
 from lamp_ros.ros.node_process import declare, run_node
 
@@ -164,13 +164,7 @@ class RewardNode(Node):
                     self.status.get(k) == v for k, v in fields.items()):
                 return
             self.status.update(state=state, reason=reason, **fields)
-            # one call site per severity: rclpy refuses to log from one line at changing severities
-            if state in ('no_weights', 'refused'):
-                self.get_logger().error(f'reward {state}: {reason}')
-            elif state == 'waiting':
-                self.get_logger().warning(f'reward {state}: {reason}')
-            else:
-                self.get_logger().info(f'reward {state}: {reason}')
+            log_state_change(self, 'reward', state, reason, errors=('no_weights', 'refused'))
             self.status_pub.publish(String(data=json.dumps(self.status)))
 
     # --- callbacks (executor thread): cheap, never touch the model -------------------------------------------

@@ -1,4 +1,5 @@
-"""A node's fault log: one line when a kind of bad input starts, one when it clears, a count in between."""
+"""A node's fault log: one line when a kind of bad input starts, one when it clears, a count in between; and a
+node's state changes, each logged once at its severity."""
 from __future__ import annotations
 
 from typing import Any
@@ -28,3 +29,15 @@ def node_fault_log(node: Node, what: str, clear_after_s: float = 5.0) -> FaultLo
     faults = FaultLog(_NodeLogger(node), what, clear_after_s)
     node.create_timer(SWEEP_PERIOD_S, faults.sweep)
     return faults
+
+
+def log_state_change(node: Node, what: str, state: str, reason: str, errors: tuple[str, ...]) -> None:
+    """'<what> <state>: <reason>' at error for the `errors` states, warning while waiting, info otherwise.
+    One call site per severity: rclpy refuses to log from one line at changing severities."""
+    line = f'{what} {state}: {reason}'
+    if state in errors:
+        node.get_logger().error(line)
+    elif state == 'waiting':
+        node.get_logger().warning(line)
+    else:
+        node.get_logger().info(line)
