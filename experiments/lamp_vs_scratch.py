@@ -104,11 +104,12 @@ def steps_to(points: list[tuple[int, float]], rate: float, budget: int) -> tuple
     return (step, True) if step is not None else (budget, False)
 
 
-def median_interval(values: list[int], rng: np.random.Generator, draws: int = 2000) -> tuple[float, float, float]:
-    """Median over seeds and its bootstrap 95% interval (percentile method)."""
+def median_interval(values: list[float], rng: np.random.Generator, draws: int = 2000,
+                    statistic=np.median) -> tuple[float, float, float]:
+    """A statistic over seeds (the median unless told) and its bootstrap 95% interval (percentile method)."""
     data = np.asarray(values, float)
-    medians = np.median(rng.choice(data, (draws, len(data))), axis=1)
-    return float(np.median(data)), float(np.percentile(medians, 2.5)), float(np.percentile(medians, 97.5))
+    resampled = statistic(rng.choice(data, (draws, len(data))), axis=1)
+    return float(statistic(data)), float(np.percentile(resampled, 2.5)), float(np.percentile(resampled, 97.5))
 
 
 def summarize(args: argparse.Namespace) -> dict:
@@ -156,6 +157,25 @@ def cell(entry: dict, seeds: int) -> str:
     return f'{median:.0f} ({low:.0f}-{high:.0f}), {entry["reached"]}/{seeds} reached'
 
 
+def success_by_step(summary: dict, args: argparse.Namespace) -> list[str]:
+    """A markdown table: per arm and task, mean success over seeds at every other evaluation step."""
+    rng = np.random.default_rng(1)
+    steps = list(range(0, args.steps + 1, 2 * args.eval_every))
+    lines = ['| arm | task | ' + ' | '.join(f'{s // 1000:g}k' for s in steps) + ' |', '|---|---|' + '---|' * len(steps)]
+    for key, row in summary['table'].items():
+        held = [held_at_stop(c, steps) for c in row['curves'].values()]
+        cells = []
+        for step in steps:
+            rates = [h.get(step) for h in held]
+            if None in rates:
+                cells.append('')
+                continue
+            mean, low, high = median_interval(rates, rng, statistic=np.mean)
+            cells.append(f'{mean:.2f} ({low:.2f}-{high:.2f})')
+        lines.append(f'| {" | ".join(key.split("/"))} | ' + ' | '.join(cells) + ' |')
+    return lines
+
+
 def report(args: argparse.Namespace) -> None:
     summary = summarize(args)
     lines = ['# LAMP vs novelty-only vs scratch: RL finetuning from each start', '',
@@ -165,20 +185,32 @@ def report(args: argparse.Namespace) -> None:
              f'{args.episode_steps}-step episodes, cameras {", ".join(args.cameras)}; evaluation every '
              f'{args.eval_every} env steps on the same {args.eval_episodes} held-out scenes (deterministic policy). '
              'Steps to a rate: median over finished seeds (bootstrap 95% interval); a seed that never reached it '
-             f'counts as {args.steps}.', '',
+             f'counts as {args.steps}. The plot (lamp_vs_scratch.png): every seed faint, the mean bold; a seed '
+             'stopped at 80% counts at its last rate after it stopped.', '',
              '| arm | task | seeds finished | env steps to 50% | env steps to 80% |', '|---|---|---|---|---|']
     for key, row in summary['table'].items():
         arm, task = key.split('/')
         n = len(row['seeds_finished'])
         lines.append(f'| {arm} | {task} | {n}/{len(args.seeds)} | {cell(row["to_50%"], n)} | '
                      f'{cell(row["to_80%"], n)} |')
-    lines += ['', '## Conclusion', '', conclusion(summary, args)]
+    lines += ['', '## Success by env steps', '', 'Mean success over the seeds (bootstrap 95% interval), at every '
+              'other evaluation; a seed stopped at 80% counts at its last rate; blank: not every seed has got there '
+              'yet.', '', *success_by_step(summary, args), '', '## Conclusion', '', conclusion(summary, args)]
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic_write_text(RESULTS / 'lamp_vs_scratch.md', '\n'.join(lines) + '\n')
     settings = {k: str(v) for k, v in vars(args).items()}
     atomic_write_text(RESULTS / 'lamp_vs_scratch.json', json.dumps({'settings': settings, **summary}, indent=1) + '\n')
     plot(summary, args, RESULTS / 'lamp_vs_scratch.png')
     print('\n'.join(lines))
+
+
+def held_at_stop(points: list[tuple[int, float]], steps: list[int]) -> dict[int, float]:
+    """A run's evaluations by step; a run stopped at its first evaluation >= 80% keeps that rate at later steps
+    (it was stopped because the table needs no more of it), so seeds that got there early do not end the mean."""
+    held = dict(points)
+    if points and points[-1][1] >= max(RATES):
+        held.update({s: points[-1][1] for s in steps if s > points[-1][0]})
+    return held
 
 
 def plot(summary: dict, args: argparse.Namespace, path: Path) -> None:
@@ -193,9 +225,11 @@ def plot(summary: dict, args: argparse.Namespace, path: Path) -> None:
             for c in curves:
                 ax.plot(*zip(*c), color=colours[arm], alpha=0.25, lw=1)
             if curves:
-                common = sorted(set.intersection(*[{s for s, _ in c} for c in curves]))
-                mean = [np.mean([dict(c)[s] for c in curves]) for s in common]
-                ax.plot(common, mean, color=colours[arm], lw=2.5, label=f'{arm} (mean of {len(curves)})')
+                steps = sorted(set.union(*[{s for s, _ in c} for c in curves]))
+                held = [held_at_stop(c, steps) for c in curves]
+                steps = [s for s in steps if all(s in h for h in held)]
+                mean = [np.mean([h[s] for h in held]) for s in steps]
+                ax.plot(steps, mean, color=colours[arm], lw=2.5, label=f'{arm} (mean of {len(curves)})')
         ax.set(title=task, xlabel='env steps (finetuning)', ylabel='success', ylim=(-0.02, 1.02))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
