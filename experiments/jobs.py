@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+TRAIN = (sys.executable, '-m', 'training.cli')
+ONE_THREAD = {'OMP_NUM_THREADS': '1', 'LP_NUM_THREADS': '1'}       # one run per core
 
 
 @dataclass
@@ -58,44 +60,74 @@ def locked(run: Path) -> bool:
     return False
 
 
-def run_jobs(jobs: list[Job], runs: Path, parallel: int) -> None:
-    logs = runs / 'logs'
-    logs.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'LP_NUM_THREADS': '1'}
-    pending = [j for j in jobs if not j.finished(runs / j.name)]
-    done = {j.name for j in jobs if j not in pending}
-    running: dict[str, tuple[Job, subprocess.Popen]] = {}
-    for job in jobs:
-        if job.name in done:
-            print(f'{job.name}: already finished ({runs / job.name})')
-    while pending or running:
-        for job in [j for j in pending if j.finished(runs / j.name) and not locked(runs / j.name)]:
-            pending.remove(job)                                          # finished by another invocation
-            done.add(job.name)
-        for name, (job, process) in list(running.items()):
-            if process.poll() is not None:
-                del running[name]
-                if process.returncode != 0:
-                    raise SystemExit(f'{name} failed (exit {process.returncode}); see {logs / (name + ".log")}')
-                if not job.finished(runs / name):
-                    pending.append(job)                                  # its next chunk
-                    continue
-                done.add(name)
+@dataclass
+class Scheduler:
+    """The loop state of run_jobs: which jobs wait, run and are done."""
+    runs: Path
+    parallel: int
+    program: tuple[str, ...] = TRAIN                # what runs a job: lamp-train's CLI (tests give a stand-in)
+    poll_s: float = 10.0
+    pending: list[Job] = field(default_factory=list)
+    running: dict[str, tuple[Job, subprocess.Popen]] = field(default_factory=dict)
+    done: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.logs = self.runs / 'logs'
+        self.logs.mkdir(parents=True, exist_ok=True)
+
+    def run(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            if job.finished(self.runs / job.name):
+                self.done.add(job.name)
+                print(f'{job.name}: already finished ({self.runs / job.name})')
+            else:
+                self.pending.append(job)
+        while self.pending or self.running:
+            self.collect_finished()
+            elsewhere = [j for j in self.pending if locked(self.runs / j.name)]
+            self.start_ready(elsewhere)
+            if not self.running and self.pending and not elsewhere:
+                raise SystemExit(f'cannot start {[j.name for j in self.pending]}: their prerequisites did not finish')
+            time.sleep(self.poll_s)
+
+    def collect_finished(self) -> None:
+        """Jobs another invocation finished, and processes of ours that exited (a chunk: the job waits again)."""
+        for job in [j for j in self.pending if j.finished(self.runs / j.name) and not locked(self.runs / j.name)]:
+            self.pending.remove(job)
+            self.done.add(job.name)
+        for name, (job, process) in list(self.running.items()):
+            if process.poll() is None:
+                continue
+            del self.running[name]
+            if process.returncode != 0:
+                raise SystemExit(f'{name} failed (exit {process.returncode}); see {self.logs / (name + ".log")}')
+            if job.finished(self.runs / name):
+                self.done.add(name)
                 print(f'{time.strftime("%H:%M:%S")} {name}: finished')
-        elsewhere = [j for j in pending if locked(runs / j.name)]
-        ready = [j for j in pending if all(n in done for n in j.needs) and j not in elsewhere]
-        ready.sort(key=lambda j: j.name not in {n for other in pending for n in other.needs})  # gates first
-        while ready and len(running) < parallel:
+            else:
+                self.pending.append(job)                                 # its next chunk, after the others'
+
+    def start_ready(self, elsewhere: list[Job]) -> None:
+        """Start jobs whose prerequisites are done, up to `parallel`; jobs others need go first."""
+        gates = {n for other in self.pending for n in other.needs}
+        ready = [j for j in self.pending if all(n in self.done for n in j.needs) and j not in elsewhere]
+        ready.sort(key=lambda j: j.name not in gates)
+        while ready and len(self.running) < self.parallel:
             job = ready.pop(0)
-            pending.remove(job)
-            steps = ['--steps', str(job.next_steps(runs / job.name))]
-            command = [sys.executable, '-m', 'training.cli', *job.args, *steps, '--run-dir', str(runs / job.name)]
-            if (runs / job.name / 'run.json').is_file():                 # resume: the saved config is authoritative
-                command = [sys.executable, '-m', 'training.cli', job.args[0], '--run-dir', str(runs / job.name),
-                           *steps]
-            log = open(logs / f'{job.name}.log', 'ab')
-            running[job.name] = (job, subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=log))
-            print(f'{time.strftime("%H:%M:%S")} {job.name}: started, log {logs / (job.name + ".log")}')
-        if not running and pending and not elsewhere:
-            raise SystemExit(f'cannot start {[j.name for j in pending]}: their prerequisites did not finish')
-        time.sleep(10)
+            self.pending.remove(job)
+            log = open(self.logs / f'{job.name}.log', 'ab')
+            self.running[job.name] = (job, subprocess.Popen(self.command(job), cwd=REPO,
+                                                            env={**os.environ, **ONE_THREAD}, stdout=log, stderr=log))
+            print(f'{time.strftime("%H:%M:%S")} {job.name}: started, log {self.logs / (job.name + ".log")}')
+
+    def command(self, job: Job) -> list[str]:
+        """A new run gets the job's arguments; a resumed one only its subcommand (its saved config rules)."""
+        run = self.runs / job.name
+        steps = ['--steps', str(job.next_steps(run))]
+        if (run / 'run.json').is_file():
+            return [*self.program, job.args[0], '--run-dir', str(run), *steps]
+        return [*self.program, *job.args, *steps, '--run-dir', str(run)]
+
+
+def run_jobs(jobs: list[Job], runs: Path, parallel: int) -> None:
+    Scheduler(runs, parallel).run(jobs)
