@@ -114,19 +114,22 @@ def median_interval(values: list[float], rng: np.random.Generator, draws: int = 
 
 def summarize(args: argparse.Namespace) -> dict:
     rng = np.random.default_rng(0)
-    table: dict = {}
-    for arm in args.arms:
-        for task in args.tasks:
-            curves = {s: curve(args.runs / f'{arm}_{task}_s{s}', args.steps) for s in args.seeds}
-            finished = {s: c for s, c in curves.items() if c and (c[-1][0] >= args.steps or c[-1][1] >= max(RATES))}
-            row: dict = {'curves': curves, 'seeds_finished': sorted(finished)}
-            for rate in RATES:
-                hits = [steps_to(c, rate, args.steps) for c in finished.values()]
-                row[f'to_{rate:.0%}'] = {'per_seed': hits, 'median_ci': median_interval([h for h, _ in hits], rng)
-                                         if hits else None, 'reached': sum(ok for _, ok in hits)}
-            table[f'{arm}/{task}'] = row
+    table = {f'{arm}/{task}': arm_row({s: curve(args.runs / f'{arm}_{task}_s{s}', args.steps) for s in args.seeds},
+                                      args.steps, rng)
+             for arm in args.arms for task in args.tasks}
     pretrain = {arm: curve(args.runs / f'pretrain_{arm}', 10 ** 12)[-1:] for arm in args.arms if arm in ALPHA}
     return {'table': table, 'pretrain_steps': {a: (c[0][0] if c else 0) for a, c in pretrain.items()}}
+
+
+def arm_row(curves: dict[int, list[tuple[int, float]]], budget: int, rng: np.random.Generator) -> dict:
+    """One arm on one task: its curves, and steps to each rate over the seeds that finished (budget or 80%)."""
+    finished = {s: c for s, c in curves.items() if c and (c[-1][0] >= budget or c[-1][1] >= max(RATES))}
+    entry: dict = {'curves': curves, 'seeds_finished': sorted(finished)}
+    for rate in RATES:
+        hits = [steps_to(c, rate, budget) for c in finished.values()]
+        entry[f'to_{rate:.0%}'] = {'per_seed': hits, 'reached': sum(ok for _, ok in hits),
+                                   'median_ci': median_interval([h for h, _ in hits], rng) if hits else None}
+    return entry
 
 
 def conclusion(summary: dict, args: argparse.Namespace) -> str:
@@ -213,6 +216,14 @@ def held_at_stop(points: list[tuple[int, float]], steps: list[int]) -> dict[int,
     return held
 
 
+def mean_curve(curves: list[list[tuple[int, float]]]) -> tuple[list[int], list[float]]:
+    """The seeds' mean success at every step all of them have (a seed stopped at 80% held at its last rate)."""
+    steps = sorted(set.union(*[{s for s, _ in c} for c in curves]))
+    held = [held_at_stop(c, steps) for c in curves]
+    steps = [s for s in steps if all(s in h for h in held)]
+    return steps, [float(np.mean([h[s] for h in held])) for s in steps]
+
+
 def plot(summary: dict, args: argparse.Namespace, path: Path) -> None:
     import matplotlib
     matplotlib.use('Agg')
@@ -225,11 +236,7 @@ def plot(summary: dict, args: argparse.Namespace, path: Path) -> None:
             for c in curves:
                 ax.plot(*zip(*c), color=colours[arm], alpha=0.25, lw=1)
             if curves:
-                steps = sorted(set.union(*[{s for s, _ in c} for c in curves]))
-                held = [held_at_stop(c, steps) for c in curves]
-                steps = [s for s in steps if all(s in h for h in held)]
-                mean = [np.mean([h[s] for h in held]) for s in steps]
-                ax.plot(steps, mean, color=colours[arm], lw=2.5, label=f'{arm} (mean of {len(curves)})')
+                ax.plot(*mean_curve(curves), color=colours[arm], lw=2.5, label=f'{arm} (mean of {len(curves)})')
         ax.set(title=task, xlabel='env steps (finetuning)', ylabel='success', ylim=(-0.02, 1.02))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
