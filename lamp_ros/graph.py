@@ -145,42 +145,70 @@ def build(mode: str, instruction: str = '', robot: str = 'sim', bundle: str = ''
           reward: str = 'auto', learner: str = 'local', init: str = '', task: str = '',
           dashboard: str = 'auto') -> Graph:
     reward = _checked_reward(mode, robot, reward, learner)
+    with_dashboard = _with_dashboard(dashboard, robot)
+    instruction = instruction.strip()
+    bundle = bundle or str(_default_bundle(robot))
+    task, note = _scene_task(robot, task, instruction)
+    notes = _notes(mode, reward, learner, instruction) + [n for n in (note, _untrained_task_note(bundle, task)) if n]
+    user_files = _user_files(params_file)
+    values = {'instruction': instruction, 'bundle': bundle, 'init': init, 'task': task}
+    nodes = []
+    for spec in NODES:
+        if not _runs(spec, mode, robot, reward, learner, with_dashboard):
+            continue
+        files = tuple(f for f in (config_file(COMMON_PARAMS), config_file(f'{spec.name}.yaml')) if _holds_values(f))
+        nodes.append(NodeLaunch(spec, files + user_files, _overrides(spec, mode, robot, reward, learner, values)))
+    return Graph(mode, robot, tuple(nodes), tuple(notes))
+
+
+def _with_dashboard(dashboard: str, robot: str) -> bool:
+    """`auto`: the dashboard comes with the simulated arm only."""
     if dashboard not in DASHBOARD:
         raise ValueError(f'dashboard must be one of {DASHBOARD}, got {dashboard!r}')
-    with_dashboard = dashboard == 'true' or (dashboard == 'auto' and robot == 'sim')
+    return dashboard == 'true' or (dashboard == 'auto' and robot == 'sim')
+
+
+def _user_files(params_file: str) -> tuple[Path, ...]:
+    """The user's parameter file, passed after ours so that its values win; a missing one is refused."""
+    if not params_file:
+        return ()
+    path = Path(params_file).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f'params_file {path} does not exist')
+    return (path,)
+
+
+def _overrides(spec: NodeSpec, mode: str, robot: str, reward: str, learner: str, values: dict[str, str]) -> dict:
+    """The node's parameters set by the launch: its mode and robot defaults, the launch arguments it takes,
+    finetuning's wiring, and the bundle's cameras for the actor and the learner."""
+    overrides = spec.params_for(mode, robot)
+    overrides.update({param: values[arg.name] for arg in ARGUMENTS for node, param in arg.sets
+                      if node == spec.name and values.get(arg.name)})
+    overrides.update(_finetune_overrides(spec.name, mode, reward, learner))
+    if spec.name in ('actor', 'learner'):       # what the robot records, what a new learner's agent sees
+        overrides['cameras'] = list(_bundle_cameras(values['bundle']))
+    return overrides
+
+
+def _notes(mode: str, reward: str, learner: str, instruction: str) -> list[str]:
+    """What the launch prints about the reward, the learner and a missing instruction."""
     notes = []
     if mode == 'finetune':
         notes.append(f'finetuning with the {reward} reward; learner: '
                      + ('in this graph (loopback)' if learner == 'local' else learner))
-    instruction = instruction.strip()
-    bundle = bundle or str(_default_bundle(robot))
-    task, note = _scene_task(robot, task, instruction)
-    notes += [n for n in (note, _untrained_task_note(bundle, task)) if n]
     if not instruction:
         notes.append("no instruction given: the policy waits for one on the 'instruction' topic")
-    user_files = (Path(params_file).expanduser(),) if params_file else ()
-    for f in user_files:
-        if not f.is_file():
-            raise FileNotFoundError(f'params_file {f} does not exist')
-    values = {'instruction': instruction, 'bundle': bundle, 'init': init, 'task': task}
-    nodes = []
-    for spec in NODES:
-        if robot not in spec.robots or mode not in spec.modes:
-            continue
-        if (spec.name == 'reward' and reward in ('task', 'success')) or (spec.name == 'learner' and learner != 'local'):
-            continue
-        if spec.name == 'dashboard' and not with_dashboard:
-            continue
-        overrides = spec.params_for(mode, robot)
-        overrides.update({param: values[arg.name] for arg in ARGUMENTS for node, param in arg.sets
-                          if node == spec.name and values.get(arg.name)})
-        overrides.update(_finetune_overrides(spec.name, mode, reward, learner))
-        if spec.name in ('actor', 'learner'):       # what the robot records, what a new learner's agent sees
-            overrides['cameras'] = list(_bundle_cameras(bundle))
-        files = tuple(f for f in (config_file(COMMON_PARAMS), config_file(f'{spec.name}.yaml')) if _holds_values(f))
-        files += user_files
-        nodes.append(NodeLaunch(spec, files, overrides))
-    return Graph(mode, robot, tuple(nodes), tuple(notes))
+    return notes
+
+
+def _runs(spec: NodeSpec, mode: str, robot: str, reward: str, learner: str, with_dashboard: bool) -> bool:
+    """Whether the node belongs in this graph: its robots and modes, and not made redundant by the arguments
+    (no reward node for the task or success reward, no learner node with a remote learner)."""
+    if robot not in spec.robots or mode not in spec.modes:
+        return False
+    if (spec.name == 'reward' and reward in ('task', 'success')) or (spec.name == 'learner' and learner != 'local'):
+        return False
+    return spec.name != 'dashboard' or with_dashboard
 
 
 def _holds_values(path: Path) -> bool:
