@@ -25,7 +25,7 @@ from lamp_ros.contract import GRIPPER_OPEN_THRESHOLD
 from models.bundle import camera_input
 from sim.config import SceneConfig
 from sim.env import state_bounds
-from sim.experts import OPEN_OPENING, PickExpert, make_expert, noisy_action
+from sim.experts import OPEN_OPENING, Expert, PickExpert, make_expert, noisy_action
 
 
 WORKSPACE = tuple(bound[:3] for bound in state_bounds(SceneConfig()))
@@ -139,42 +139,52 @@ def run_shard(spec: ShardSpec) -> dict[str, np.ndarray]:
     student = _student_driver(spec.student) if spec.student is not None else None
     images = {camera_input(c): f'image_{c}' for c in spec.cameras}   # shard key (the bundle's input name) -> obs key
     columns: dict[str, list[Any]] = {k: [] for k in (*images, 'state', 'label', 'focus', 'phrase', 'episode')}
-    successes = []
-    for seed in spec.seeds:
-        rng = np.random.default_rng([seed, 7])
-        phrase = int(rng.integers(len(spec.embeddings)))
-        noisy = spec.student is None and rng.random() < spec.noisy_fraction
-        expert = make_expert(spec.task)
-        fumbles = spec.student is None and spec.fumble_fraction > 0 and isinstance(expert, PickExpert)
-        fumble = Fumble.draw(expert, rng) if fumbles and rng.random() < spec.fumble_fraction else None
-        obs, _ = env.reset(seed=seed)
-        scene = env.unwrapped.scene
-        expert.reset()
-        succeeded_at = None
-        for t in range(spec.max_steps):
-            point = scene.task.focus_point()
-            if not in_workspace(point):
-                break
-            label = expert.act(scene)
-            for key, value in (*((k, obs[o]) for k, o in images.items()), ('state', obs['state']),
-                               ('label', expert_label(label)), ('focus', point), ('phrase', phrase), ('episode', seed)):
-                columns[key].append(value)
-            if student is not None:
-                action = student(obs, spec.embeddings[phrase])
-            else:
-                action = _expert_driver(t, label, scene, fumble, spec.noise_std if noisy else 0.0, rng)
-            obs, _, _, _, info = env.step(action)
-            if info['success'] and succeeded_at is None:
-                succeeded_at = t
-            if succeeded_at is not None and t - succeeded_at >= spec.steps_after_success:
-                break
-        successes.append(succeeded_at is not None)
+    successes = [_play_episode(env, spec, seed, student, images, columns) for seed in spec.seeds]
     env.close()
     return {**{k: np.stack(columns[k]) for k in images}, 'state': np.stack(columns['state']).astype(np.float32),
             'label': np.stack(columns['label']).astype(np.float32),
             'focus': np.stack(columns['focus']).astype(np.float32),
             'phrase': np.array(columns['phrase'], np.int16), 'episode': np.array(columns['episode'], np.int32),
             'success': np.array(successes, bool), 'seeds': np.array(spec.seeds, np.int32)}
+
+
+def _play_episode(env: Any, spec: ShardSpec, seed: int, student: Callable | None, images: dict[str, str],
+                  columns: dict[str, list[Any]]) -> bool:
+    """One episode of the shard, its visited states and the expert's labels appended to `columns`; whether it
+    succeeded. The episode's draws (phrase, noise, fumble) come from its seed alone."""
+    rng = np.random.default_rng([seed, 7])
+    phrase = int(rng.integers(len(spec.embeddings)))
+    expert, fumble, noise_std = _expert_for(spec, rng)
+    obs, _ = env.reset(seed=seed)
+    scene = env.unwrapped.scene
+    expert.reset()
+    succeeded_at = None
+    for t in range(spec.max_steps):
+        point = scene.task.focus_point()
+        if not in_workspace(point):
+            break
+        label = expert.act(scene)
+        for key, value in (*((k, obs[o]) for k, o in images.items()), ('state', obs['state']),
+                           ('label', expert_label(label)), ('focus', point), ('phrase', phrase), ('episode', seed)):
+            columns[key].append(value)
+        action = (student(obs, spec.embeddings[phrase]) if student is not None
+                  else _expert_driver(t, label, scene, fumble, noise_std, rng))
+        obs, _, _, _, info = env.step(action)
+        if info['success'] and succeeded_at is None:
+            succeeded_at = t
+        if succeeded_at is not None and t - succeeded_at >= spec.steps_after_success:
+            break
+    return succeeded_at is not None
+
+
+def _expert_for(spec: ShardSpec, rng: np.random.Generator) -> tuple[Expert, Fumble | None, float]:
+    """The episode's labelling expert, and when the expert drives: its fumble (pick tasks, fumble_fraction of
+    the episodes) and its action noise (noisy_fraction of the episodes)."""
+    noisy = spec.student is None and rng.random() < spec.noisy_fraction
+    expert = make_expert(spec.task)
+    fumbles = spec.student is None and spec.fumble_fraction > 0 and isinstance(expert, PickExpert)
+    fumble = Fumble.draw(expert, rng) if fumbles and rng.random() < spec.fumble_fraction else None
+    return expert, fumble, spec.noise_std if noisy else 0.0
 
 
 def _expert_driver(t: int, label: np.ndarray, scene: Any, fumble: Fumble | None, noise_std: float,
