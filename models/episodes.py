@@ -77,60 +77,87 @@ class Episode:
 
 def _frames_problem(name: str, frames: object) -> str:
     if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-        got = f'{frames.dtype} {frames.shape}' if isinstance(frames, np.ndarray) else type(frames).__name__
-        return f'{name} must be uint8 [T, H, W, 3] RGB, got {got}'
+        return f'{name} must be uint8 [T, H, W, 3] RGB, got {_described(frames)}'
     if not len(frames):
         return f'{name} has no frames'
     return ''
 
 
 def _problem(e: Episode) -> str:
+    """The first thing wrong with the episode ('' if nothing), each part checked by its own rule in order."""
     problem = _frames_problem('image_front', e.image_front)
     if problem:
         return problem
-    t = len(e.image_front)
+    for check in (_text_problem, _wrist_problem, _arrays_problem, _intervention_problem, _meta_problem):
+        problem = check(e, len(e.image_front))
+        if problem:
+            return problem
+    return ''
+
+
+def _text_problem(e: Episode, frames: int) -> str:
     if not isinstance(e.instruction, str) or not e.instruction.strip():
         return f'instruction must be a non-empty str, got {e.instruction!r}'
     if not isinstance(e.success, (bool, np.bool_)):
         return f'success must be a bool, got {type(e.success).__name__}'
     if e.task is not None and (not isinstance(e.task, str) or not e.task.strip()):
         return f'task must be a non-empty str or None, got {e.task!r}'
-    if e.image_wrist is not None:
-        problem = _frames_problem('image_wrist', e.image_wrist)
-        if problem:
-            return problem
-        if len(e.image_wrist) != t:
-            return f'image_wrist has {len(e.image_wrist)} frames, image_front {t}'
-    for name, array, lengths, width in (('state', e.state, (t,), None), ('action', e.action, (t - 1, t), 4),
-                                        ('reward', e.reward, (t,), 0)):
+    return ''
+
+
+def _wrist_problem(e: Episode, frames: int) -> str:
+    if e.image_wrist is None:
+        return ''
+    problem = _frames_problem('image_wrist', e.image_wrist)
+    if not problem and len(e.image_wrist) != frames:
+        problem = f'image_wrist has {len(e.image_wrist)} frames, image_front {frames}'
+    return problem
+
+
+def _arrays_problem(e: Episode, frames: int) -> str:
+    """state and reward: a row a frame; action: a row a step (one fewer) or a frame, 4 wide."""
+    for name, array, lengths, width in (('state', e.state, (frames,), None),
+                                        ('action', e.action, (frames - 1, frames), 4),
+                                        ('reward', e.reward, (frames,), 0)):
         if array is None:
             continue
         ndim = 1 if width == 0 else 2
         if not isinstance(array, np.ndarray) or array.ndim != ndim or not np.issubdtype(array.dtype, np.floating):
-            got = f'{array.dtype} {array.shape}' if isinstance(array, np.ndarray) else type(array).__name__
-            return f'{name} must be a float array with {ndim} dimensions, got {got}'
+            return f'{name} must be a float array with {ndim} dimensions, got {_described(array)}'
         if len(array) not in lengths or (width and array.shape[1] != width):
-            return f'{name} has shape {array.shape}; with {t} frames expected {" or ".join(map(str, lengths))} rows' + (
-                f' of {width}' if width else '')
-    if e.intervention is not None:
-        if e.action is None:
-            return 'intervention flags need the actions they flag (action is missing)'
-        if not isinstance(e.intervention, np.ndarray) or e.intervention.dtype != np.bool_ or e.intervention.ndim != 1:
-            got = f'{e.intervention.dtype} {e.intervention.shape}' if isinstance(e.intervention, np.ndarray) else \
-                type(e.intervention).__name__
-            return f'intervention must be a bool array with 1 dimension, got {got}'
-        if len(e.intervention) != len(e.action):
-            return f'intervention has {len(e.intervention)} flags, action {len(e.action)} rows'
-    if e.meta is not None:
-        if not isinstance(e.meta, str):
-            return f'meta must be a JSON str or None, got {type(e.meta).__name__}'
-        try:
-            parsed = json.loads(e.meta)
-        except ValueError as error:
-            return f'meta is not JSON: {error}'
-        if not isinstance(parsed, dict):
-            return f'meta must be a JSON object, got {type(parsed).__name__}'
+            return (f'{name} has shape {array.shape}; with {frames} frames expected '
+                    f'{" or ".join(map(str, lengths))} rows' + (f' of {width}' if width else ''))
     return ''
+
+
+def _intervention_problem(e: Episode, frames: int) -> str:
+    flags = e.intervention
+    if flags is None:
+        return ''
+    if e.action is None:
+        return 'intervention flags need the actions they flag (action is missing)'
+    if not isinstance(flags, np.ndarray) or flags.dtype != np.bool_ or flags.ndim != 1:
+        return f'intervention must be a bool array with 1 dimension, got {_described(flags)}'
+    if len(flags) != len(e.action):
+        return f'intervention has {len(flags)} flags, action {len(e.action)} rows'
+    return ''
+
+
+def _meta_problem(e: Episode, frames: int) -> str:
+    if e.meta is None:
+        return ''
+    if not isinstance(e.meta, str):
+        return f'meta must be a JSON str or None, got {type(e.meta).__name__}'
+    try:
+        parsed = json.loads(e.meta)
+    except ValueError as error:
+        return f'meta is not JSON: {error}'
+    return '' if isinstance(parsed, dict) else f'meta must be a JSON object, got {type(parsed).__name__}'
+
+
+def _described(value: object) -> str:
+    """An array's dtype and shape, or any other value's type: what a refusal says it got."""
+    return f'{value.dtype} {value.shape}' if isinstance(value, np.ndarray) else type(value).__name__
 
 
 def save_episode(path: str | Path, episode: Episode) -> Path:
@@ -161,31 +188,42 @@ def save_episode(path: str | Path, episode: Episode) -> Path:
 def load_episode(path: str | Path) -> Episode:
     """Read one episode file; EpisodeError (naming the file and the problem) if it is not one."""
     path = Path(path)
+    arrays = _scalars_unwrapped(path, _read_arrays(path))
+    try:
+        return Episode(**arrays)
+    except EpisodeError as e:
+        raise EpisodeError(f'{path}: {e}') from None
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The file's episode arrays, no pickles; a torn or foreign file, or one lacking a required key, refused."""
     try:
         with np.load(path, allow_pickle=False) as data:
             missing = [k for k in REQUIRED if k not in data.files]
             if missing:
                 raise EpisodeError(f'{path}: lacks {missing} (an episode needs {list(REQUIRED)})')
-            arrays = {k: data[k] for k in (*REQUIRED, *OPTIONAL) if k in data.files}
+            return {k: data[k] for k in (*REQUIRED, *OPTIONAL) if k in data.files}
     except (OSError, EOFError, zipfile.BadZipFile, ValueError) as e:
         if isinstance(e, EpisodeError):
             raise
         raise EpisodeError(f'{path}: not a readable episode file (torn or another format): {e}') from e
+
+
+def _scalars_unwrapped(path: Path, arrays: dict[str, np.ndarray]) -> dict:
+    """The 0-d text and success arrays as str and bool, each checked for its dtype."""
     for key in ('instruction', 'task', 'success', 'meta'):
         if key in arrays and arrays[key].ndim != 0:
             raise EpisodeError(f'{path}: {key} must be a 0-d array, got shape {arrays[key].shape}')
+    values: dict = dict(arrays)
     for key in ('instruction', 'task', 'meta'):
         if key in arrays:
             if arrays[key].dtype.kind != 'U':
                 raise EpisodeError(f'{path}: {key} must be a str array, got {arrays[key].dtype}')
-            arrays[key] = str(arrays[key])
+            values[key] = str(arrays[key])
     if arrays['success'].dtype != np.bool_:
         raise EpisodeError(f'{path}: success must be bool, got {arrays["success"].dtype}')
-    arrays['success'] = bool(arrays['success'])
-    try:
-        return Episode(**arrays)
-    except EpisodeError as e:
-        raise EpisodeError(f'{path}: {e}') from None
+    values['success'] = bool(arrays['success'])
+    return values
 
 
 def episode_paths(directory: str | Path) -> list[Path]:
