@@ -167,6 +167,15 @@ class Manifest:
 
     # --- consistency of the manifest with itself and with the contract -------------------------
     def check(self, where: str = 'manifest') -> None:
+        tensors = self.policy_inputs + self.policy_outputs + self.text_inputs + self.text_outputs
+        problems = [*self._scalar_problems(), *self._tensor_problems(), *self._input_problems(),
+                    *(f'tensor {s.name!r} has dtype {s.dtype!r} (allowed: {DTYPES})' for s in tensors
+                      if s.dtype not in DTYPES)]
+        if problems:
+            raise BundleError(f'{where}: ' + '; '.join(problems))
+
+    def _scalar_problems(self) -> list[str]:
+        """State keys, action width, control rate and cameras against the contract."""
         problems = []
         unknown = [k for k in self.state_keys if k not in STATE_KEYS]
         if unknown:
@@ -179,32 +188,34 @@ class Manifest:
                 any(cam not in CAMERA_TOPICS for cam in self.cameras):
             problems.append(f'cameras {list(self.cameras)} must be distinct, start with front and come from '
                             f'{list(CAMERA_TOPICS)}')
+        return problems
+
+    def _tensor_problems(self) -> list[str]:
+        """Every standard tensor present, with the standard shape and dtype."""
         expected = Manifest.standard(self.model_version, self.image_size, self.state_keys, self.embedding_dim,
                                      self.max_text_length, self.control_rate_hz, cameras=self.cameras)
+        problems = []
         for role, got, want in (('policy input', self.policy_inputs, expected.policy_inputs),
                                 ('policy output', self.policy_outputs, expected.policy_outputs),
                                 ('text encoder input', self.text_inputs, expected.text_inputs),
                                 ('text encoder output', self.text_outputs, expected.text_outputs)):
             have = {s.name: s for s in got}
-            for spec in want:
-                if spec.name not in have:
-                    problems.append(f'{role} {spec.name!r} is missing')
-                elif have[spec.name] != spec:
-                    problems.append(f'{role} {spec.name!r} is {_fmt(have[spec.name])}, expected {_fmt(spec)}')
+            problems += [f'{role} {spec.name!r} is missing' if spec.name not in have else
+                         f'{role} {spec.name!r} is {_fmt(have[spec.name])}, expected {_fmt(spec)}'
+                         for spec in want if have.get(spec.name) != spec]
+        return problems
+
+    def _input_problems(self) -> list[str]:
+        """Recurrent pairs name a policy input and output; every other input is a standard one."""
         in_names = {s.name for s in self.policy_inputs}
         out_names = {s.name for s in self.policy_outputs}
-        for r in self.recurrent:
-            if r.input not in in_names or r.output not in out_names:
-                problems.append(f'recurrent pair {r.input}->{r.output} does not name a policy input and output')
+        problems = [f'recurrent pair {r.input}->{r.output} does not name a policy input and output'
+                    for r in self.recurrent if r.input not in in_names or r.output not in out_names]
         standard = {STATE_INPUT, INSTRUCTION_INPUT, *(camera_input(cam) for cam in self.cameras)}
         extra_in = in_names - standard - {r.input for r in self.recurrent}
         if extra_in:
             problems.append(f'policy inputs {sorted(extra_in)} are neither standard nor recurrent')
-        for s in self.policy_inputs + self.policy_outputs + self.text_inputs + self.text_outputs:
-            if s.dtype not in DTYPES:
-                problems.append(f'tensor {s.name!r} has dtype {s.dtype!r} (allowed: {DTYPES})')
-        if problems:
-            raise BundleError(f'{where}: ' + '; '.join(problems))
+        return problems
 
 def _spec_json(s: TensorSpec) -> dict[str, Any]:
     return {'name': s.name, 'shape': list(s.shape), 'dtype': s.dtype}
