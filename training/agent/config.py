@@ -62,6 +62,15 @@ class AgentConfig:
                                                   # (sim.privileged; asymmetric actor-critic); 0: none (a robot)
 
     def __post_init__(self) -> None:
+        problems = [*self._shape_problems(), *self._range_problems()]
+        if self.privileged_dim and self.reference_actor:
+            problems.append('reference_actor compares Q values while acting, where no privileged state exists: '
+                            'it cannot be combined with privileged_dim')
+        if problems:
+            raise ValueError('AgentConfig: ' + '; '.join(problems))
+
+    def _shape_problems(self) -> list[str]:
+        """Cameras, and a conv stack that leaves at least one pixel of the image."""
         problems = []
         cameras = self.cameras
         if not cameras or any(c not in CAMERAS for c in cameras) or len(set(cameras)) != len(cameras):
@@ -73,10 +82,13 @@ class AgentConfig:
         if self.conv_output_size() < 1:
             problems.append(f'image_size {self.image_size} is too small for {len(self.channels)} convs '
                             f'with strides {self.strides}')
-        for name in ('image_size', 'state_dim', 'embedding_dim', 'language_dim', 'feature_dim', 'hidden_dim', 'n_step',
-                     'ensemble_size', 'ensemble_hidden', 'std_decay_updates'):
-            if getattr(self, name) < 1:
-                problems.append(f'{name} must be >= 1, got {getattr(self, name)}')
+        return problems
+
+    def _range_problems(self) -> list[str]:
+        """Sizes >= 1, weights and counts >= 0, gamma in (0, 1], enough heads, a known actor objective."""
+        positive = ('image_size', 'state_dim', 'embedding_dim', 'language_dim', 'feature_dim', 'hidden_dim', 'n_step',
+                    'ensemble_size', 'ensemble_hidden', 'std_decay_updates')
+        problems = [f'{name} must be >= 1, got {getattr(self, name)}' for name in positive if getattr(self, name) < 1]
         if self.actor_objective not in ('q', 'crr'):
             problems.append(f"actor_objective {self.actor_objective!r} must be 'q' or 'crr'")
         if self.critic_heads < 2:
@@ -85,16 +97,10 @@ class AgentConfig:
             problems.append(f'ensemble_size {self.ensemble_size}: disagreement needs at least 2 heads')
         if not 0 < self.gamma <= 1:
             problems.append(f'gamma {self.gamma} must be in (0, 1]')
-        if self.privileged_dim and self.reference_actor:
-            problems.append('reference_actor compares Q values while acting, where no privileged state exists: '
-                            'it cannot be combined with privileged_dim')
-        for name in ('bc_weight', 'bc_decay_updates', 'critic_warmup_updates', 'gripper_noise', 'privileged_dim'):
-            if getattr(self, name) < 0:
-                problems.append(f'{name} must be >= 0, got {getattr(self, name)}')
-        if self.augment_pad < 0:
-            problems.append(f'augment_pad must be >= 0, got {self.augment_pad}')
-        if problems:
-            raise ValueError('AgentConfig: ' + '; '.join(problems))
+        non_negative = ('bc_weight', 'bc_decay_updates', 'critic_warmup_updates', 'gripper_noise', 'privileged_dim',
+                        'augment_pad')
+        return problems + [f'{name} must be >= 0, got {getattr(self, name)}' for name in non_negative
+                           if getattr(self, name) < 0]
 
     def conv_output_size(self) -> int:
         """Side of the last conv feature map (3x3 kernels, no padding)."""
