@@ -416,16 +416,8 @@ def _update_info(root: Path, **fields: Any) -> None:
 
 def _open_or_create(root: Path, options: LearnerOptions) -> tuple[TrainConfig, dict[str, Any]]:
     """(config, learner.json) of an existing learner run, or of a new one written completely first."""
-
-    info_path = root / INFO_FILE
-    if info_path.is_file():
-        info = _resumed(root, options)
-        config = load_yaml((root / 'config.yaml').read_text())
-        changed = differences(config, _overridden(config, options.settings))
-        if changed:
-            raise LearnerError(f'{root} was made with other settings ({", ".join(changed)}): RUN/config.yaml holds '
-                               'a run\'s settings; start a new run to change them')
-        return config, info
+    if (root / INFO_FILE).is_file():
+        return _reopened(root, options)
     if root.exists() and any(root.iterdir()):
         raise LearnerError(f'{root} exists and is not a learner run (no {INFO_FILE}); choose an empty directory')
     if options.reward_checkpoint is not None and (options.init_run is not None or
@@ -433,44 +425,82 @@ def _open_or_create(root: Path, options: LearnerOptions) -> tuple[TrainConfig, d
         raise LearnerError('pretraining (an R3M reward checkpoint) starts from scratch on the r3m reward: no init '
                            f'run and no other reward source (got {options.init_run or options.reward_source})')
     root.mkdir(parents=True, exist_ok=True)
-    if options.init_run is not None:
-        init = Path(options.init_run).expanduser().resolve()
-        if not (init / 'run.json').is_file():
-            raise LearnerError(f'--init {init} is not a lamp-train run (no run.json)')
-        _, init_config, init_info = read_run(init)
-        source = init_info.text_encoder
-        checkpoint = latest_checkpoint(init)
-        config = _overridden(replace(init_config, finetune=FinetuneSettings()), options.settings)
-        config = resolve_finetune(config, text.load(source)[0].dim, init_config.agent, init_info.mode)
-        modules = ('encoder', 'actor') if init_info.mode == 'imitate' else ('encoder', 'actor', 'critic',
-                                                                          'critic_target', 'ensemble')
-    else:
-        config = preset(options.preset)
-        config = replace(config, agent=replace(config.agent, cameras=tuple(options.cameras)))
-        config = _overridden(config, options.settings)
-        checkpoint, modules = None, None
-        if options.reward_checkpoint is not None:
-            source = text.r3m_source(Path(options.reward_checkpoint).expanduser())
-            config = resolve_pretrain(config, text.load(source)[0].dim)
-        else:
-            source = text.default_source(root, config.text, config.seed)
-            config = resolve_finetune(config, text.load(source)[0].dim, None)
-    if config.finetune.privileged_critic:
+    start = _from_init(options) if options.init_run is not None else _from_preset(root, options)
+    if start.config.finetune.privileged_critic:
         raise LearnerError('finetune.privileged_critic is for sim-only training (lamp-train finetune): robots send '
                            'no simulator state')
+    return _created(root, options, start)
+
+
+def _reopened(root: Path, options: LearnerOptions) -> tuple[TrainConfig, dict[str, Any]]:
+    """An existing run, with the settings it was made with (other settings are refused, not applied)."""
+    info = _resumed(root, options)
+    config = load_yaml((root / 'config.yaml').read_text())
+    changed = differences(config, _overridden(config, options.settings))
+    if changed:
+        raise LearnerError(f'{root} was made with other settings ({", ".join(changed)}): RUN/config.yaml holds '
+                           'a run\'s settings; start a new run to change them')
+    return config, info
+
+
+@dataclass
+class _Start:
+    """What a new learner run starts from: its config and text encoder, and the weights to load (if any)."""
+    config: TrainConfig
+    source: Any                                  # training.text's encoder source
+    checkpoint: Path | None = None
+    modules: tuple[str, ...] | None = None
+    init: Path | None = None
+
+
+def _from_init(options: LearnerOptions) -> _Start:
+    """A finetuning start from a lamp-train run: its config and text encoder; an imitation run's critic is not
+    worth keeping, so only its encoder and actor are loaded."""
+    init = Path(options.init_run).expanduser().resolve()
+    if not (init / 'run.json').is_file():
+        raise LearnerError(f'--init {init} is not a lamp-train run (no run.json)')
+    _, init_config, init_info = read_run(init)
+    source = init_info.text_encoder
+    config = _overridden(replace(init_config, finetune=FinetuneSettings()), options.settings)
+    config = resolve_finetune(config, text.load(source)[0].dim, init_config.agent, init_info.mode)
+    modules = (('encoder', 'actor') if init_info.mode == 'imitate'
+               else ('encoder', 'actor', 'critic', 'critic_target', 'ensemble'))
+    return _Start(config, source, latest_checkpoint(init), modules, init)
+
+
+def _from_preset(root: Path, options: LearnerOptions) -> _Start:
+    """A start from scratch: the preset with the robot's cameras; pretraining (an R3M checkpoint) or finetuning."""
+    config = preset(options.preset)
+    config = replace(config, agent=replace(config.agent, cameras=tuple(options.cameras)))
+    config = _overridden(config, options.settings)
+    if options.reward_checkpoint is not None:
+        source = text.r3m_source(Path(options.reward_checkpoint).expanduser())
+        return _Start(resolve_pretrain(config, text.load(source)[0].dim), source)
+    source = text.default_source(root, config.text, config.seed)
+    return _Start(resolve_finetune(config, text.load(source)[0].dim, None), source)
+
+
+def _learner_info(options: LearnerOptions, start: _Start) -> dict[str, Any]:
+    """learner.json of a new run: what it is and what it started from."""
+    pretraining = options.reward_checkpoint is not None
+    return {'mode': 'pretrain' if pretraining else 'finetune',
+            'init_run': str(start.init) if start.init is not None else '',
+            'init_checkpoint': str(start.checkpoint or ''), 'preset': start.config.preset,
+            'reward_source': 'r3m' if pretraining else options.reward_source,
+            'reward_checkpoint': start.source.path if pretraining else '',
+            'text_encoder': start.source.to_json(), 'created': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}
+
+
+def _created(root: Path, options: LearnerOptions, start: _Start) -> tuple[TrainConfig, dict[str, Any]]:
+    """Write the new run: config, the starting agent as checkpoint 0, and learner.json last (the run is complete)."""
+    config = start.config
     agent = DrQAgent(config.agent, seed=config.seed)
     init_state_bounds(agent)
-    if checkpoint is not None:
-        load_weights(checkpoint, agent, modules)      # an imitation run has no critic worth keeping
+    if start.checkpoint is not None:
+        load_weights(start.checkpoint, agent, start.modules)
     agent.reset_reference()                           # IBRL's reference (finetune.reference_actor): the start
-    pretraining = options.reward_checkpoint is not None
-    info = {'mode': 'pretrain' if pretraining else 'finetune',
-            'init_run': str(init) if options.init_run is not None else '',
-            'init_checkpoint': str(checkpoint or ''), 'preset': config.preset,
-            'reward_source': 'r3m' if pretraining else options.reward_source,
-            'reward_checkpoint': source.path if pretraining else '',
-            'text_encoder': source.to_json(), 'created': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}
+    info = _learner_info(options, start)
     atomic_write_text(root / 'config.yaml', dump_yaml(config))
     save_checkpoint(root, 0, agent, run_hash(config), {'learner': asdict(Counters())})
-    atomic_write_text(info_path, json.dumps(info, indent=1) + '\n')      # last: the run is complete
+    atomic_write_text(root / INFO_FILE, json.dumps(info, indent=1) + '\n')      # last: the run is complete
     return config, info
