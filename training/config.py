@@ -94,6 +94,24 @@ class FinetuneSettings:
                                            # (sim.privileged: the focus point, its offset from the TCP, the task's
                                            # progress); the policy and its bundle still see only what a robot has
 
+    def problems(self) -> list[str]:
+        """What is wrong with these settings (TrainConfig refuses a config with any)."""
+        problems = []
+        if self.reward not in FINETUNE_REWARDS:
+            problems.append(f'finetune.reward {self.reward!r} must be one of {FINETUNE_REWARDS}')
+        if not 0.0 <= self.demo_fraction <= 1.0:
+            problems.append(f'finetune.demo_fraction {self.demo_fraction} must be in [0, 1]')
+        if self.failure_is_terminal and self.reward != 'success':
+            problems.append("finetune.failure_is_terminal needs finetune.reward 'success' (episodes that end at "
+                            f'success), got {self.reward!r}')
+        for name in ('demo_episodes', 'bc_weight', 'bc_decay_steps', 'critic_warmup_updates', 'explore_std',
+                     'gripper_noise', 'step_penalty', 'success_to_demos_max_steps', 'help_episodes'):
+            if getattr(self, name) < 0:
+                problems.append(f'finetune.{name} must be >= 0, got {getattr(self, name)}')
+        if self.stall_steps < 1:
+            problems.append(f'finetune.stall_steps must be >= 1, got {self.stall_steps}')
+        return problems
+
     def promotes(self, success: bool, steps: int, intervened: bool = False) -> bool:
         """Whether one of the run's own episodes joins the demo buffer (success_to_demos): not one an operator
         helped (its stretches are demos already; the policy's part before them is what failed)."""
@@ -189,6 +207,25 @@ class TrainConfig:
     imitation: ImitationSettings = field(default_factory=ImitationSettings)
 
     def __post_init__(self) -> None:
+        problems = self._loop_problems()
+        if self.agent.image_size != self.env.image_size:
+            problems.append(f'agent.image_size {self.agent.image_size} != env.image_size {self.env.image_size}')
+        if not 0.0 <= self.reward.alpha <= 1.0:
+            problems.append(f'reward.alpha {self.reward.alpha} must be in [0, 1]')
+        if self.env.episode_steps <= self.agent.n_step:
+            problems.append(f'env.episode_steps {self.env.episode_steps} must exceed agent.n_step {self.agent.n_step}')
+        if not 0.0 <= self.imitation.lr_final_fraction <= 1.0:
+            problems.append(f'imitation.lr_final_fraction {self.imitation.lr_final_fraction} must be in [0, 1]')
+        problems += self.finetune.problems()
+        if self.text.encoder not in ('minilm', 'random'):
+            problems.append(f"text.encoder {self.text.encoder!r} must be 'minilm' or 'random'")
+        if self.replay.capacity < self.env.episode_steps:
+            problems.append(f'replay.capacity {self.replay.capacity} holds less than one episode')
+        if problems:
+            raise ValueError('TrainConfig: ' + '; '.join(problems))
+
+    def _loop_problems(self) -> list[str]:
+        """The loop's counts: >= 1, prefills >= 0."""
         problems = []
         for name in ('steps', 'update_every', 'updates_per_step', 'batch_size', 'eval_every', 'eval_episodes',
                      'checkpoint_every', 'keep_checkpoints', 'log_every', 'threads'):
@@ -198,34 +235,7 @@ class TrainConfig:
             problems.append(f'prefill_steps must be >= 0, got {self.prefill_steps}')
         if self.prefill_expert_episodes < 0:
             problems.append(f'prefill_expert_episodes must be >= 0, got {self.prefill_expert_episodes}')
-        if self.agent.image_size != self.env.image_size:
-            problems.append(f'agent.image_size {self.agent.image_size} != env.image_size {self.env.image_size}')
-        if not 0.0 <= self.reward.alpha <= 1.0:
-            problems.append(f'reward.alpha {self.reward.alpha} must be in [0, 1]')
-        if self.env.episode_steps <= self.agent.n_step:
-            problems.append(f'env.episode_steps {self.env.episode_steps} must exceed agent.n_step {self.agent.n_step}')
-        if not 0.0 <= self.imitation.lr_final_fraction <= 1.0:
-            problems.append(f'imitation.lr_final_fraction {self.imitation.lr_final_fraction} must be in [0, 1]')
-        fin = self.finetune
-        if fin.reward not in FINETUNE_REWARDS:
-            problems.append(f'finetune.reward {fin.reward!r} must be one of {FINETUNE_REWARDS}')
-        if not 0.0 <= fin.demo_fraction <= 1.0:
-            problems.append(f'finetune.demo_fraction {fin.demo_fraction} must be in [0, 1]')
-        if fin.failure_is_terminal and fin.reward != 'success':
-            problems.append("finetune.failure_is_terminal needs finetune.reward 'success' (episodes that end at "
-                            f'success), got {fin.reward!r}')
-        for name in ('demo_episodes', 'bc_weight', 'bc_decay_steps', 'critic_warmup_updates', 'explore_std',
-                     'gripper_noise', 'step_penalty', 'success_to_demos_max_steps', 'help_episodes'):
-            if getattr(fin, name) < 0:
-                problems.append(f'finetune.{name} must be >= 0, got {getattr(fin, name)}')
-        if fin.stall_steps < 1:
-            problems.append(f'finetune.stall_steps must be >= 1, got {fin.stall_steps}')
-        if self.text.encoder not in ('minilm', 'random'):
-            problems.append(f"text.encoder {self.text.encoder!r} must be 'minilm' or 'random'")
-        if self.replay.capacity < self.env.episode_steps:
-            problems.append(f'replay.capacity {self.replay.capacity} holds less than one episode')
-        if problems:
-            raise ValueError('TrainConfig: ' + '; '.join(problems))
+        return problems
 
 
 def _debug() -> TrainConfig:
@@ -308,6 +318,12 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
             return None
         options = [a for a in typing.get_args(hint) if a is not type(None)]
         return _coerce(options[0], value, where)
+    return _coerce_scalar(hint, value, where)
+
+
+def _coerce_scalar(hint: Any, value: Any, where: str) -> Any:
+    """int, float, str and bool as YAML gives them: ints and number strings as floats where a float is meant,
+    never a bool for an int."""
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint is float and isinstance(value, str):      # YAML 1.1 reads 3e-4 (no dot) as a string
