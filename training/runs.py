@@ -148,37 +148,14 @@ def finetune(run_dir: Path, requested: TrainConfig | None, task: str | None, ini
 
 def _create_finetune(run_dir: Path, requested: TrainConfig, task: str, init_run: Path | None, init_step: int | None,
                      reward_checkpoint: Path | None) -> tuple[RunInfo, TrainConfig, Any, Path]:
-    init_checkpoint, init_agent, init_info = None, None, None
-    if init_run is not None and reward_checkpoint is not None:
-        raise RunError('--reward-checkpoint only chooses the text encoder of a run from scratch; with --init the '
-                       'text encoder is the pretrained run\'s')
-    if init_run is not None:
-        _, init_config, init_info = read_run(Path(init_run))
-        if requested.finetune.privileged_critic and init_info.mode != 'imitate':
-            raise RunError(f'finetune.privileged_critic needs a fresh critic: {init_run} is a {init_info.mode} run '
-                           'whose critic takes no privileged state (start from an imitation run or from scratch)')
-        init_checkpoint = _checkpoint_at(Path(init_run), init_step)
-        init_agent = init_config.agent
-        source = init_info.text_encoder
-    elif reward_checkpoint is not None:
-        source = text.r3m_source(reward_checkpoint)
-    else:
-        source = None
+    init_checkpoint, init_agent, init_info, source = _finetune_start(requested, init_run, init_step, reward_checkpoint)
     paths = check_new_run_dir(run_dir)
     if source is None:
         source = text.default_source(paths.root, requested.text, requested.seed)
     encoder, vocab = text.load(source)
     init_mode = init_info.mode if init_info is not None else None
     config = resolve_finetune(requested, encoder.dim, init_agent, init_mode)
-    agent = DrQAgent(config.agent, seed=config.seed)
-    init_state_bounds(agent)
-    if init_checkpoint is not None:
-        load_weights(init_checkpoint, agent, ('encoder', 'actor') if init_mode == 'imitate' else
-                     tuple(name for name in agent.modules() if name != 'reference'))
-    agent.reset_reference()                                     # IBRL's reference: the policy it starts from
-    if config.finetune.critic_linear_probe:
-        agent.reset_critic_output(config.seed)
-        agent.set_critic_linear_probe(True)
+    agent = _starting_agent(config, init_checkpoint, init_mode)
     embedder = InstructionEmbedder(encoder, vocab, config.text.max_tokens)
     instruction = DOWNSTREAM_TASKS[task].phrases[0]            # LAMP: the task name with spaces
     if config.finetune.tune_instruction:
@@ -190,6 +167,37 @@ def _create_finetune(run_dir: Path, requested: TrainConfig, task: str, init_run:
     save_checkpoint(paths.root, 0, agent, run_hash(config), initial_trainer_state(config))
     write_new_run(paths, config, info)
     return info, config, encoder, vocab
+
+
+def _finetune_start(requested: TrainConfig, init_run: Path | None, init_step: int | None,
+                    reward_checkpoint: Path | None) -> tuple[Path | None, AgentConfig | None, RunInfo | None, Any]:
+    """(checkpoint, agent config, run info, text encoder source) a finetuning run starts from: the --init run's,
+    or from scratch the R3M's text encoder (--reward-checkpoint) or none yet (the default, made in the run)."""
+    if init_run is not None and reward_checkpoint is not None:
+        raise RunError('--reward-checkpoint only chooses the text encoder of a run from scratch; with --init the '
+                       'text encoder is the pretrained run\'s')
+    if init_run is None:
+        return None, None, None, text.r3m_source(reward_checkpoint) if reward_checkpoint is not None else None
+    _, init_config, init_info = read_run(Path(init_run))
+    if requested.finetune.privileged_critic and init_info.mode != 'imitate':
+        raise RunError(f'finetune.privileged_critic needs a fresh critic: {init_run} is a {init_info.mode} run '
+                       'whose critic takes no privileged state (start from an imitation run or from scratch)')
+    return _checkpoint_at(Path(init_run), init_step), init_config.agent, init_info, init_info.text_encoder
+
+
+def _starting_agent(config: TrainConfig, init_checkpoint: Path | None, init_mode: str | None) -> DrQAgent:
+    """The agent at step 0: the start's weights (an imitation run: encoder and actor only), IBRL's reference set
+    to it, and the critic's output reset for a linear probe."""
+    agent = DrQAgent(config.agent, seed=config.seed)
+    init_state_bounds(agent)
+    if init_checkpoint is not None:
+        load_weights(init_checkpoint, agent, ('encoder', 'actor') if init_mode == 'imitate' else
+                     tuple(name for name in agent.modules() if name != 'reference'))
+    agent.reset_reference()                                     # IBRL's reference: the policy it starts from
+    if config.finetune.critic_linear_probe:
+        agent.reset_critic_output(config.seed)
+        agent.set_critic_linear_probe(True)
+    return agent
 
 
 def tuning_candidates(task: str, count: int, pretraining_instructions: list[str], seed: int) -> list[str]:
