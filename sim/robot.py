@@ -89,6 +89,15 @@ class ArmConfig:
 def robot_spec(config: ArmConfig) -> mujoco.MjSpec:
     """gym-hil's Panda + 2F-85, simplified for rendering speed, with the TCP target and its weld."""
     spec = mujoco.MjSpec.from_file(str(gym_hil_panda_xml()))
+    _simplify(spec)
+    _dress(spec)
+    _add_carriage(spec, config)
+    return spec
+
+
+def _simplify(spec: mujoco.MjSpec) -> None:
+    """Collision meshes only (scaled into the spec, the gripper's as convex hulls), no arm motors, sensors or
+    cameras: the weld moves the arm."""
     for geom in list(spec.geoms):          # visual-only meshes: ~190k triangles, too slow to render on a CPU
         if geom.type == mujoco.mjtGeom.mjGEOM_MESH and geom.contype == 0 and geom.conaffinity == 0:
             spec.delete(geom)
@@ -112,6 +121,9 @@ def robot_spec(config: ArmConfig) -> mujoco.MjSpec:
     for element in list(spec.sensors) + list(spec.cameras):
         spec.delete(element)
 
+
+def _dress(spec: mujoco.MjSpec) -> None:
+    """The collision geoms as the visible robot (white arm, dark gripper), gravity compensated, joints damped."""
     white = spec.add_material(name='robot_white', rgba=[0.92, 0.92, 0.93, 1.0], specular=0.3)
     dark = spec.add_material(name='robot_dark', rgba=[0.16, 0.16, 0.17, 1.0], specular=0.2)
     gripper_bodies = {body.name for body in spec.body('base_mount').find_all(mujoco.mjtObj.mjOBJ_BODY)}
@@ -126,6 +138,9 @@ def robot_spec(config: ArmConfig) -> mujoco.MjSpec:
     for index in range(1, 8):
         spec.joint(f'joint{index}').damping = [JOINT_DAMPING, 0.0, 0.0]
 
+
+def _add_carriage(spec: mujoco.MjSpec, config: ArmConfig) -> None:
+    """The TCP target: a carriage on three position-driven slides, welded to the gripper base."""
     # The carriage frame (world-aligned) sits at the TCP; the weld holds the gripper base where it is
     # when the TCP points down (TCP_DOWN_QUAT): base pose in carriage frame = TCP orientation * base in TCP.
     pinch = spec.site(TCP_SITE)
@@ -152,7 +167,6 @@ def robot_spec(config: ArmConfig) -> mujoco.MjSpec:
     weld.data[:] = [0, 0, 0, *base_in_carriage, *base_in_carriage_quat, 1.0, 0.0]
     weld.solref = [config.weld_timeconst_s, 1.0]
     weld.solimp = [0.9, 0.95, 0.001, 0.5, 2.0]
-    return spec
 
 
 def solve_home_joints(model: mujoco.MjModel, tcp_position: np.ndarray, tcp_quat: np.ndarray) -> np.ndarray:
