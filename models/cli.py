@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -63,14 +64,10 @@ def load_reward_model(kind: str, checkpoint: Path | None, device: str, threads: 
 
 def cmd_score(args: argparse.Namespace) -> int:
     if args.model == 'r3m-onnx' and args.device != 'cpu':
-        print('error: --model r3m-onnx runs on the CPU (onnxruntime); leave --device at cpu', file=sys.stderr)
-        return 1
-    try:
+        raise Refused('--model r3m-onnx runs on the CPU (onnxruntime); leave --device at cpu')
+    with refusing(ValueError):
         first = read_rgb(args.first)
         frames = [read_rgb(p) for p in args.frame]
-    except ValueError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 1
     model = load_reward_model(args.model, args.checkpoint, args.device, args.threads)
     first_embedding = model.embed_images(first[None])
     frame_embeddings = np.concatenate([model.embed_images(f[None]) for f in frames])  # sizes may differ per file
@@ -121,43 +118,24 @@ def cmd_finetune_reward(args: argparse.Namespace) -> int:
     from lamp_ros.fileio import atomic_write_text
     from models.episodes import iter_episodes
     from models.r3m.checkpoint import save_checkpoint
-    from models.r3m.finetune import (RANKING_NAMES, FinetuneConfig, Vocabulary, check_one_size, evaluate, finetune,
-                                     videos_from_episodes)
-    from models.r3m.model import R3MNet
+    from models.r3m.finetune import FinetuneConfig, Vocabulary, check_one_size, evaluate, finetune, videos_from_episodes
     from models.r3m.onnx_export import export_onnx
     from models.r3m.reward import R3MReward
     from models.r3m.runtime import OnnxR3MReward
-    from models.text_encoder import default_vocab_path
 
-    try:
+    with refusing(ValueError):
         config = FinetuneConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, holdout=args.holdout,
                                 train_last_stage=args.train_last_stage, reset_head=args.reset_head,
                                 language_negatives=args.language_negatives, max_frames=args.max_frames,
                                 include_failures=args.include_failures, seed=args.seed)
-    except ValueError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 1
     out, onnx_out = args.out.expanduser(), args.out.expanduser().with_name(args.out.name + '_onnx')
-    for path in (out, onnx_out):
-        if path.exists() and (not path.is_dir() or any(path.iterdir())) and not args.overwrite:
-            print(f'error: {path} exists; pass --overwrite to replace it', file=sys.stderr)
-            return 1
+    refuse_existing(out, onnx_out, overwrite=args.overwrite)
     torch.set_num_threads(args.threads)
-    try:
+    with refusing(FileNotFoundError, ValueError):
         videos, left_out = videos_from_episodes(iter_episodes(args.episodes), config)   # streamed: one in memory
         vocab = Vocabulary(videos)
         check_one_size(videos)
-    except (FileNotFoundError, ValueError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 1
-    if args.checkpoint is not None:
-        reward = R3MReward.load(args.checkpoint, device=args.device)
-        start = f'checkpoint {args.checkpoint} ({reward.name})'
-    else:
-        net = R3MNet.random(size=args.size, hidden_dim=args.hidden_dim, seed=args.seed)
-        reward = R3MReward(net, default_vocab_path(), device=args.device, name=f'r3m-resnet{args.size}-random')
-        start = (f'random ResNet-{args.size} and random DistilBERT (no pretrained or ImageNet weights), '
-                 f'head hidden {args.hidden_dim}')
+    reward, start = _starting_r3m(args)
     labels = sorted({v.label for v in videos})
     print(f'{len(videos)} episodes ({left_out} left out) of {len(labels)} tasks: {", ".join(labels)}; '
           f'start: {start}; training the head{" and layer4" if config.train_last_stage else ""}')
@@ -167,8 +145,7 @@ def cmd_finetune_reward(args: argparse.Namespace) -> int:
     loaded = R3MReward.load(out, device=args.device)               # what every loader will see
     held = [v for v in videos if v.episode_id in set(result.holdout_ids)]
     shipped = evaluate(loaded, held, vocab, config.alpha) if held else None
-    size = int(videos[0].frames.shape[1])
-    export_onnx(loaded, onnx_out, verify_sizes=(size,), overwrite=args.overwrite)
+    export_onnx(loaded, onnx_out, verify_sizes=(int(videos[0].frames.shape[1]),), overwrite=args.overwrite)
     onnx_ranking = evaluate(OnnxR3MReward.load(onnx_out), held, vocab, config.alpha) if held else None
     report = {**result.summary(), 'start': start, 'episodes_dir': str(args.episodes), 'left_out': left_out,
               'tasks': labels, 'holdout_ids': result.holdout_ids, 'checkpoint': str(out), 'onnx': str(onnx_out),
@@ -176,13 +153,34 @@ def cmd_finetune_reward(args: argparse.Namespace) -> int:
               'holdout_onnx': onnx_ranking.__dict__ if onnx_ranking else None}
     atomic_write_text(out / 'finetune_report.json', json.dumps(report, indent=2) + '\n')
     print(f'saved {out} (R3M checkpoint layout) and {onnx_out} (ONNX, for the reward node)')
-    if shipped is not None:
-        print(f'held-out ranking, {len(held)} episodes: before finetuning -> the saved checkpoint')
-        for name, line in zip(RANKING_NAMES, shipped.lines()):
-            print(f'  {getattr(result.before, name):6.1%} -> {line}')
-    else:
-        print('no held-out episodes (--holdout 0): no held-out ranking')
+    _print_ranking(result.before, shipped, len(held))
     return 0
+
+
+def _starting_r3m(args: argparse.Namespace) -> tuple[Any, str]:
+    """The R3M that finetune-reward starts from (--checkpoint, or random weights of --size) and its description."""
+    from models.r3m.model import R3MNet
+    from models.r3m.reward import R3MReward
+    from models.text_encoder import default_vocab_path
+
+    if args.checkpoint is not None:
+        reward = R3MReward.load(args.checkpoint, device=args.device)
+        return reward, f'checkpoint {args.checkpoint} ({reward.name})'
+    net = R3MNet.random(size=args.size, hidden_dim=args.hidden_dim, seed=args.seed)
+    return (R3MReward(net, default_vocab_path(), device=args.device, name=f'r3m-resnet{args.size}-random'),
+            f'random ResNet-{args.size} and random DistilBERT (no pretrained or ImageNet weights), head hidden '
+            f'{args.hidden_dim}')
+
+
+def _print_ranking(before: Any, shipped: Any, held: int) -> None:
+    from models.r3m.finetune import RANKING_NAMES
+
+    if shipped is None:
+        print('no held-out episodes (--holdout 0): no held-out ranking')
+        return
+    print(f'held-out ranking, {held} episodes: before finetuning -> the saved checkpoint')
+    for name, line in zip(RANKING_NAMES, shipped.lines()):
+        print(f'  {getattr(before, name):6.1%} -> {line}')
 
 
 def cmd_train_classifier(args: argparse.Namespace) -> int:
@@ -192,17 +190,12 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
     from models.success_training import ClassifierConfig, export_classifier, labelled_frames, train_classifier
 
     out = (args.out or default_classifier_dir()).expanduser()
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        print(f'error: {out} exists; pass --overwrite to replace it', file=sys.stderr)
-        return 1
-    try:
+    refuse_existing(out, overwrite=args.overwrite)
+    with refusing(FileNotFoundError, ValueError):
         config = ClassifierConfig(image_size=args.image_size, positive_frames=args.positive_frames,
                                   margin_frames=args.margin_frames, steps=args.steps, holdout=args.holdout,
                                   threshold=args.threshold, seed=args.seed)
         data = labelled_frames(iter_episodes(args.episodes), config)
-    except (FileNotFoundError, ValueError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 1
     torch.set_num_threads(args.threads)
     print(f'{len(np.unique(data.episode))} episodes, {len(data.labels)} frames ({int(data.labels.sum())} '
           f'positive) of {", ".join(data.tasks)}; {config.image_size}x{config.image_size}')
@@ -216,6 +209,26 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
     print(f'saved {out} (classifier.onnx + classifier.json): reward node `model: classifier`, '
           f'`checkpoint: {out}`')
     return 0
+
+
+class Refused(Exception):
+    """A command's input refused before any work: main prints 'error: <why>' and exits 1."""
+
+
+@contextmanager
+def refusing(*errors: type[Exception]) -> Iterator[None]:
+    """Inside: these errors (bad settings, missing or unreadable episodes) become a Refused with their message."""
+    try:
+        yield
+    except errors as e:
+        raise Refused(str(e)) from None
+
+
+def refuse_existing(*paths: Path, overwrite: bool) -> None:
+    """An output that exists (a file, or a directory with anything in it) is replaced only with --overwrite."""
+    for path in paths:
+        if path.exists() and (not path.is_dir() or any(path.iterdir())) and not overwrite:
+            raise Refused(f'{path} exists; pass --overwrite to replace it')
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -330,7 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WeightsMissing as e:
         print(str(e), file=sys.stderr)
         return EXIT_WEIGHTS_MISSING
-    except (FetchError, CheckpointError, OnnxExportInvalid, FileExistsError) as e:
+    except (FetchError, CheckpointError, OnnxExportInvalid, FileExistsError, Refused) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
 
