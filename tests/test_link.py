@@ -207,3 +207,16 @@ def test_bundle_push_arrives_intact(tmp_path):
     finally:
         c.close()
         server.close()
+
+
+def test_a_pushed_bundle_cannot_write_or_reuse_outside_its_directory(tmp_path):
+    from lamp_ros.link.robot_client import _fill_bundle
+    base, tmp = tmp_path / 'v1', tmp_path / '.v2.partial'
+    base.mkdir()
+    (base / 'policy.onnx').write_bytes(b'old')
+    (tmp_path / 'secret').write_bytes(b'not a bundle file')
+    assert 'escapes the bundle' in _fill_bundle(tmp, {'../v1/policy.onnx': b'evil'}, base, {})
+    assert (base / 'policy.onnx').read_bytes() == b'old'
+    assert 'is missing' in _fill_bundle(tmp, {}, base, {'stolen': '../secret'})
+    assert _fill_bundle(tmp, {'manifest.json': b'{}'}, base, {'policy.onnx': 'policy.onnx'}) == ''
+    assert (tmp / 'policy.onnx').read_bytes() == b'old' and (tmp / 'manifest.json').read_bytes() == b'{}'

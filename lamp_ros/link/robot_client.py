@@ -267,19 +267,10 @@ class LinkClient:
         if reuse and (not base or '/' in base or base.startswith('.') or not (root / base).is_dir()):
             return None, f'it reuses files of bundle {base!r}, which is not here'
         shutil.rmtree(tmp, ignore_errors=True)
-        for rel, source in [(rel, None) for rel in files] + [(rel, root / base / old) for rel, old in reuse.items()]:
-            target = (tmp / rel).resolve()
-            if not str(target).startswith(str(tmp.resolve()) + '/'):
-                shutil.rmtree(tmp, ignore_errors=True)
-                return None, f'file path {rel!r} escapes the bundle'
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if source is None:
-                target.write_bytes(files[rel])
-            elif not source.is_file() or not source.resolve().is_relative_to((root / base).resolve()):
-                shutil.rmtree(tmp, ignore_errors=True)
-                return None, f'{source} (reused for {rel}) is missing'
-            else:
-                _link_or_copy(source, target)
+        why = _fill_bundle(tmp, files, root / base, reuse)
+        if why:
+            shutil.rmtree(tmp, ignore_errors=True)
+            return None, why
         tmp.rename(final)
         return final, ''
 
@@ -290,6 +281,23 @@ class LinkClient:
                 return
             if self.on_bundle is not None:
                 self.on_bundle(*item)
+
+
+def _fill_bundle(tmp: Path, files: dict[str, bytes], base_dir: Path, reuse: dict[str, str]) -> str:
+    """Write the pushed files into tmp and link the reused ones from base_dir; why not ('' when done). No path
+    may leave tmp, and no reused file may come from outside base_dir."""
+    for rel, source in [(rel, None) for rel in files] + [(rel, base_dir / old) for rel, old in reuse.items()]:
+        target = (tmp / rel).resolve()
+        if not str(target).startswith(str(tmp.resolve()) + '/'):
+            return f'file path {rel!r} escapes the bundle'
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source is None:
+            target.write_bytes(files[rel])
+        elif not source.is_file() or not source.resolve().is_relative_to(base_dir.resolve()):
+            return f'{source} (reused for {rel}) is missing'
+        else:
+            _link_or_copy(source, target)
+    return ''
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
