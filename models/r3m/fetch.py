@@ -19,7 +19,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from tqdm import tqdm
 
@@ -60,6 +60,21 @@ def download(remote: RemoteFile, dest_dir: Path, timeout_s: float = DEFAULT_TIME
     if final.is_file():
         _verify(final, remote, delete_on_mismatch=False)
         return final
+    response, start = _open_resuming(remote, part, timeout_s)
+    with response:
+        start, total = _checked_answer(response, remote, start)
+        received = _stream(response, part, start, total, remote, progress)
+    if total is not None and received != total:
+        raise FetchError(f'download of {remote.name} from {remote.url} stopped at {received} of {total} bytes; '
+                         f'run the same command again to resume from {part}')
+    _verify(part, remote, delete_on_mismatch=True)
+    os.replace(part, final)
+    _fsync_dir(dest_dir)
+    return final
+
+
+def _open_resuming(remote: RemoteFile, part: Path, timeout_s: float) -> tuple[Any, int]:
+    """(response, byte it starts at): from the end of a partial download if there is a trustworthy one."""
     start = part.stat().st_size if part.is_file() else 0
     if remote.size is not None and start > remote.size:
         part.unlink()
@@ -71,46 +86,49 @@ def download(remote: RemoteFile, dest_dir: Path, timeout_s: float = DEFAULT_TIME
         response = _open(remote.url, start, timeout_s)
         if response is None:
             raise FetchError(f'{remote.url}: HTTP 416 for a download from byte 0')
-    with response:
-        content_type = response.headers.get('Content-Type', '')
-        if 'text/html' in content_type and not remote.name.endswith(('.html', '.htm')):
-            raise FetchError(f'{remote.url} answered with an HTML page instead of {remote.name} (a Google Drive '
-                             'quota or confirmation page?); download it by hand in a browser')
-        if response.status == 206:
-            first, total = _content_range(response.headers.get('Content-Range', ''), remote.url)
-            if first != start:
-                raise FetchError(f'{remote.url}: asked to resume at byte {start}, the server sent from {first}')
-            mode = 'ab'
-        else:
-            start, mode = 0, 'wb'
-            length = response.headers.get('Content-Length')
-            total = int(length) if length is not None else None
-        if remote.size is not None and total is not None and total != remote.size:
-            raise FetchError(f'{remote.url}: the server announces {total} bytes, {remote.name} must have {remote.size}')
-        received = start
-        with open(part, mode) as f, tqdm(total=total, initial=start, unit='B', unit_scale=True, desc=remote.name,
-                                         disable=not progress) as bar:
-            while True:
-                try:
-                    chunk = response.read(CHUNK_BYTES)
-                except (http.client.IncompleteRead, OSError) as e:
-                    raise FetchError(f'download of {remote.name} from {remote.url} interrupted after {received} '
-                                     f'bytes ({type(e).__name__}: {e}); run the same command again to resume from '
-                                     f'{part}') from e
-                if not chunk:
-                    break
-                f.write(chunk)
-                received += len(chunk)
-                bar.update(len(chunk))
-            f.flush()
-            os.fsync(f.fileno())
-    if total is not None and received != total:
-        raise FetchError(f'download of {remote.name} from {remote.url} stopped at {received} of {total} bytes; '
-                         f'run the same command again to resume from {part}')
-    _verify(part, remote, delete_on_mismatch=True)
-    os.replace(part, final)
-    _fsync_dir(dest_dir)
-    return final
+    return response, start
+
+
+def _checked_answer(response: Any, remote: RemoteFile, start: int) -> tuple[int, int | None]:
+    """(byte the body starts at, total size if announced): a resumed range where asked for, the whole file
+    otherwise (start 0); an HTML page or a size other than the file's is refused."""
+    content_type = response.headers.get('Content-Type', '')
+    if 'text/html' in content_type and not remote.name.endswith(('.html', '.htm')):
+        raise FetchError(f'{remote.url} answered with an HTML page instead of {remote.name} (a Google Drive '
+                         'quota or confirmation page?); download it by hand in a browser')
+    if response.status == 206:
+        first, total = _content_range(response.headers.get('Content-Range', ''), remote.url)
+        if first != start:
+            raise FetchError(f'{remote.url}: asked to resume at byte {start}, the server sent from {first}')
+    else:
+        start = 0
+        length = response.headers.get('Content-Length')
+        total = int(length) if length is not None else None
+    if remote.size is not None and total is not None and total != remote.size:
+        raise FetchError(f'{remote.url}: the server announces {total} bytes, {remote.name} must have {remote.size}')
+    return start, total
+
+
+def _stream(response: Any, part: Path, start: int, total: int | None, remote: RemoteFile, progress: bool) -> int:
+    """Append the body to the partial file (a fresh one when start is 0), synced; the bytes it now holds."""
+    received = start
+    with open(part, 'ab' if start else 'wb') as f, tqdm(total=total, initial=start, unit='B', unit_scale=True,
+                                                        desc=remote.name, disable=not progress) as bar:
+        while True:
+            try:
+                chunk = response.read(CHUNK_BYTES)
+            except (http.client.IncompleteRead, OSError) as e:
+                raise FetchError(f'download of {remote.name} from {remote.url} interrupted after {received} '
+                                 f'bytes ({type(e).__name__}: {e}); run the same command again to resume from '
+                                 f'{part}') from e
+            if not chunk:
+                break
+            f.write(chunk)
+            received += len(chunk)
+            bar.update(len(chunk))
+        f.flush()
+        os.fsync(f.fileno())
+    return received
 
 
 def fetch_files(files: Sequence[RemoteFile], dest_dir: Path, timeout_s: float = DEFAULT_TIMEOUT_S,
