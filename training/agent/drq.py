@@ -133,16 +133,8 @@ class DrQAgent:
         discounts = cfg.gamma ** torch.arange(n, dtype=torch.float32, device=self.device)
         returns = (reward * discounts).sum(dim=1)
 
-        with torch.no_grad():
-            next_action = clipped_sample(self.actor(later[:, -1], state[:, n], instruction), std, cfg.std_clip)
-            if self.reference is not None:
-                proposal = self.reference.actor(self.reference.encoder(x[:, -1]), state[:, n], instruction)
-                next_action = self._better(later[:, -1], state[:, n], instruction, next_action, proposal,
-                                           self.critic_target)
-            target_qs = self.critic_target(later[:, -1], state[:, n], instruction, next_action, then)
-            pair = torch.randperm(len(target_qs))[:2].tolist() if len(target_qs) > 2 else [0, 1]
-            alive = 1.0 - self._tensor(batch['terminal']).float() if 'terminal' in batch else 1.0
-            target = returns + alive * cfg.gamma ** n * torch.min(target_qs[pair[0]], target_qs[pair[1]])
+        alive = 1.0 - self._tensor(batch['terminal']).float() if 'terminal' in batch else 1.0
+        target = self._td_target(x[:, -1], later[:, -1], state[:, n], instruction, returns, alive, std, then)
         qs = self.critic(features, state[:, 0], instruction, action[:, 0], now)
         critic_loss = sum(F.mse_loss(q, target) for q in qs)
         q1 = qs[0]
@@ -153,22 +145,40 @@ class DrQAgent:
         (critic_loss + bc_weight * encoder_bc).backward()
         self.critic_opt.step()
 
+        actor_loss = torch.zeros(())
         if self.updates >= cfg.critic_warmup_updates:
             actor_loss = self._actor_loss(features.detach(), state, instruction, action, demo, std, bc_weight,
                                           metrics, now)
             self.actor_opt.zero_grad(set_to_none=True)
             actor_loss.backward()
             self.actor_opt.step()
-        else:
-            actor_loss = torch.zeros(())
-
-        with torch.no_grad():
-            for target_p, p in zip(self.critic_target.parameters(), self.critic.parameters()):
-                target_p.lerp_(p, cfg.critic_tau)
+        self._soft_update_target()
         self.updates += 1
         metrics.update(critic_loss=critic_loss.item(), actor_loss=actor_loss.item(), q=q1.mean().item(),
                        target_q=target.mean().item(), reward=reward.mean().item())
         return metrics
+
+    @torch.no_grad()
+    def _td_target(self, last_image: torch.Tensor, last_features: torch.Tensor, last_state: torch.Tensor,
+                   instruction: torch.Tensor, returns: torch.Tensor, alive: torch.Tensor | float, std: float,
+                   privileged: torch.Tensor | None) -> torch.Tensor:
+        """The n-step target: the discounted rewards, plus (unless the window ended the episode) the target
+        critic at the window's last frame under the actor's noisy action (or IBRL's reference proposal where the
+        target critic values it higher), the min over two random heads (REDQ with more than 2)."""
+        cfg = self.config
+        next_action = clipped_sample(self.actor(last_features, last_state, instruction), std, cfg.std_clip)
+        if self.reference is not None:
+            proposal = self.reference.actor(self.reference.encoder(last_image), last_state, instruction)
+            next_action = self._better(last_features, last_state, instruction, next_action, proposal,
+                                       self.critic_target)
+        target_qs = self.critic_target(last_features, last_state, instruction, next_action, privileged)
+        pair = torch.randperm(len(target_qs))[:2].tolist() if len(target_qs) > 2 else [0, 1]
+        return returns + alive * cfg.gamma ** cfg.n_step * torch.min(target_qs[pair[0]], target_qs[pair[1]])
+
+    @torch.no_grad()
+    def _soft_update_target(self) -> None:
+        for target_p, p in zip(self.critic_target.parameters(), self.critic.parameters()):
+            target_p.lerp_(p, self.config.critic_tau)
 
     @staticmethod
     def _better(features: torch.Tensor, state: torch.Tensor, instruction: torch.Tensor, action: torch.Tensor,
