@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -389,7 +390,6 @@ def finetune(net: R3MNet, embed_instructions: Callable[[list[str]], np.ndarray],
     rng = np.random.default_rng(config.seed)
     vocab = Vocabulary(videos)
     train, held = split_holdout(videos, config.holdout, config.seed)
-    device = net.mean.device
     net.eval().requires_grad_(False)
     if calibrate:
         pool = np.concatenate([v.frames for v in train])
@@ -401,31 +401,45 @@ def finetune(net: R3MNet, embed_instructions: Callable[[list[str]], np.ndarray],
             if isinstance(layer, nn.Linear):
                 layer.reset_parameters()
     lang_np = embed_instructions(vocab.texts)
-    lang = torch.from_numpy(lang_np).to(device)
     features = [frozen_features(net, v.frames, config.train_last_stage)
                 for v in tqdm(train + held, desc='embedding frames once', unit='episode', disable=not progress)]
     train_features, held_features = features[:len(train)], features[len(train):]
-
-    def ranking(feats: list[torch.Tensor], vids: list[Video]) -> Ranking | None:
-        if not vids:
-            return None
-        with torch.no_grad():
-            embeddings = [(last_stage(net, f) if config.train_last_stage else f).cpu().numpy() for f in feats]
-
-            def score(first: np.ndarray, current: np.ndarray, instruction: np.ndarray) -> np.ndarray:
-                out = net.lang_rew(*(torch.from_numpy(np.ascontiguousarray(x)).to(device)
-                                     for x in (first, current, instruction)))
-                return np.broadcast_to(out.cpu().numpy(), (max(len(first), len(current), len(instruction)),))
-            return rank(score, embeddings, [vocab.index[v.instruction] for v in vids], lang_np, vocab, config.alpha)
-
+    ranking = partial(_ranking, net, vocab=vocab, lang=lang_np, config=config)
     before = ranking(held_features, held)
+    objective = Objective(net, train_features, np.array([vocab.label_of(v) for v in train]),
+                          np.array([vocab.index[v.instruction] for v in train]),
+                          torch.from_numpy(lang_np).to(net.mean.device), vocab, config)
+    losses = _train(net, objective, config, rng, progress)
+    after = ranking(held_features, held)
+    train_after = ranking(train_features, train)
+    return FinetuneResult(net, [v.episode_id for v in train], [v.episode_id for v in held], before, after,
+                          train_after, losses, config)
+
+
+def _ranking(net: R3MNet, features: list[torch.Tensor], videos: list[Video], vocab: Vocabulary, lang: np.ndarray,
+             config: FinetuneConfig) -> Ranking | None:
+    """Ranking accuracies of the net as it is now on videos whose frozen features are given (None: no videos)."""
+    if not videos:
+        return None
+    device = net.mean.device
+    with torch.no_grad():
+        embeddings = [(last_stage(net, f) if config.train_last_stage else f).cpu().numpy() for f in features]
+
+        def score(first: np.ndarray, current: np.ndarray, instruction: np.ndarray) -> np.ndarray:
+            out = net.lang_rew(*(torch.from_numpy(np.ascontiguousarray(x)).to(device)
+                                 for x in (first, current, instruction)))
+            return np.broadcast_to(out.cpu().numpy(), (max(len(first), len(current), len(instruction)),))
+        return rank(score, embeddings, [vocab.index[v.instruction] for v in videos], lang, vocab, config.alpha)
+
+
+def _train(net: R3MNet, objective: Objective, config: FinetuneConfig, rng: np.random.Generator,
+           progress: bool) -> list[float]:
+    """Adam on the head (and layer4) for config.steps steps of the objective; the losses."""
     trainable = list(net.lang_rew.parameters()) + (list(net.convnet.layer4.parameters())
                                                    if config.train_last_stage else [])
     for p in trainable:
         p.requires_grad_(True)
     optimizer = torch.optim.Adam(trainable, lr=config.lr)
-    objective = Objective(net, train_features, np.array([vocab.label_of(v) for v in train]),
-                          np.array([vocab.index[v.instruction] for v in train]), lang, vocab, config)
     losses: list[float] = []
     accuracy_avg = 0.0
     bar = tqdm(range(config.steps), desc='finetune reward', unit='step', disable=not progress)
@@ -442,7 +456,4 @@ def finetune(net: R3MNet, embed_instructions: Callable[[list[str]], np.ndarray],
         if step % 20 == 0:
             bar.set_postfix(loss=f'{np.mean(losses[-20:]):.3f}', rank_acc=f'{accuracy_avg:.2f}')
     net.eval().requires_grad_(False)
-    after = ranking(held_features, held)
-    train_after = ranking(train_features, train)
-    return FinetuneResult(net, [v.episode_id for v in train], [v.episode_id for v in held], before, after,
-                          train_after, losses, config)
+    return losses
