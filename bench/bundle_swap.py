@@ -24,6 +24,7 @@ import shutil
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -91,34 +92,66 @@ def missed(lateness: list[float]) -> int:
     return int(sum(x > PERIOD for x in lateness))
 
 
+@dataclass
+class PushTimes:
+    """When each version was pushed, on the robot's disk and validated (perf_counter), and what it cost in bytes."""
+    pushed: dict[str, float] = field(default_factory=dict)
+    stored: dict[str, float] = field(default_factory=dict)
+    validated: dict[str, float] = field(default_factory=dict)
+    bytes_sent: dict[str, int] = field(default_factory=dict)
+
+
+def two_bundles(tmp: Path, embedding_dim: int) -> tuple[Path, Path, float]:
+    """Two bundles alike but for the policy (same text encoder, other weights), and the first one's size in MB."""
+    bundle, other = tmp / 'bundle', tmp / 'bundle_b'
+    export_random_bundle(bundle, image_size=64, text_layers=2, embedding_dim=embedding_dim)
+    export_random_bundle(tmp / 'seed1', image_size=64, text_layers=2, embedding_dim=embedding_dim, seed=1)
+    shutil.copytree(bundle, other)
+    shutil.copyfile(tmp / 'seed1' / POLICY_FILE, other / POLICY_FILE)
+    write_manifest(other, read_manifest(bundle, verify_files=False))
+    return bundle, other, sum(f.stat().st_size for f in bundle.rglob('*') if f.is_file()) / 1e6
+
+
+def push_all(server: LinkServer, loop: ControlLoop, swapper: BundleSwapper, bundles: tuple[Path, Path],
+             pushes: int, times: PushTimes) -> None:
+    """`pushes` full pushes (as to a robot new to the learner), then as many delta pushes, each waited for."""
+    for k in range(2 * pushes):
+        full = k < pushes
+        version = f'{"full" if full else "delta"}{k:04d}'
+        if full:
+            server.bundle_acks.clear()             # as if the robot were new: every file travels
+        sent = server.bundle_bytes_sent
+        times.pushed[version] = time.perf_counter()
+        server.push_bundle(bundles[k % 2], version)
+        deadline = time.perf_counter() + 10
+        while version not in loop.swapped_at and time.perf_counter() < deadline:
+            time.sleep(0.005)
+            if version in times.stored and version not in times.validated and not swapper.busy:
+                times.validated[version] = time.perf_counter()
+        times.validated.setdefault(version, loop.swapped_at.get(version, float('nan')))
+        times.bytes_sent[version] = server.bundle_bytes_sent - sent
+        time.sleep(0.3)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--pushes', type=int, default=20)
     p.add_argument('--embedding-dim', type=int, default=84, help='text encoder width: sets the bundle size')
     p.add_argument('--quiet-s', type=float, default=10.0, help='baseline phase without pushes, seconds')
     args = p.parse_args()
+    times = PushTimes()
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        bundle = tmp / 'bundle'
-        export_random_bundle(bundle, image_size=64, text_layers=2, embedding_dim=args.embedding_dim)
-        size_mb = sum(f.stat().st_size for f in bundle.rglob('*') if f.is_file()) / 1e6
+        bundle, other, size_mb = two_bundles(Path(tmp), args.embedding_dim)
         load = lambda path: load_checked(path, 1, DEFAULT_CONTROL_RATE_HZ, ACTION_SCALE_M)   # noqa: E731
         swapper = BundleSwapper(load, print)
-        validated: dict[str, float] = {}
-        stored: dict[str, float] = {}
 
         def on_bundle(version: str, path: Path) -> None:
-            stored[version] = time.perf_counter()
+            times.stored[version] = time.perf_counter()
             swapper.offer(path, version, INSTRUCTION)
 
-        other = tmp / 'bundle_b'                     # the next version: same text encoder, another policy
-        export_random_bundle(tmp / 'seed1', image_size=64, text_layers=2, embedding_dim=args.embedding_dim, seed=1)
-        shutil.copytree(bundle, other)
-        shutil.copyfile(tmp / 'seed1' / POLICY_FILE, other / POLICY_FILE)
-        write_manifest(other, read_manifest(bundle, verify_files=False))
         server = LinkServer(ServerConfig(endpoint='tcp://127.0.0.1:*'), lambda *a: None, lambda _: False)
-        client = LinkClient(ClientConfig(endpoint=server.endpoint, robot_id='bench', outbox_dir=tmp / 'outbox',
-                                         bundle_dir=tmp / 'robot_bundles'), on_bundle=on_bundle)
+        client = LinkClient(ClientConfig(endpoint=server.endpoint, robot_id='bench', outbox_dir=Path(tmp) / 'outbox',
+                                         bundle_dir=Path(tmp) / 'robot_bundles'), on_bundle=on_bundle)
         while not client.connected:
             time.sleep(0.05)
         loop = ControlLoop(load(bundle), swapper)
@@ -126,41 +159,34 @@ def main() -> int:
         time.sleep(args.quiet_s)
         quiet = loop.lateness[:loop.mark()]
         start_mark = loop.mark()
-        pushed: dict[str, float] = {}
-        bytes_sent: dict[str, int] = {}
-        for k in range(2 * args.pushes):
-            full = k < args.pushes
-            version = f'{"full" if full else "delta"}{k:04d}'
-            if full:
-                server.bundle_acks.clear()             # as if the robot were new: every file travels
-            sent = server.bundle_bytes_sent
-            pushed[version] = time.perf_counter()
-            server.push_bundle(bundle if k % 2 else other, version)
-            deadline = time.perf_counter() + 10
-            while version not in loop.swapped_at and time.perf_counter() < deadline:
-                time.sleep(0.005)
-                if version in stored and version not in validated and not swapper.busy:
-                    validated[version] = time.perf_counter()
-            validated.setdefault(version, loop.swapped_at.get(version, float('nan')))
-            bytes_sent[version] = server.bundle_bytes_sent - sent
-            time.sleep(0.3)
+        push_all(server, loop, swapper, (other, bundle), args.pushes, times)
         busy = loop.lateness[start_mark:]
         loop.stop()
         client.close()
         server.close()
     print(f'\nbundle {size_mb:.1f} MB (ONNX policy 64x64 + text encoder {args.embedding_dim}-d + tokenizer), '
           f'loopback, control at {DEFAULT_CONTROL_RATE_HZ:g} Hz; each push changes the policy')
+    print_pushes(times, loop, args.pushes)
+    print_lateness(quiet, busy)
+    return 0
+
+
+def print_pushes(times: PushTimes, loop: ControlLoop, pushes: int) -> None:
     print(f'{"":<40} {"median ms":>10} {"p99 ms":>10}')
     for kind, label in (('full', 'every file (a robot new to this learner)'),
                         ('delta', 'changed files only (each next bundle)')):
-        done = [v for v in pushed if v.startswith(kind) and v in loop.swapped_at]
-        mb = np.median([bytes_sent[v] for v in done]) / 1e6 if done else float('nan')
-        print(f'{kind} push, {label}: {mb:.1f} MB sent, {len(done)}/{args.pushes} swapped in')
-        for what, values in (('  push -> on disk (robot)', [stored[v] - pushed[v] for v in done]),
-                             ('  push -> validated, ready', [validated[v] - pushed[v] for v in done]),
-                             ('  push -> swapped in (next 10 Hz tick)', [loop.swapped_at[v] - pushed[v] for v in done])):
+        done = [v for v in times.pushed if v.startswith(kind) and v in loop.swapped_at]
+        mb = np.median([times.bytes_sent[v] for v in done]) / 1e6 if done else float('nan')
+        print(f'{kind} push, {label}: {mb:.1f} MB sent, {len(done)}/{pushes} swapped in')
+        for what, values in (('  push -> on disk (robot)', [times.stored[v] - times.pushed[v] for v in done]),
+                             ('  push -> validated, ready', [times.validated[v] - times.pushed[v] for v in done]),
+                             ('  push -> swapped in (next 10 Hz tick)',
+                              [loop.swapped_at[v] - times.pushed[v] for v in done])):
             med, p99 = stats(values) if values else (float('nan'), float('nan'))
             print(f'{what:<40} {med:>10.1f} {p99:>10.1f}')
+
+
+def print_lateness(quiet: list[float], busy: list[float]) -> None:
     q_med, q_p99 = stats(quiet)
     b_med, b_p99 = stats(busy)
     print(f'\n{"control tick lateness":<30} {"median ms":>10} {"p99 ms":>10} {"max ms":>8} {"ticks":>7} {"missed":>7}')
@@ -169,7 +195,6 @@ def main() -> int:
     print(f'{"while bundles arrive":<30} {b_med:>10.2f} {b_p99:>10.2f} {max(busy) * 1000:>8.1f} {len(busy):>7} '
           f'{missed(busy):>7}')
     print(f'p99 lateness ratio busy/quiet: {b_p99 / max(q_p99, 1e-6):.1f}x')
-    return 0
 
 
 if __name__ == '__main__':
