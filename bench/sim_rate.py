@@ -144,7 +144,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f'CPU cores used: {sorted(os.sched_getaffinity(0))}, MUJOCO_GL={os.environ.get("MUJOCO_GL")}')
 
     resets: list[float] = []
+    rows = [job() for job in tqdm(benchmark_jobs(args, resets), desc='benchmarks', unit='row')]
+    metaworld = [row for row in rows if row.name.startswith('Meta-World')]
+    physics = next(row for row in rows if 'physics only' in row.name)
+    print_table(rows, next((row for row in metaworld if row.times_s is not None), physics))
+    print_summary(rows, resets, args.task)
+    return 0
 
+
+def benchmark_jobs(args: argparse.Namespace, resets: list[float]) -> list[Callable[[], Row]]:
+    """The rows to time: the LAMP scene at each size (and physics alone), every task at 128 with --all-tasks,
+    Meta-World and a bare renderer as baselines; resets of --task are collected into `resets`."""
     def lamp_row(task: str, size: int, render: bool) -> Callable[[], Row]:
         def run() -> Row:
             times, reset_times = bench_lamp(task, size, args.steps, args.warmup, render)
@@ -160,20 +170,17 @@ def main(argv: list[str] | None = None) -> int:
     jobs += [lambda size=size: bench_metaworld(size, args.steps, args.warmup) for size in args.sizes]
     jobs += [lambda size=size: Row(f'bare MuJoCo renderer (one box), 2 images {size}x{size}',
                                    bench_bare_renderer(size, args.steps, args.warmup)) for size in args.sizes]
-    rows = [job() for job in tqdm(jobs, desc='benchmarks', unit='row')]
-    metaworld = [row for row in rows if row.name.startswith('Meta-World')]
-    physics = next(row for row in rows if 'physics only' in row.name)
-    baseline = next((row for row in metaworld if row.times_s is not None), physics)
-    print_table(rows, baseline)
-    print(f'\nreset (new randomized scene: compile + upload), {args.task}: median '
+    return jobs
+
+
+def print_summary(rows: list[Row], resets: list[float], task: str) -> None:
+    print(f'\nreset (new randomized scene: compile + upload), {task}: median '
           f'{1e3 * np.median(resets):.1f} ms, max {1e3 * np.max(resets):.1f} ms over {len(resets)} resets')
-    at_128 = next((row for row in rows if 'front+wrist 128x128' in row.name and args.task in row.name), None)
+    at_128 = next((row for row in rows if 'front+wrist 128x128' in row.name and task in row.name), None)
     if at_128 is not None:
         verdict = 'meets' if at_128.rate >= TARGET_STEPS_PER_S else 'MISSES'
         print(f'target >= {TARGET_STEPS_PER_S:.0f} env steps/s at 128x128 with both cameras: {verdict} '
               f'({at_128.rate:.0f}/s)')
-    return 0
-
 
 if __name__ == '__main__':
     raise SystemExit(main())
