@@ -28,7 +28,7 @@ from rclpy.serialization import deserialize_message
 
 from lamp_ros import contract as c
 from lamp_ros.core.images import ImageRejected
-from lamp_ros.core.recording import EpisodeRecording
+from lamp_ros.core.recording import Aligned, EpisodeRecording
 from lamp_ros.paths import config_file
 from lamp_ros.ros.convert import applied_action, gripper_opening, image_array, pose_arrays, to_sec
 from lamp_ros.ros.interfaces import message_class, profile
@@ -216,10 +216,25 @@ class RecorderNode(Node):
                                     f'the console)')
             return
         steps = rec.aligned()
-        frames = steps.frame_index
         bag_file = ('' if not (self.mcap and rec.bag) else      # a rosbag2 directory beside the .npz files
                     episode_id if self.dataset is None else f'bags/{episode_id}')
-        meta = {
+        meta = self._meta(rec, steps, status, complete, bag_file)
+        episode = _episode(rec, steps, instruction, bool(status.get('success', False)), meta)
+        if self.dataset is None:
+            name = save_episode(self.out_dir / f'{episode_id}.npz', episode).name
+        else:
+            name = f'dataset episode {self.dataset.save(episode_id, episode)}'
+        if bag_file and first:
+            write_bag(self.out_dir / bag_file, rec.bag)
+        label = f", label {meta['label']}" if meta['label'] else ''
+        self.get_logger().info(f'saved {name}: episode {rec.number}, {len(steps.action)} steps, '
+                               f'{meta["interventions"]} intervention steps, success={episode.success}{label}'
+                               + (f' + {bag_file}' if bag_file else '') + ('' if complete else ' (incomplete)'))
+
+    def _meta(self, rec: EpisodeRecording, steps: Aligned, status: dict[str, Any], complete: bool,
+              bag_file: str) -> dict[str, Any]:
+        """The episode file's meta: where, when and how it was recorded, and what the episode node counted."""
+        return {
             'format': FORMAT, 'version': FORMAT_VERSION, 'episode': rec.number, 'session': self.session,
             'complete': complete, 'label': status.get('label', ''), 'success_source': status.get('success_source', ''),
             'stop_reason': status.get('stop_reason', '' if complete else 'recorder stopped'),
@@ -232,21 +247,6 @@ class RecorderNode(Node):
             'model_version': self.policy_status.get('model_version', ''),
             'started': _iso(rec.started_wall), 'first_stamp': rec.frame_stamps[0], 'last_stamp': rec.frame_stamps[-1],
             'mcap': bag_file}
-        state, reward = rec.states(), rec.reward_per_frame()
-        episode = Episode(image_front=np.stack(rec.frames)[frames], instruction=instruction,
-                          success=bool(status.get('success', False)), state=None if state is None else state[frames],
-                          action=steps.action, reward=None if reward is None else reward[frames],
-                          intervention=steps.intervention, meta=json.dumps(meta))
-        if self.dataset is None:
-            name = save_episode(self.out_dir / f'{episode_id}.npz', episode).name
-        else:
-            name = f'dataset episode {self.dataset.save(episode_id, episode)}'
-        if bag_file and first:
-            write_bag(self.out_dir / bag_file, rec.bag)
-        self.get_logger().info(f'saved {name}: episode {rec.number}, {len(steps.action)} steps, '
-                               f'{int(steps.intervention.sum())} intervention steps, success={episode.success}'
-                               + (f", label {meta['label']}" if meta['label'] else '') + (f' + {bag_file}' if bag_file else '')
-                               + ('' if complete else ' (incomplete)'))
 
     def _warn_without_episodes(self) -> None:
         if not self.status_seen:
@@ -282,6 +282,16 @@ def _json_object(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError(f'not a JSON object: {text[:60]!r}')
     return value
+
+
+def _episode(rec: EpisodeRecording, steps: Aligned, instruction: str, success: bool, meta: dict) -> Episode:
+    """The episode file's arrays: the frames the steps were taken at, the state and reward at those frames."""
+    frames = steps.frame_index
+    state, reward = rec.states(), rec.reward_per_frame()
+    return Episode(image_front=np.stack(rec.frames)[frames], instruction=instruction, success=success,
+                   state=None if state is None else state[frames], action=steps.action,
+                   reward=None if reward is None else reward[frames], intervention=steps.intervention,
+                   meta=json.dumps(meta))
 
 
 def _iso(wall: float) -> str:
