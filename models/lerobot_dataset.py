@@ -156,14 +156,7 @@ class LeRobotWriter:
         if self.info is None:
             self.info = self._new_info(features)
         self._check_fits(features)
-        index = len(self.episodes) if replace is None else replace
-        if replace is not None and not 0 <= replace < len(self.episodes):
-            raise IndexError(f'no episode {replace} to replace (the dataset has {len(self.episodes)})')
-        if replace is not None and self.episodes[replace]['length'] != steps.length:
-            raise DatasetMismatch(f'episode {replace} has {self.episodes[replace]["length"]} steps, its replacement '
-                                  f'{steps.length}: only a same-length rewrite (a relabel) keeps the indices')
-        start = self.episodes[index]['dataset_from_index'] if replace is not None else \
-            (self.episodes[-1]['dataset_to_index'] if self.episodes else 0)
+        index, start = self._slot(steps.length, replace)
         task_index = self._task_index(episode.instruction)
         chunk, file = divmod(index, CHUNK_SIZE)
         row: dict[str, Any] = {'episode_index': index, 'tasks': [episode.instruction], 'length': steps.length,
@@ -188,6 +181,17 @@ class LeRobotWriter:
             self.episodes[replace] = row
         self._write_meta()
         return index
+
+    def _slot(self, length: int, replace: int | None) -> tuple[int, int]:
+        """(episode index, first dataset index) of a new episode, or of the same-length one it replaces."""
+        if replace is None:
+            return len(self.episodes), (self.episodes[-1]['dataset_to_index'] if self.episodes else 0)
+        if not 0 <= replace < len(self.episodes):
+            raise IndexError(f'no episode {replace} to replace (the dataset has {len(self.episodes)})')
+        if self.episodes[replace]['length'] != length:
+            raise DatasetMismatch(f'episode {replace} has {self.episodes[replace]["length"]} steps, its replacement '
+                                  f'{length}: only a same-length rewrite (a relabel) keeps the indices')
+        return replace, self.episodes[replace]['dataset_from_index']
 
     # --- files -----------------------------------------------------------------------------------------
     def _new_info(self, features: dict[str, dict[str, Any]]) -> dict[str, Any]:
