@@ -1,7 +1,8 @@
 """Checking an instruction that arrives from the outside world (topic, parameter, console) before a node keeps it."""
 from __future__ import annotations
 
-from lamp_ros.contract import MAX_INSTRUCTION_CHARS
+from lamp_ros.contract import INSTRUCTION, MAX_INSTRUCTION_CHARS
+from lamp_ros.core.fault_log import FaultLog
 
 PREVIEW_CHARS = 40
 
@@ -24,3 +25,13 @@ def checked_instruction(text: str) -> str:
         raise InstructionRejected('too_long', f'instruction of {len(stripped)} characters (at most '
                                               f'{MAX_INSTRUCTION_CHARS}), starting "{preview}..."')
     return stripped
+
+
+def accepted_instruction(text: str, faults: FaultLog) -> str | None:
+    """The checked instruction from the instruction topic, or None with the refusal in the node's fault log
+    (one line per kind of bad instruction, not one per message)."""
+    try:
+        return checked_instruction(text)
+    except InstructionRejected as e:
+        faults.fault(INSTRUCTION.name, e.code, f'instruction ignored: {e}')
+        return None

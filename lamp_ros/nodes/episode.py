@@ -19,7 +19,7 @@ from std_srvs.srv import Trigger
 
 from lamp_ros import contract as c
 from lamp_ros.core.episode import EpisodeConfig, EpisodeTracker
-from lamp_ros.core.instruction import InstructionRejected, checked_instruction
+from lamp_ros.core.instruction import accepted_instruction
 from lamp_ros.ros.convert import applied_action
 from lamp_ros.ros.diagnostics import Health
 from lamp_ros.ros.fault_reporting import node_fault_log
@@ -155,10 +155,9 @@ class EpisodeNode(Node):
             self.get_logger().error(f'episode label ignored: {e}')
 
     def _on_instruction(self, msg: String) -> None:
-        try:
-            self.instruction = checked_instruction(msg.data)          # used from the next episode on
-        except InstructionRejected as e:
-            self.faults.fault(c.INSTRUCTION.name, e.code, f'instruction ignored: {e}')
+        text = accepted_instruction(msg.data, self.faults)
+        if text is not None:
+            self.instruction = text                                   # used from the next episode on
 
     def _apply(self, change) -> None:
         """Publish episode/status when anything it shows changed, the step counter included (the console's

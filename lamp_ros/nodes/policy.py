@@ -31,7 +31,7 @@ from lamp_ros.core.bundle_swap import BundleSwapper, load_checked
 from lamp_ros.core.embedding_cache import EmbeddingCache
 from lamp_ros.core.exploration import ActionNoise
 from lamp_ros.core.images import ImageRejected, fit_to_size
-from lamp_ros.core.instruction import InstructionRejected, checked_instruction
+from lamp_ros.core.instruction import accepted_instruction
 from lamp_ros.core.observation import StateHistory, state_vector
 from lamp_ros.core.pacing import ImagePacer
 from lamp_ros.ros.convert import action_msg, gripper_opening, image_array, pose_arrays, to_sec
@@ -202,10 +202,8 @@ class PolicyNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_instruction(self, msg: String) -> None:
-        try:
-            text = checked_instruction(msg.data)
-        except InstructionRejected as e:
-            self.faults.fault(c.INSTRUCTION.name, e.code, f'instruction ignored: {e}')
+        text = accepted_instruction(msg.data, self.faults)
+        if text is None:
             return
         if self.runtime is None:
             self.instruction = text

@@ -33,7 +33,7 @@ from std_msgs.msg import String
 from lamp_ros import contract as c
 from lamp_ros.core.embedding_cache import EmbeddingCache
 from lamp_ros.core.images import ImageRejected, fit_to_size
-from lamp_ros.core.instruction import InstructionRejected, checked_instruction
+from lamp_ros.core.instruction import accepted_instruction
 from lamp_ros.ros.convert import image_array
 from lamp_ros.ros.diagnostics import Health
 from lamp_ros.ros.fault_reporting import log_state_change, node_fault_log
@@ -191,10 +191,8 @@ class RewardNode(Node):
         self.get_logger().info(f'episode start: the next image is o_0 (episode {self._episode})')
 
     def _on_instruction(self, msg: String) -> None:
-        try:
-            text = checked_instruction(msg.data)
-        except InstructionRejected as e:
-            self.faults.fault(c.INSTRUCTION.name, e.code, f'instruction ignored: {e}')
+        text = accepted_instruction(msg.data, self.faults)
+        if text is None:
             return
         with self._wake:
             self._instruction = text
