@@ -5,7 +5,7 @@ import pytest
 from lamp_ros.core.embedding_cache import EmbeddingCache
 from lamp_ros.core.gripper import CLOSED, OPEN, GripperConfig, GripperLogic
 from lamp_ros.core.images import ImageRejected, decode_image, fit_to_size
-from lamp_ros.core.instruction import InstructionRejected, checked_instruction
+from lamp_ros.core.instruction import InstructionRejected, accepted_instruction, checked_instruction
 from lamp_ros.core.observation import RobotState, StateHistory, state_vector
 from lamp_ros.core.pacing import ImagePacer
 
@@ -146,6 +146,17 @@ def test_instructions_are_bounded(text, problem):
         checked_instruction(text)
     assert checked_instruction('  push the button ') == 'push the button'
     assert checked_instruction('y' * 512) == 'y' * 512
+
+
+def test_a_flood_of_bad_instructions_on_the_topic_logs_one_line_per_kind(caplog):
+    import logging
+    from lamp_ros.core.fault_log import FaultLog
+    faults = FaultLog(logging.getLogger('instruction-test'))
+    with caplog.at_level(logging.WARNING, logger='instruction-test'):
+        assert all(accepted_instruction(text, faults) is None for text in ['', ' '] * 50 + ['x' * 600] * 50)
+    assert accepted_instruction(' push the button ', faults) == 'push the button'
+    assert faults.counts == {'empty': 100, 'too_long': 50}
+    assert len(caplog.records) == 2 and all('instruction ignored' in r.getMessage() for r in caplog.records)
 
 
 def test_instruction_embeddings_are_computed_once_and_the_least_recently_used_goes_first():
