@@ -212,12 +212,17 @@ class LinkServer:
                       if now - r.heard < self.config.robot_timeout_s]
         for identity, robot in robots:
             base = self.bundle_acks.get(robot, '')
-            by_hash = {digest: rel for rel, digest in self._pushed.get(base, {}).items()} if base else {}
-            reuse = {rel: by_hash[d] for rel, d in offer.hashes.items() if d in by_hash and rel != MANIFEST_FILE}
+            reuse = self._reusable(offer, base)
             blobs = {rel: data for rel, data in offer.files.items() if rel not in reuse}
             meta = {'version': offer.version, 'base': base if reuse else '', 'reuse': reuse}
             self._reply(sock, identity, Message('bundle', meta, blobs=blobs))
             self.bundle_bytes_sent += sum(len(b) for b in blobs.values())
+
+    def _reusable(self, offer: BundleOffer, base: str) -> dict[str, str]:
+        """Files of the offer the robot holds already in its acknowledged `base` bundle (same hash): path in the
+        offer -> path in base. Never the manifest, which names this version."""
+        by_hash = {digest: rel for rel, digest in self._pushed.get(base, {}).items()} if base else {}
+        return {rel: by_hash[d] for rel, d in offer.hashes.items() if d in by_hash and rel != MANIFEST_FILE}
 
     # --- one message ------------------------------------------------------------------------------------
     def _handle(self, sock: zmq.Socket, identity: bytes, frames: list) -> None:
