@@ -33,6 +33,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from lamp_ros.fileio import atomic_write_text  # noqa: E402
+
 BIN = Path(sys.executable).parent
 DEMO_SEED = 2_060_000_000           # the demos' scenes: neither training's nor the held-out evaluation's
 RESULTS = REPO / 'experiments' / 'results'
@@ -260,9 +263,6 @@ def write_results(args: argparse.Namespace, episodes: list[dict], seconds: float
                   evaluation: dict, checks: list[dict]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (task, row), = evaluation['tasks'].items()
-    best = max((window_rate(episodes[:k], args.window) or 0.0 for k in range(1, len(episodes) + 1)), default=0.0)
-    reached = next((k for k in range(1, len(episodes) + 1)
-                    if (window_rate(episodes[:k], args.window) or 0.0) >= args.target), None)
     interventions = sum(e['interventions'] for e in episodes)
     lines = ['# Online finetuning through the ROS graph (sim arm, real time)', '',
              f'Made by `python experiments/online_finetune.py {" ".join(sys.argv[1:])}`.', '',
@@ -272,11 +272,7 @@ def write_results(args: argparse.Namespace, episodes: list[dict], seconds: float
              f'{args.max_steps} steps at 10 Hz.', '',
              f'- episodes: {len(episodes)}, wall time {seconds / 60:.1f} min, operator steps {interventions} '
              f'(in {sum(e["interventions"] > 0 for e in episodes)} episodes)',
-             f'- policy success (operator-helped episodes count as failures) over the last {args.window} episodes: '
-             f'best {best:.2f}; reached {args.target:.0%} at episode '
-             f'{reached if reached else "-"}'
-             + (f' ({(episodes[reached - 1]["t"] - episodes[0]["t"]) / 60:.1f} min after the first episode)'
-                if reached else ''),
+             window_line(episodes, args.window, args.target),
              f'- learner: {last.get("learner/progress", {}).get("updates", "?")} updates; final bundle `{bundle}`',
              f'- final bundle in `lamp-sim eval-bundle` ({task}, {row["episodes"]} held-out scenes): '
              f'{row["successes"]}/{row["episodes"]} ({row["ci_low"]:.2f}-{row["ci_high"]:.2f})',
@@ -286,13 +282,21 @@ def write_results(args: argparse.Namespace, episodes: list[dict], seconds: float
              '| episode | success | steps | operator steps | model | learner updates |', '|---|---|---|---|---|---|']
     lines += [f'| {e["episode"]} | {"yes" if e["success"] else "no"} | {e["steps"]} | {e["interventions"]} | '
               f'{e["model"]} | {e["updates"]} |' for e in episodes]
-    (RESULTS / 'online_finetune.md').write_text('\n'.join(lines) + '\n')
-    (RESULTS / 'online_finetune.json').write_text(json.dumps({'args': {k: str(v) for k, v in vars(args).items()},
-                                                              'episodes': episodes, 'evaluation': evaluation,
-                                                              'checks': checks},
-                                                             indent=1) + '\n')
+    atomic_write_text(RESULTS / 'online_finetune.md', '\n'.join(lines) + '\n')
+    atomic_write_text(RESULTS / 'online_finetune.json', json.dumps(
+        {'args': {k: str(v) for k, v in vars(args).items()}, 'episodes': episodes, 'evaluation': evaluation,
+         'checks': checks}, indent=1) + '\n')
     print('\n'.join(lines[:12]))
 
+
+def window_line(episodes: list[dict], window: int, target: float) -> str:
+    """The best sliding-window success and the episode (and minute) the window first reached the target."""
+    rates = [window_rate(episodes[:k], window) or 0.0 for k in range(1, len(episodes) + 1)]
+    reached = next((k for k, rate in enumerate(rates, 1) if rate >= target), None)
+    when = (f' ({(episodes[reached - 1]["t"] - episodes[0]["t"]) / 60:.1f} min after the first episode)'
+            if reached else '')
+    return (f'- policy success (operator-helped episodes count as failures) over the last {window} episodes: '
+            f'best {max(rates, default=0.0):.2f}; reached {target:.0%} at episode {reached or "-"}{when}')
 
 if __name__ == '__main__':
     raise SystemExit(main())
