@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+from lamp_ros.fileio import atomic_write_text
 from sim.tasks import DOWNSTREAM_TASKS
 from training.config import ImitationSettings
 from training.phrases import held_out_phrases
@@ -97,8 +98,8 @@ def main() -> int:
     report.update(command=' '.join(['python experiments/imitation_recipe.py', *sys.argv[1:]]), timings_s=timings,
                   expert_table=expert)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / 'imitation_recipe.json').write_text(json.dumps(report, indent=1) + '\n')
-    (RESULTS / 'imitation_recipe.md').write_text(markdown(report))
+    atomic_write_text(RESULTS / 'imitation_recipe.json', json.dumps(report, indent=1) + '\n')
+    atomic_write_text(RESULTS / 'imitation_recipe.md', markdown(report))
     print(markdown(report))
     if args.ship:
         target = REPO / 'bundles' / 'default'

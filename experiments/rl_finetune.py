@@ -33,6 +33,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from lamp_ros.fileio import atomic_write_text  # noqa: E402
+
 BIN = Path(sys.executable).parent
 RESULTS = REPO / 'experiments' / 'results'
 TARGET = 0.8
@@ -84,7 +88,7 @@ def finetune(root: Path, task: str, seed: int, init: Path, args: argparse.Namesp
 def _add_wall_time(run_dir: Path, seconds: float) -> None:
     path = run_dir / 'wall_time_s.txt'
     before = float(path.read_text()) if path.is_file() else 0.0
-    path.write_text(f'{before + seconds:.1f}\n')
+    atomic_write_text(path, f'{before + seconds:.1f}\n')
 
 
 def bundle_check(run_dir: Path, task: str, episodes: int) -> dict:
@@ -97,7 +101,7 @@ def bundle_check(run_dir: Path, task: str, episodes: int) -> dict:
     table = json.loads(run([str(BIN / 'lamp-sim'), 'eval-bundle', str(bundle), '--task', task,
                             '--episodes', str(episodes), '--json'], capture=True))
     result = {'step': step, **table['tasks'][task]}
-    report.write_text(json.dumps(result, indent=1) + '\n')
+    atomic_write_text(report, json.dumps(result, indent=1) + '\n')
     return result
 
 
@@ -117,8 +121,8 @@ def summary(run_dir: Path, bundle: dict | None) -> dict:
 
 def write_results(rows: dict[str, list[dict]], args: argparse.Namespace, name: str) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f'{name}.json').write_text(json.dumps({'settings': vars(args) | {'root': str(args.root)},
-                                                      'runs': rows}, indent=1, default=str) + '\n')
+    atomic_write_text(RESULTS / f'{name}.json', json.dumps({'settings': vars(args) | {'root': str(args.root)},
+                                                            'runs': rows}, indent=1, default=str) + '\n')
     lines = [f'# RL finetuning from a weak imitation start ({name})', '',
              f'Made by `python experiments/rl_finetune.py {" ".join(sys.argv[1:])}`'
              + (' from runs each made by the same script with one `--seeds S` (two at a time on 2 cores).'
@@ -141,7 +145,7 @@ def write_results(rows: dict[str, list[dict]], args: argparse.Namespace, name: s
             lines.append(f'| {task} | {seed} | {r["start_success"]:.2f} | {r["steps_to_50"] or "-"} | '
                          f'{r["steps_to_80"] or "not within " + str(r["last_step"])} | {bundle} | '
                          f'{r["wall_time_min"] or 0:.1f} |')
-    (RESULTS / f'{name}.md').write_text('\n'.join(lines) + '\n')
+    atomic_write_text(RESULTS / f'{name}.md', '\n'.join(lines) + '\n')
     plot(rows, args, RESULTS / f'{name}.png')
     print('\n'.join(lines))
 
