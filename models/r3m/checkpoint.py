@@ -93,6 +93,18 @@ def net_from_state_dict(state: dict[str, torch.Tensor], config: R3MConfig, where
     net = R3MNet(config, language_encoder_for(state, where))
     expected = {k[len(DATA_PARALLEL_PREFIX):]: v for k, v in to_official_keys(net).items()}
     given = {k: v for k, v in state.items() if k not in IGNORED_KEYS}
+    problems = _key_problems(expected, given, config)
+    if problems:
+        raise CheckpointError(f'{where}: not an R3M ResNet-{config.size} language-reward checkpoint: '
+                              + '; '.join(problems))
+    ours = {(OUR_LANG_PREFIX + k[len(OFFICIAL_LANG_PREFIX):] if k.startswith(OFFICIAL_LANG_PREFIX) else k): v
+            for k, v in given.items()}
+    net.load_state_dict(ours, strict=True)
+    return net.eval()
+
+
+def _key_problems(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor], config: R3MConfig) -> list[str]:
+    """Missing, unexpected and wrongly shaped tensors of a state dict against the net the config builds."""
     missing = sorted(set(expected) - set(given))
     unexpected = sorted(set(given) - set(expected))
     problems = []
@@ -105,13 +117,7 @@ def net_from_state_dict(state: dict[str, torch.Tensor], config: R3MConfig, where
     if wrong:
         problems.append(f'wrong shapes {_some(wrong)} (config says ResNet-{config.size}, hidden_dim '
                         f'{config.hidden_dim})')
-    if problems:
-        raise CheckpointError(f'{where}: not an R3M ResNet-{config.size} language-reward checkpoint: '
-                              + '; '.join(problems))
-    ours = {(OUR_LANG_PREFIX + k[len(OFFICIAL_LANG_PREFIX):] if k.startswith(OFFICIAL_LANG_PREFIX) else k): v
-            for k, v in given.items()}
-    net.load_state_dict(ours, strict=True)
-    return net.eval()
+    return problems
 
 
 def load_net(checkpoint_dir: str | Path, device: str | torch.device = 'cpu') -> R3MNet:
