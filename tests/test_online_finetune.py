@@ -114,6 +114,8 @@ def test_the_scripted_operator_node_drives_with_the_expert_action_once_an_episod
         probe.publish(c.EPISODE_STATUS, String(data=json.dumps({'episode': 1, 'state': 'running', 'success': False})))
         expert = lambda: probe.publish(c.SIM_EXPERT_ACTION, action_msg(np.array([0.5, -0.25, 0.0, 0.0])))  # noqa: E731
         assert not probe.wait_for(lambda: teleop, 2.0, expert), 'no help before the episode stalls'
+        for garbage in ('not json', '[1, 2]'):                 # bad input: a line each, no crash, status kept
+            probe.publish(c.EPISODE_STATUS, String(data=garbage))
         def policy_steps_and_expert() -> None:        # the policy's control steps, as the safety node reports them
             probe.publish(c.APPLIED_ACTION, applied_action_msg(np.zeros(3), 1.0, False,
                                                                probe.node.get_clock().now().to_msg()))
@@ -124,6 +126,8 @@ def test_the_scripted_operator_node_drives_with_the_expert_action_once_an_episod
     finally:
         operator.terminate()
         operator.wait(10)
+    log = (tmp_path / 'operator.log').read_text()
+    assert 'episode/status ignored' in log and 'Traceback' not in log, log
 
 
 def test_a_wrist_camera_agent_learns_from_robots_that_send_the_wrist_image(tmp_path, caplog):

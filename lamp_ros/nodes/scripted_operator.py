@@ -4,9 +4,9 @@ It watches episode/status and counts the episode's control steps on control/appl
 says only when an episode starts and stops), and in the first `help_episodes` episodes takes over when the policy
 stalls (the episode has run `stall_steps` steps without success, lamp_ros.teleop.stall's rule): from then until the
 episode ends it publishes the simulator's scripted expert action (sim/expert_action, sim_arm's
-`publish_expert_action`) on teleop/action, the topic a teleop device publishes on. The safety node passes it through the same safety filter and flags those
-steps as interventions, as it does for a person. No privileged state reaches the policy or the learner: only the
-operator's actions do, as a person's would.
+`publish_expert_action`) on teleop/action, the topic a teleop device publishes on. The safety node passes it
+through the same safety filter and flags those steps as interventions, as it does for a person. No privileged
+state reaches the policy or the learner: only the operator's actions do, as a person's would.
 
     python -m lamp_ros.nodes.scripted_operator --ros-args -p help_episodes:=20 -p stall_steps:=15
 """
@@ -46,7 +46,14 @@ class ScriptedOperatorNode(Node):
         self.create_timer(1.0, self._publish_status)
 
     def _on_status(self, msg: String) -> None:
-        status = json.loads(msg.data)
+        try:
+            status = json.loads(msg.data)
+        except ValueError as e:
+            self.get_logger().error(f'episode/status ignored: not JSON ({e})', throttle_duration_sec=10.0)
+            return
+        if not isinstance(status, dict):
+            self.get_logger().error('episode/status ignored: not a JSON object', throttle_duration_sec=10.0)
+            return
         if status.get('episode') != self.status.get('episode') or status.get('state') != 'running':
             self.steps = 0
         self.status = status
