@@ -58,17 +58,22 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None) -> in
             executor.spin_once(timeout_sec=0.05)
         return 0
     finally:
-        if node is not None:
-            on_shutdown = getattr(node, 'on_shutdown', None)
-            if on_shutdown is not None and rclpy.ok():
-                on_shutdown()
-        if executor is not None:
-            executor.shutdown()
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+        _shut_down(node, executor)
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def _shut_down(node: Node | None, executor: SingleThreadedExecutor | None) -> None:
+    """In order: the node's on_shutdown (ROS still up, so it can publish), the executor, the node, the context."""
+    if node is not None:
+        on_shutdown = getattr(node, 'on_shutdown', None)
+        if on_shutdown is not None and rclpy.ok():
+            on_shutdown()
+    if executor is not None:
+        executor.shutdown()
+    if node is not None:
+        node.destroy_node()
+    rclpy.try_shutdown()
 
 
 def _asks_for_help(argv: list[str]) -> bool:
