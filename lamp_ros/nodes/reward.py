@@ -204,16 +204,8 @@ class RewardNode(Node):
             self._set_status('waiting', "episode stopped: waiting for 'start'")
         if self._stopped or self._unusable:
             return
-        try:
-            image = image_array(msg)
-            if self.image_size > 0:
-                image = fit_to_size(image, self.image_size, self.image_size, resize=True)
-            elif min(image.shape[:2]) < MIN_IMAGE_SIDE:
-                raise ImageRejected('too_small',
-                                    f'{image.shape[1]}x{image.shape[0]} is smaller than {MIN_IMAGE_SIDE} pixels')
-        except ImageRejected as e:
-            self.images_rejected += 1
-            self.faults.fault(c.CAMERA_IMAGE.name, e.code, f'camera image rejected: {e}')
+        image = self._scored_image(msg)
+        if image is None:
             return
         if self._awaiting_first:
             self._first_shape = image.shape
@@ -233,6 +225,21 @@ class RewardNode(Node):
             self._latest = frame
             self._wake.notify()
         self._awaiting_first = False
+
+    def _scored_image(self, msg: Image) -> np.ndarray | None:
+        """The image at the model's size (image_size > 0) or as it came (large enough); None when rejected."""
+        try:
+            image = image_array(msg)
+            if self.image_size > 0:
+                return fit_to_size(image, self.image_size, self.image_size, resize=True)
+            if min(image.shape[:2]) < MIN_IMAGE_SIDE:
+                raise ImageRejected('too_small',
+                                    f'{image.shape[1]}x{image.shape[0]} is smaller than {MIN_IMAGE_SIDE} pixels')
+            return image
+        except ImageRejected as e:
+            self.images_rejected += 1
+            self.faults.fault(c.CAMERA_IMAGE.name, e.code, f'camera image rejected: {e}')
+            return None
 
     # --- worker thread: the model ----------------------------------------------------------------------------
     def _due(self) -> bool:
