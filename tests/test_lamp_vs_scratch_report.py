@@ -1,0 +1,50 @@
+"""experiments/lamp_vs_scratch.py's arithmetic on made-up evaluation curves: steps to a rate with seeds that never
+got there counted as the budget, runs stopped at 80% held at their last rate, and the plain conclusion."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from experiments import lamp_vs_scratch as lvs
+
+
+def write_curve(run, rates, every=2500):
+    run.mkdir(parents=True)
+    (run / 'evals.json').write_text(json.dumps([{'step': k * every, 'success_rate': r} for k, r in enumerate(rates)]))
+
+
+def test_steps_to_a_rate_count_a_seed_that_never_got_there_as_the_budget():
+    points = [(0, 0.0), (2500, 0.3), (5000, 0.6), (7500, 0.85)]
+    assert lvs.steps_to(points, 0.5, 20000) == (5000, True)
+    assert lvs.steps_to(points, 0.8, 20000) == (7500, True)
+    assert lvs.steps_to(points[:3], 0.8, 20000) == (20000, False)
+
+
+def test_a_run_stopped_at_80_percent_keeps_its_rate_and_an_unfinished_one_does_not():
+    steps = [0, 5000, 10000]
+    assert lvs.held_at_stop([(0, 0.0), (5000, 0.9)], steps) == {0: 0.0, 5000: 0.9, 10000: 0.9}
+    assert lvs.held_at_stop([(0, 0.0), (5000, 0.4)], steps) == {0: 0.0, 5000: 0.4}
+    assert lvs.mean_curve([[(0, 0.0), (5000, 0.9)], [(0, 0.0), (5000, 0.4), (10000, 0.6)]]) == \
+        ([0, 5000, 10000], [0.0, 0.65, 0.75])
+
+
+def test_the_table_and_conclusion_from_finished_and_unfinished_seeds(tmp_path):
+    args = lvs.parse_args(['--runs', str(tmp_path), '--tasks', 'push_button', '--seeds', '0', '1', '2',
+                           '--steps', '10000'])
+    for seed in range(3):                  # lamp: 50% at 2.5k and 80% at 5k on every seed
+        write_curve(tmp_path / f'lamp_push_button_s{seed}', [0.0, 0.6, 0.9])
+        write_curve(tmp_path / f'novelty_push_button_s{seed}', [0.0, 0.1, 0.2, 0.5, 0.6])   # 50% at 7.5k, no 80%
+    write_curve(tmp_path / 'scratch_push_button_s0', [0.0, 0.0, 0.1, 0.2, 0.3])          # never: the budget
+    write_curve(tmp_path / 'scratch_push_button_s1', [0.0, 0.0, 0.1])                    # still running
+    write_curve(tmp_path / 'scratch_push_button_s2', [0.0])                              # just started
+    summary = lvs.summarize(args)
+    lamp, novelty, scratch = (summary['table'][f'{arm}/push_button'] for arm in ('lamp', 'novelty', 'scratch'))
+    assert lamp['to_50%']['median_ci'][0] == 2500 and lamp['to_80%']['reached'] == 3
+    assert novelty['to_50%']['median_ci'][0] == 7500 and novelty['to_80%']['per_seed'] == [(10000, False)] * 3
+    assert scratch['seeds_finished'] == [0] and scratch['to_50%']['per_seed'] == [(10000, False)]
+    assert 'lamp reaches 50% first (median 2500 env steps); its interval is clear' in lvs.conclusion(summary, args)
+    table = '\n'.join(lvs.success_by_step(summary, args))
+    assert '| lamp | push_button | 0.00 (0.00-0.00) | 0.90 (0.90-0.90) | 0.90 (0.90-0.90) |' in table
+    assert '| scratch | push_button | 0.00 (0.00-0.00) |  |  |' in table, 'seed 2 has not reached 5k yet'
+    assert np.isfinite(lamp['to_50%']['median_ci']).all()
