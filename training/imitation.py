@@ -289,15 +289,7 @@ def collect(run: Imitation, r: int, on_ray: bool = False) -> None:
     """Make the missing shards of round r (in worker processes, or as Ray tasks on the cluster connected to: a
     shard depends only on its spec, so the same either way), load all of them into the dataset."""
     specs = shard_specs(run, r)
-    missing = [(path, spec) for path, spec in specs if not path.is_file()]
-    if missing:
-        missing[0][0].parent.mkdir(parents=True, exist_ok=True)
-        what = 'expert demos' if r == 0 else f'DAgger round {r}'
-        bar = tqdm(total=sum(len(s.seeds) for _, s in missing), desc=f'{what}', unit='episode', dynamic_ncols=True)
-        for i, shard in _shards(missing, run.settings.workers, on_ray):
-            _write_shard(missing[i][0], shard)
-            bar.update(len(missing[i][1].seeds))
-        bar.close()
+    _make_missing([(path, spec) for path, spec in specs if not path.is_file()], r, run.settings.workers, on_ray)
     successes: dict[str, list[bool]] = {}
     for path, spec in specs:
         with np.load(path) as data:
@@ -308,6 +300,18 @@ def collect(run: Imitation, r: int, on_ray: bool = False) -> None:
     run.board.scalars(r, {f'driver_success/{task}': v for task, v in rates.items()}, 'collect')
     print(f'round {r}: {run.dataset.steps()} labelled steps; driver success ' +
           ', '.join(f'{task} {v:.2f}' for task, v in rates.items()), flush=True)
+
+
+def _make_missing(missing: list[tuple[Path, ShardSpec]], r: int, workers: int, on_ray: bool) -> None:
+    """Play and write the shards not on disk yet, with a progress bar in episodes."""
+    if not missing:
+        return
+    missing[0][0].parent.mkdir(parents=True, exist_ok=True)
+    what = 'expert demos' if r == 0 else f'DAgger round {r}'
+    with tqdm(total=sum(len(s.seeds) for _, s in missing), desc=what, unit='episode', dynamic_ncols=True) as bar:
+        for i, shard in _shards(missing, workers, on_ray):
+            _write_shard(missing[i][0], shard)
+            bar.update(len(missing[i][1].seeds))
 
 
 def _shards(missing: list[tuple[Path, ShardSpec]], workers: int, on_ray: bool

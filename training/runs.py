@@ -117,19 +117,7 @@ def finetune(run_dir: Path, requested: TrainConfig | None, task: str | None, ini
     """Create (or resume) a finetuning run on a downstream task and train it."""
     run_dir = Path(run_dir)
     if (run_dir / 'run.json').is_file():
-        paths, config, info = read_run(run_dir)
-        _check_mode(info, 'finetune', run_dir)
-        if task is not None and task != info.task:
-            raise RunError(f'{run_dir} finetunes {info.task!r}, not {task!r}')
-        if init_run is not None and str(Path(init_run).resolve()) != info.init_run:
-            raise RunError(f'{run_dir} was started from {info.init_run}, not {init_run}')
-        encoder, vocab = text.load(info.text_encoder)
-        if requested is not None:
-            init_agent, init_mode = None, None
-            if info.init_run:
-                _, init_config, init_info = read_run(Path(info.init_run))
-                init_agent, init_mode = init_config.agent, init_info.mode
-            _check_same(config, resolve_finetune(requested, encoder.dim, init_agent, init_mode), run_dir)
+        paths, config, info, encoder, vocab = _resumed_finetune(run_dir, requested, task, init_run)
     else:
         if task is None:
             raise RunError('a new finetuning run needs --task')
@@ -144,6 +132,25 @@ def finetune(run_dir: Path, requested: TrainConfig | None, task: str | None, ini
                       reward_key='success' if fin.reward == 'success' else 'reward',
                       linear_probe_steps=fin.linear_probe_steps if fin.critic_linear_probe else None, steps=steps)
     return train(session)
+
+
+def _resumed_finetune(run_dir: Path, requested: TrainConfig | None, task: str | None, init_run: Path | None
+                      ) -> tuple[RunPaths, TrainConfig, RunInfo, Any, Path]:
+    """An existing finetuning run, refused if the command names another task, start or settings."""
+    paths, config, info = read_run(run_dir)
+    _check_mode(info, 'finetune', run_dir)
+    if task is not None and task != info.task:
+        raise RunError(f'{run_dir} finetunes {info.task!r}, not {task!r}')
+    if init_run is not None and str(Path(init_run).resolve()) != info.init_run:
+        raise RunError(f'{run_dir} was started from {info.init_run}, not {init_run}')
+    encoder, vocab = text.load(info.text_encoder)
+    if requested is not None:
+        init_agent, init_mode = None, None
+        if info.init_run:
+            _, init_config, init_info = read_run(Path(info.init_run))
+            init_agent, init_mode = init_config.agent, init_info.mode
+        _check_same(config, resolve_finetune(requested, encoder.dim, init_agent, init_mode), run_dir)
+    return paths, config, info, encoder, vocab
 
 
 def _create_finetune(run_dir: Path, requested: TrainConfig, task: str, init_run: Path | None, init_step: int | None,
