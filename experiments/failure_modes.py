@@ -25,6 +25,7 @@ import sys
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -139,21 +140,27 @@ def main() -> None:
     env = sim.make(args.task, image_size=size, randomize=True,
                    cameras=tuple(dict.fromkeys((CAMERA, *runtime.manifest.cameras))),
                    render_scale=render_scale(max(size)), max_episode_steps=EPISODE_STEPS, terminate_on_success=True)
-    index = state_index(runtime.manifest)
-    traces = []
-    for k in range(args.episodes):
-        trace, last = trace_episode(env, runtime, args.seed_base + k, index)
-        if agent is not None and trace.mode == 'stalled lifting':
-            embedding = runtime.embed_instruction(env.unwrapped.instruction)
-            trace.critic = critic_probe(agent, last, embedding, np.asarray(trace.final_action, np.float32),
-                                        privileged_state(env.unwrapped.scene))
-        traces.append(trace)
+    traces = [traced(env, runtime, args.seed_base + k, agent) for k in range(args.episodes)]
     env.close()
     modes = Counter(t.mode for t in traces)
     if args.json:
         print(json.dumps({'bundle': str(args.bundle), 'task': args.task, 'modes': dict(modes),
                           'episodes': [{**asdict(t), 'mode': t.mode} for t in traces]}))
-        return
+    else:
+        print_traces(traces, modes)
+
+
+def traced(env: Any, runtime: Any, seed: int, agent: Any | None) -> Trace:
+    """One held-out episode's trace; a stalled lift also with the critic's view of its last state (--critic)."""
+    trace, last = trace_episode(env, runtime, seed, state_index(runtime.manifest))
+    if agent is not None and trace.mode == 'stalled lifting':
+        embedding = runtime.embed_instruction(env.unwrapped.instruction)
+        trace.critic = critic_probe(agent, last, embedding, np.asarray(trace.final_action, np.float32),
+                                    privileged_state(env.unwrapped.scene))
+    return trace
+
+
+def print_traces(traces: list[Trace], modes: Counter) -> None:
     for k, t in enumerate(traces):
         if not t.success:
             print(f'scene {k:3d}  {t.mode:18s} closest {t.closest_m * 100:5.1f} cm  '
