@@ -41,9 +41,14 @@ class Job:
         return min(self.steps, (last['step'] if last else 0) + self.chunk)
 
 
+def read_evals(run: Path) -> list[dict]:
+    """A run's evaluation history (RUN/evals.json), oldest first; empty before its first evaluation."""
+    path = run / 'evals.json'
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
 def last_eval(run: Path) -> dict | None:
-    evals = run / 'evals.json'
-    rows = json.loads(evals.read_text()) if evals.is_file() else []
+    rows = read_evals(run)
     return rows[-1] if rows else None
 
 

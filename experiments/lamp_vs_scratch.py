@@ -42,7 +42,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from experiments.jobs import Job, run_jobs  # noqa: E402
+from experiments.jobs import Job, read_evals, run_jobs  # noqa: E402
 from lamp_ros.fileio import atomic_write_bytes, atomic_write_text  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -93,9 +93,7 @@ def jobs_for(args: argparse.Namespace, r3m: Path) -> list[Job]:
 # --- report ----------------------------------------------------------------------------------------------------
 
 def curve(run: Path, budget: int) -> list[tuple[int, float]]:
-    path = run / 'evals.json'
-    rows = json.loads(path.read_text()) if path.is_file() else []
-    return [(r['step'], r['success_rate']) for r in rows if r['step'] <= budget]
+    return [(r['step'], r['success_rate']) for r in read_evals(run) if r['step'] <= budget]
 
 
 def steps_to(points: list[tuple[int, float]], rate: float, budget: int) -> tuple[int, bool]:

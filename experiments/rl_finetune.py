@@ -35,6 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from experiments.jobs import read_evals  # noqa: E402
 from lamp_ros.fileio import atomic_write_text  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -58,16 +59,11 @@ def weak_start(root: Path, task: str, args: argparse.Namespace) -> Path:
     return run_dir
 
 
-def evals(run_dir: Path) -> list[dict]:
-    path = run_dir / 'evals.json'
-    return json.loads(path.read_text()) if path.is_file() else []
-
-
 def finetune(root: Path, task: str, seed: int, init: Path, args: argparse.Namespace) -> Path:
     """Finetune in chunks of eval_every env steps until an evaluation reaches the target or the budget ends."""
     run_dir = root / f'{task}_s{seed}'
     while True:
-        history = evals(run_dir)
+        history = read_evals(run_dir)
         step = history[-1]['step'] if history else 0
         if history and (history[-1]['success_rate'] >= TARGET or step >= args.budget):
             return run_dir
@@ -94,7 +90,7 @@ def _add_wall_time(run_dir: Path, seconds: float) -> None:
 def bundle_check(run_dir: Path, task: str, episodes: int) -> dict:
     bundle = run_dir.with_name(run_dir.name + '_bundle')
     report = bundle / 'eval.json'
-    step = evals(run_dir)[-1]['step']
+    step = read_evals(run_dir)[-1]['step']
     if report.is_file() and json.loads(report.read_text()).get('step') == step:
         return json.loads(report.read_text())
     run([str(BIN / 'lamp-export'), str(run_dir), '--out', str(bundle), '--overwrite'])
@@ -110,7 +106,7 @@ def first_step_at(history: list[dict], rate: float) -> int | None:
 
 
 def summary(run_dir: Path, bundle: dict | None) -> dict:
-    history = evals(run_dir)
+    history = read_evals(run_dir)
     wall = run_dir / 'wall_time_s.txt'
     return {'run': str(run_dir), 'start_success': history[0]['success_rate'],
             'steps_to_50': first_step_at(history, 0.5), 'steps_to_80': first_step_at(history, TARGET),
@@ -195,7 +191,7 @@ def main() -> int:
         rows[task] = []
         for seed in args.seeds:
             run_dir = args.root / f'{task}_s{seed}' if args.report_only else finetune(args.root, task, seed, init, args)
-            if not evals(run_dir):
+            if not read_evals(run_dir):
                 continue
             report = run_dir.with_name(run_dir.name + '_bundle') / 'eval.json'
             bundle = (json.loads(report.read_text()) if report.is_file() else None) if args.report_only else \
