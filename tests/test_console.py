@@ -14,11 +14,15 @@ import pexpect
 import pyte
 import pytest
 from prompt_toolkit.completion import CompleteEvent
+from prompt_toolkit.application import create_app_session
 from prompt_toolkit.document import Document
+from prompt_toolkit.history import InMemoryHistory
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
 
 from lamp_ros import contract as c
 from lamp_ros.console import commands, view
-from lamp_ros.console.app import InstructionCompleter
+from lamp_ros.console.app import ConsoleApp, InstructionCompleter
 from lamp_ros.console.board import RateMeter, StatusBoard
 from lamp_ros.ros.convert import twist_linear
 from models.episodes import load_episode
@@ -82,6 +86,37 @@ def test_completion_of_commands_and_known_instructions():
     assert complete('butt') == ['push the button', 'press the button']
     assert complete('/st') == ['/start', '/stop']
     assert complete('') == []
+
+
+class RecordingLink:
+    """Speaks ConsoleLink's interface and records what the console asked of the graph."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def __getattr__(self, name):
+        return lambda *args: self.calls.append((name, *args))
+
+
+def test_keys_and_line_commands_ask_the_graph_the_same():
+    """Every function key does what its line command does (one handler each), read off a headless console."""
+    with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
+        link, board = RecordingLink(), StatusBoard()
+        app = ConsoleApp(link, board, InMemoryHistory(), [])
+        keys = {b.keys[0].value: b.handler for b in app.app.key_bindings.bindings}
+        lines = {'f1': '/estop', 'f2': '/start', 'f3': '/stop', 'f4': '/reset', 'f5': '/success', 'f6': '/failure',
+                 'f7': '/mode'}
+        for key, line in lines.items():
+            keys[key](None)
+            by_key = link.calls.pop()
+            app.run(commands.parse(line))
+            assert link.calls.pop() == by_key, (key, line)
+        app.run(commands.parse('/estop on'))
+        app.run(commands.parse('/mode hold'))
+        app.run(commands.parse('push  the button'))
+        assert link.calls == [('set_estop', True), ('set_mode', 'hold'), ('send_instruction', 'push the button')]
+        app.run(commands.parse('/help'))
+        assert any('/estop' in line.text for line in board.snapshot(time.monotonic()).log)
 
 
 class Terminal:

@@ -149,26 +149,19 @@ class ConsoleApp:
     def _keys(self) -> KeyBindings:
         kb = KeyBindings()
 
-        @kb.add('f1')
-        def _(event: KeyPressEvent) -> None:
-            self._refresh()
-            self.link.toggle_estop(self.snap.estop)
+        def command(name: str, refresh: bool = False) -> Callable[[KeyPressEvent], None]:
+            """A key binding doing what the line command /name does (refreshed first where it reads the view)."""
+            def handler(event: KeyPressEvent) -> None:
+                if refresh:
+                    self._refresh()
+                self.run(commands.Command(name))
+            return handler
 
-        @kb.add('escape', eager=True)
-        def _(event: KeyPressEvent) -> None:
-            self.link.set_estop(True)
-
-        for key, action in (('f2', 'start'), ('f3', 'stop'), ('f4', 'reset')):
-            kb.add(key)(lambda event, a=action: self.link.episode(a))
-        kb.add('f5')(lambda event: self.link.label('success'))
-        kb.add('f6')(lambda event: self.link.label('failure'))
-
-        @kb.add('f7')
-        def _(event: KeyPressEvent) -> None:
-            self._refresh()
-            current = self.snap.statuses.get('safety', {}).get('control_mode') or self.snap.mode_topic or 'auto'
-            self.link.set_mode(commands.next_mode(current))
-
+        kb.add('f1')(command('estop', refresh=True))
+        kb.add('escape', eager=True)(lambda event: self.link.set_estop(True))
+        for key, name in (('f2', 'start'), ('f3', 'stop'), ('f4', 'reset'), ('f5', 'success'), ('f6', 'failure')):
+            kb.add(key)(command(name))
+        kb.add('f7')(command('mode', refresh=True))
         for key in ('f10', 'c-c', 'c-q'):
             kb.add(key)(lambda event: event.app.exit())
         return kb
@@ -184,27 +177,38 @@ class ConsoleApp:
         return False                       # clear the line
 
     def run(self, command: commands.Command) -> None:
-        name, arg = command.name, command.arg
-        if name == 'instruction':
-            self.link.send_instruction(arg)
-        elif name in ('start', 'stop', 'reset'):
-            self.link.episode(name)
-        elif name in ('success', 'failure'):
-            self.link.label(name)
-        elif name == 'mode':
-            current = self.snap.statuses.get('safety', {}).get('control_mode') or self.snap.mode_topic or 'auto'
-            self.link.set_mode(arg or commands.next_mode(current))
-        elif name == 'estop':
-            if arg:
-                self.link.set_estop(arg == 'on')
-            else:
-                self.link.toggle_estop(self.snap.estop)
-        elif name == 'help':
-            for cmd, doc in commands.COMMANDS.items():
-                self.board.log(f'/{cmd:<8} {doc}')
-            self.board.log(view.KEYS_HELP)
-        elif name == 'quit':
-            self.app.exit()
+        """Do what a parsed line asks: the same actions as the function keys."""
+        handlers = {'instruction': self._instruction, 'start': self._episode, 'stop': self._episode,
+                    'reset': self._episode, 'success': self._label, 'failure': self._label, 'mode': self._mode,
+                    'estop': self._estop, 'help': self._help, 'quit': self._quit}
+        handlers[command.name](command)
+
+    def _instruction(self, command: commands.Command) -> None:
+        self.link.send_instruction(command.arg)
+
+    def _episode(self, command: commands.Command) -> None:
+        self.link.episode(command.name)
+
+    def _label(self, command: commands.Command) -> None:
+        self.link.label(command.name)
+
+    def _mode(self, command: commands.Command) -> None:
+        current = self.snap.statuses.get('safety', {}).get('control_mode') or self.snap.mode_topic or 'auto'
+        self.link.set_mode(command.arg or commands.next_mode(current))
+
+    def _estop(self, command: commands.Command) -> None:
+        if command.arg:
+            self.link.set_estop(command.arg == 'on')
+        else:
+            self.link.toggle_estop(self.snap.estop)
+
+    def _help(self, _command: commands.Command) -> None:
+        for cmd, doc in commands.COMMANDS.items():
+            self.board.log(f'/{cmd:<8} {doc}')
+        self.board.log(view.KEYS_HELP)
+
+    def _quit(self, _command: commands.Command) -> None:
+        self.app.exit()
 
 
 def parser() -> argparse.ArgumentParser:

@@ -151,19 +151,32 @@ class TransitionAssembler:
     def _chunk(self, ep: EpisodeBuffer, start: int, end: int, last: dict | None
                ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         steps = ep.steps[start:end]
-        like = ep.steps[0]                                   # shapes for an empty last chunk
+        rewards = self._chunk_rewards(steps)
+        meta = {'episode': ep.key, 'instruction': ep.instruction, 'first_step': start, 'last': last,
+                'rewards_missing': int(np.isnan(rewards).sum())}
+        return meta, {**_step_arrays(steps, ep.steps[0]), 'reward': rewards}
+
+    def _chunk_rewards(self, steps: list[Step]) -> np.ndarray:
+        """The steps' rewards, NaN (and counted) where none arrived in time."""
         rewards = np.array([s.reward for s in steps], np.float32)
         missing = ~np.isfinite(rewards)
         self.rewards_missing += int(missing.sum())
         rewards[missing] = np.nan
-        meta = {'episode': ep.key, 'instruction': ep.instruction, 'first_step': start, 'last': last,
-                'rewards_missing': int(missing.sum())}
-        arrays = {image_key(FRONT): np.stack([s.image for s in steps]) if steps else like.image[None][:0],
-                  'image_stamp': np.array([s.image_stamp for s in steps], np.float64),
-                  'state': np.stack([s.state for s in steps]) if steps else like.state[None][:0],
-                  'action': np.stack([s.action for s in steps]) if steps else np.zeros((0, 4), np.float32),
-                  'reward': rewards,
-                  'intervention': np.array([s.intervention for s in steps], bool)}
-        for cam, image in like.more_images.items():
-            arrays[image_key(cam)] = np.stack([s.more_images[cam] for s in steps]) if steps else image[None][:0]
-        return meta, arrays
+        return rewards
+
+
+def _stacked(values: list[np.ndarray], like: np.ndarray) -> np.ndarray:
+    """values stacked on a new first axis; an empty chunk keeps `like`'s shape and dtype (0, *like.shape)."""
+    return np.stack(values) if values else like[None][:0]
+
+
+def _step_arrays(steps: list[Step], like: Step) -> dict[str, np.ndarray]:
+    """A chunk's per-step arrays but the reward; `like` (the episode's first step) shapes an empty last chunk."""
+    arrays = {image_key(FRONT): _stacked([s.image for s in steps], like.image),
+              'image_stamp': np.array([s.image_stamp for s in steps], np.float64),
+              'state': _stacked([s.state for s in steps], like.state),
+              'action': _stacked([s.action for s in steps], np.zeros(4, np.float32)),
+              'intervention': np.array([s.intervention for s in steps], bool)}
+    for cam, image in like.more_images.items():
+        arrays[image_key(cam)] = _stacked([s.more_images[cam] for s in steps], image)
+    return arrays
