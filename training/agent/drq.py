@@ -107,37 +107,21 @@ class DrQAgent:
     def update(self, batch: Mapping[str, np.ndarray]) -> dict[str, float]:
         cfg = self.config
         n = cfg.n_step
-        novelty = cfg.intr_scale > 0
-        b, frames = batch['state'].shape[:2]
-        if frames != n + 1:
-            raise ValueError(f'batch holds windows of {frames} frames; n_step {n} needs {n + 1}')
-        # Frames t and t+n feed the critic; the ones between only the novelty ensemble: encode them only then.
-        used = list(range(n + 1)) if novelty else [0, n]
-        x = images_to_input([self._tensor(self.augment(batch[f'image_{c}'][:, used])) for c in cfg.cameras])
-        x = x.view(b, len(used), *x.shape[1:])
+        x, features, later = self._encode(batch)
         state, action = self._tensor(batch['state']), self._tensor(batch['action'])
         privileged = self._tensor(batch['privileged'])[:, [0, n]] if cfg.privileged_dim else None
         now, then = (None, None) if privileged is None else (privileged[:, 0], privileged[:, 1])
         instruction, extrinsic = self._tensor(batch['instruction']), self._tensor(batch['reward'])
         std = cfg.std(self.updates)
-
-        features = self.encoder(x[:, 0])
-        with torch.no_grad():
-            later = self.encoder(x[:, 1:].flatten(0, 1)).view(b, len(used) - 1, -1)
         metrics: dict[str, float] = {'extrinsic_reward': float(extrinsic.mean()), 'std': std}
 
-        reward = cfg.extr_scale * extrinsic - cfg.step_penalty
-        if novelty:
-            intrinsic = self._update_ensemble(features.detach(), later, action, metrics)
-            reward = reward + cfg.intr_scale * intrinsic
+        reward = self._reward(extrinsic, features, later, action, metrics)
         discounts = cfg.gamma ** torch.arange(n, dtype=torch.float32, device=self.device)
         returns = (reward * discounts).sum(dim=1)
-
         alive = 1.0 - self._tensor(batch['terminal']).float() if 'terminal' in batch else 1.0
         target = self._td_target(x[:, -1], later[:, -1], state[:, n], instruction, returns, alive, std, then)
         qs = self.critic(features, state[:, 0], instruction, action[:, 0], now)
         critic_loss = sum(F.mse_loss(q, target) for q in qs)
-        q1 = qs[0]
         demo = self._tensor(batch['demo']) if 'demo' in batch else None
         bc_weight = cfg.bc(self.updates) if demo is not None and bool(demo.any()) else 0.0
         encoder_bc = self._bc_loss(features, state, instruction, action, demo) if bc_weight else 0.0
@@ -154,9 +138,37 @@ class DrQAgent:
             self.actor_opt.step()
         self._soft_update_target()
         self.updates += 1
-        metrics.update(critic_loss=critic_loss.item(), actor_loss=actor_loss.item(), q=q1.mean().item(),
+        metrics.update(critic_loss=critic_loss.item(), actor_loss=actor_loss.item(), q=qs[0].mean().item(),
                        target_q=target.mean().item(), reward=reward.mean().item())
         return metrics
+
+    def _encode(self, batch: Mapping[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(augmented encoder input [B, frames used, ...], features of frame t (with gradient), features of the
+        later frames used (without)). Frames t and t+n feed the critic; the ones between only the novelty
+        ensemble: they are encoded only when it learns."""
+        cfg = self.config
+        n = cfg.n_step
+        b, frames = batch['state'].shape[:2]
+        if frames != n + 1:
+            raise ValueError(f'batch holds windows of {frames} frames; n_step {n} needs {n + 1}')
+        used = list(range(n + 1)) if cfg.intr_scale > 0 else [0, n]
+        x = images_to_input([self._tensor(self.augment(batch[f'image_{c}'][:, used])) for c in cfg.cameras])
+        x = x.view(b, len(used), *x.shape[1:])
+        features = self.encoder(x[:, 0])
+        with torch.no_grad():
+            later = self.encoder(x[:, 1:].flatten(0, 1)).view(b, len(used) - 1, -1)
+        return x, features, later
+
+    def _reward(self, extrinsic: torch.Tensor, features: torch.Tensor, later: torch.Tensor, action: torch.Tensor,
+                metrics: dict[str, float]) -> torch.Tensor:
+        """Per transition [B, n]: extr_scale * extrinsic - step_penalty, + intr_scale * the novelty ensemble's
+        disagreement (which learns here) when novelty is on."""
+        cfg = self.config
+        reward = cfg.extr_scale * extrinsic - cfg.step_penalty
+        if cfg.intr_scale > 0:
+            intrinsic = self._update_ensemble(features.detach(), later, action, metrics)
+            reward = reward + cfg.intr_scale * intrinsic
+        return reward
 
     @torch.no_grad()
     def _td_target(self, last_image: torch.Tensor, last_features: torch.Tensor, last_state: torch.Tensor,
