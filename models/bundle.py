@@ -141,27 +141,8 @@ class Manifest:
             raise BundleError(f'{where}: contract_version {version!r} is not supported '
                               f'(this lamp_ros speaks version {CONTRACT_VERSION})')
         try:
-            obs, pol, txt, act = d['observation'], d['policy'], d['text_encoder'], d['action']
-            return Manifest(
-                model_version=str(d['model_version']),
-                image_size=(int(obs['image_size'][0]), int(obs['image_size'][1])),
-                state_keys=tuple(str(k) for k in obs['state_keys']),
-                embedding_dim=int(txt['embedding_dim']),
-                max_text_length=int(txt['max_length']),
-                policy_inputs=tuple(TensorSpec.from_json(s) for s in pol['inputs']),
-                policy_outputs=tuple(TensorSpec.from_json(s) for s in pol['outputs']),
-                text_inputs=tuple(TensorSpec.from_json(s) for s in txt['inputs']),
-                text_outputs=tuple(TensorSpec.from_json(s) for s in txt['outputs']),
-                recurrent=tuple(RecurrentPair(str(r['input']), str(r['output'])) for r in pol.get('recurrent', [])),
-                control_rate_hz=float(d['control_rate_hz']),
-                action_dim=int(act['dim']),
-                action_scale_m=float(act['scale_m']),
-                contract_version=int(version),
-                lowercase=bool(txt.get('lowercase', True)),
-                created=str(d.get('created', '')),
-                tasks=tuple(str(t) for t in d.get('tasks', [])),
-                cameras=tuple(str(c) for c in obs.get('cameras', ['front'])),   # older bundles: front only
-                files={str(k): str(v) for k, v in d.get('files', {}).items()})
+            return Manifest(**_top_fields(d), **_observation_fields(d['observation']),
+                            **_policy_fields(d['policy']), **_text_fields(d['text_encoder']))
         except (KeyError, IndexError, TypeError, ValueError) as e:
             raise BundleError(f'{where}: malformed field ({type(e).__name__}: {e})') from e
 
@@ -216,6 +197,34 @@ class Manifest:
         if extra_in:
             problems.append(f'policy inputs {sorted(extra_in)} are neither standard nor recurrent')
         return problems
+
+
+def _top_fields(d: dict[str, Any]) -> dict[str, Any]:
+    """Manifest fields at the manifest's top level and under 'action'."""
+    return dict(model_version=str(d['model_version']), control_rate_hz=float(d['control_rate_hz']),
+                action_dim=int(d['action']['dim']), action_scale_m=float(d['action']['scale_m']),
+                contract_version=int(d['contract_version']), created=str(d.get('created', '')),
+                tasks=tuple(str(t) for t in d.get('tasks', [])),
+                files={str(k): str(v) for k, v in d.get('files', {}).items()})
+
+
+def _observation_fields(obs: dict[str, Any]) -> dict[str, Any]:
+    return dict(image_size=(int(obs['image_size'][0]), int(obs['image_size'][1])),
+                state_keys=tuple(str(k) for k in obs['state_keys']),
+                cameras=tuple(str(c) for c in obs.get('cameras', ['front'])))   # older bundles: front only
+
+
+def _policy_fields(pol: dict[str, Any]) -> dict[str, Any]:
+    return dict(policy_inputs=tuple(TensorSpec.from_json(s) for s in pol['inputs']),
+                policy_outputs=tuple(TensorSpec.from_json(s) for s in pol['outputs']),
+                recurrent=tuple(RecurrentPair(str(r['input']), str(r['output'])) for r in pol.get('recurrent', [])))
+
+
+def _text_fields(txt: dict[str, Any]) -> dict[str, Any]:
+    return dict(embedding_dim=int(txt['embedding_dim']), max_text_length=int(txt['max_length']),
+                text_inputs=tuple(TensorSpec.from_json(s) for s in txt['inputs']),
+                text_outputs=tuple(TensorSpec.from_json(s) for s in txt['outputs']),
+                lowercase=bool(txt.get('lowercase', True)))
 
 def _spec_json(s: TensorSpec) -> dict[str, Any]:
     return {'name': s.name, 'shape': list(s.shape), 'dtype': s.dtype}

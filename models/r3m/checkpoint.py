@@ -36,25 +36,35 @@ _LIST_AT_MOST = 12
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """model.pt -> the R3M state dict with the 'module.' prefix removed (official key names otherwise)."""
     path = Path(path)
+    state = _r3m_state(_load_tensors_only(path), path)
+    unprefixed = sorted(k for k in state if not k.startswith(DATA_PARALLEL_PREFIX))
+    if unprefixed:
+        raise CheckpointError(f'{path}: keys without the {DATA_PARALLEL_PREFIX!r} prefix of the official layout: '
+                              f'{_some(unprefixed)}')
+    return {k[len(DATA_PARALLEL_PREFIX):]: v for k, v in state.items()}
+
+
+def _load_tensors_only(path: Path) -> Any:
+    """torch.load with weights_only=True: a file that pickles code is refused, a broken one named as such."""
     try:
-        payload = torch.load(path, map_location='cpu', weights_only=True)
+        return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(f'{path}: refused: it pickles objects other than tensors and plain containers '
                               f'(possibly code); checkpoints are loaded with torch.load(weights_only=True) only '
                               f'({str(e).splitlines()[0]})') from e
     except (RuntimeError, EOFError) as e:
         raise CheckpointError(f'{path}: not a readable torch checkpoint (truncated or corrupt download?): {e}') from e
+
+
+def _r3m_state(payload: Any, path: Path) -> dict[str, torch.Tensor]:
+    """payload['r3m'], checked to be a state dict of tensors."""
     if not isinstance(payload, dict) or PAYLOAD_KEY not in payload:
         keys = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f'{path}: expected a dict with key {PAYLOAD_KEY!r} (R3M\'s model.pt), got {keys}')
     state = payload[PAYLOAD_KEY]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f'{path}: [{PAYLOAD_KEY!r}] must be a state dict of tensors')
-    unprefixed = sorted(k for k in state if not k.startswith(DATA_PARALLEL_PREFIX))
-    if unprefixed:
-        raise CheckpointError(f'{path}: keys without the {DATA_PARALLEL_PREFIX!r} prefix of the official layout: '
-                              f'{_some(unprefixed)}')
-    return {k[len(DATA_PARALLEL_PREFIX):]: v for k, v in state.items()}
+    return state
 
 
 def language_encoder_for(state: dict[str, torch.Tensor], where: str) -> SentenceEncoder:

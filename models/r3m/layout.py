@@ -16,6 +16,7 @@ import importlib.util
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -88,7 +89,16 @@ def check_size(size: int) -> None:
 def read_config(path: Path) -> R3MConfig:
     """Parse an R3M config.yaml (the `agent:` section R3M's load_r3m instantiates)."""
     path = Path(path)
-    data = yaml.safe_load(path.read_text())
+    agent = _agent_section(yaml.safe_load(path.read_text()), path)
+    size, hidden_dim, langweight = agent['size'], agent['hidden_dim'], agent.get('langweight', 1.0)
+    problem = _config_problem(size, hidden_dim, langweight)
+    if problem:
+        raise ValueError(f'{path}: {problem}')
+    return R3MConfig(size=size, hidden_dim=hidden_dim, langweight=float(langweight))
+
+
+def _agent_section(data: Any, path: Path) -> dict[str, Any]:
+    """The config's `agent:` mapping, with the keys R3M cannot do without."""
     agent = data.get('agent') if isinstance(data, dict) else None
     if not isinstance(agent, dict):
         raise ValueError(f'{path}: no `agent:` mapping (expected R3M\'s config.yaml with agent.size and '
@@ -96,20 +106,24 @@ def read_config(path: Path) -> R3MConfig:
     missing = [k for k in ('size', 'hidden_dim') if k not in agent]
     if missing:
         raise ValueError(f'{path}: agent lacks {missing}')
-    size, hidden_dim, langweight = agent['size'], agent['hidden_dim'], agent.get('langweight', 1.0)
+    return agent
+
+
+def _config_problem(size: Any, hidden_dim: Any, langweight: Any) -> str:
+    """What makes these values unusable for a language-scoring R3M, or ''."""
     if size == 0:
-        raise ValueError(f'{path}: agent.size 0 is R3M\'s ViT variant, which has no released weights and is not '
-                         f'supported; use a ResNet ({SIZES})')
+        return f"agent.size 0 is R3M's ViT variant, which has no released weights and is not supported; use a " \
+               f'ResNet ({SIZES})'
     if not isinstance(size, int) or size not in SIZES:
-        raise ValueError(f'{path}: agent.size must be one of {SIZES}, got {size!r}')
+        return f'agent.size must be one of {SIZES}, got {size!r}'
     if not isinstance(hidden_dim, int) or hidden_dim < 1:
-        raise ValueError(f'{path}: agent.hidden_dim must be a positive integer, got {hidden_dim!r}')
+        return f'agent.hidden_dim must be a positive integer, got {hidden_dim!r}'
     if not isinstance(langweight, (int, float)):
-        raise ValueError(f'{path}: agent.langweight must be a number, got {langweight!r}')
+        return f'agent.langweight must be a number, got {langweight!r}'
     if langweight <= 0:
-        raise ValueError(f'{path}: agent.langweight is {langweight}: this R3M was trained without the language '
-                         'reward head, so it cannot score instructions')
-    return R3MConfig(size=size, hidden_dim=hidden_dim, langweight=float(langweight))
+        return (f'agent.langweight is {langweight}: this R3M was trained without the language reward head, so it '
+                'cannot score instructions')
+    return ''
 
 
 def config_yaml(config: R3MConfig) -> str:
