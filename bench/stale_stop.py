@@ -41,32 +41,52 @@ def start_safety(tmp: Path, params: dict) -> subprocess.Popen:
     return subprocess.Popen(cmd, stdout=open(tmp / 'safety.log', 'w'), stderr=subprocess.STDOUT)
 
 
+class Feeder:
+    """Camera, pose and action to the safety node at 10 Hz (+- jitter), until the camera is switched off."""
+
+    def __init__(self, node, pubs: dict, jitter: float, rng) -> None:
+        self.node, self.pubs, self.jitter, self.rng = node, pubs, jitter, rng
+        self.image, self.position = np.zeros((32, 32, 3), np.uint8), np.array([0.45, 0.0, 0.15])
+        self.camera_on, self.last_image, self.next_t = True, 0.0, time.monotonic()
+
+    def tick(self) -> None:
+        """Publish the inputs if they are due."""
+        now = time.monotonic()
+        if now < self.next_t:
+            return
+        self.next_t = now + 0.1 + self.rng.uniform(-self.jitter, self.jitter)
+        stamp = self.node.get_clock().now().to_msg()
+        if self.camera_on:
+            self.pubs['image'].publish(image_msg(self.image, stamp, 'camera_front'))
+            self.last_image = time.monotonic()
+        self.pubs['pose'].publish(pose_msg(self.position, np.array([1.0, 0, 0, 0]), stamp, 'base'))
+        self.pubs['action'].publish(action_msg(np.array([0.3, 0.0, 0.0, 1.0])))
+
+
+def one_trial(node, feeder: Feeder, twists: list) -> float | None:
+    """Feed until the arm moves, kill the camera, and return the time from its last frame to the first zero
+    twist (None if the arm did not stop within the trial's 10 s)."""
+    import rclpy
+    feeder.camera_on, moving, deadline = True, False, time.monotonic() + 10.0
+    while time.monotonic() < deadline:
+        feeder.tick()
+        rclpy.spin_once(node, timeout_sec=0.002)
+        moving = moving or bool(twists and np.any(twist_linear(twists[-1][1])))
+        if moving and feeder.camera_on and time.monotonic() > deadline - 7.0:
+            feeder.camera_on, twists[:] = False, []                 # the camera dies
+        if not feeder.camera_on and twists and not np.any(twist_linear(twists[-1][1])):
+            return twists[-1][0] - feeder.last_image
+    return None
+
+
 def trials(node, pubs, twists: list, n: int, jitter: float, rng) -> list[float]:
     import rclpy
-    image, position = np.zeros((32, 32, 3), np.uint8), np.array([0.45, 0.0, 0.15])
-    latencies = []
+    feeder, latencies = Feeder(node, pubs, jitter, rng), []
     for _ in range(n):
-        moving, last_image, camera_on, deadline = False, 0.0, True, time.monotonic() + 10.0
-        next_t = time.monotonic()
-        while time.monotonic() < deadline:
-            now = time.monotonic()
-            if now >= next_t:
-                next_t = now + 0.1 + rng.uniform(-jitter, jitter)
-                stamp = node.get_clock().now().to_msg()
-                if camera_on:
-                    pubs['image'].publish(image_msg(image, stamp, 'camera_front'))
-                    last_image = time.monotonic()
-                pubs['pose'].publish(pose_msg(position, np.array([1.0, 0, 0, 0]), stamp, 'base'))
-                pubs['action'].publish(action_msg(np.array([0.3, 0.0, 0.0, 1.0])))
-            rclpy.spin_once(node, timeout_sec=0.002)
-            if twists and np.any(twist_linear(twists[-1][1])):
-                moving = True
-            if moving and camera_on and time.monotonic() > deadline - 7.0:
-                camera_on, twists[:] = False, []                    # the camera dies
-            if not camera_on and twists and not np.any(twist_linear(twists[-1][1])):
-                latencies.append(twists[-1][0] - last_image)
-                break
-        while time.monotonic() < next_t + 0.5:                      # recover before the next trial
+        latency = one_trial(node, feeder, twists)
+        if latency is not None:
+            latencies.append(latency)
+        while time.monotonic() < feeder.next_t + 0.5:               # recover before the next trial
             rclpy.spin_once(node, timeout_sec=0.01)
     return latencies
 

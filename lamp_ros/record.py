@@ -216,8 +216,7 @@ class RecorderNode(Node):
                                     f'the console)')
             return
         steps = rec.aligned()
-        bag_file = ('' if not (self.mcap and rec.bag) else      # a rosbag2 directory beside the .npz files
-                    episode_id if self.dataset is None else f'bags/{episode_id}')
+        bag_file = self._bag_file(episode_id, rec)
         meta = self._meta(rec, steps, status, complete, bag_file)
         episode = _episode(rec, steps, instruction, bool(status.get('success', False)), meta)
         if self.dataset is None:
@@ -226,10 +225,14 @@ class RecorderNode(Node):
             name = f'dataset episode {self.dataset.save(episode_id, episode)}'
         if bag_file and first:
             write_bag(self.out_dir / bag_file, rec.bag)
-        label = f", label {meta['label']}" if meta['label'] else ''
-        self.get_logger().info(f'saved {name}: episode {rec.number}, {len(steps.action)} steps, '
-                               f'{meta["interventions"]} intervention steps, success={episode.success}{label}'
-                               + (f' + {bag_file}' if bag_file else '') + ('' if complete else ' (incomplete)'))
+        self.get_logger().info(_saved_line(name, meta, episode.success))
+
+    def _bag_file(self, episode_id: str, rec: EpisodeRecording) -> str:
+        """Where the episode's rosbag2 goes, relative to the output directory ('' for none): beside the .npz
+        files, or under bags/ of a dataset."""
+        if not (self.mcap and rec.bag):
+            return ''
+        return episode_id if self.dataset is None else f'bags/{episode_id}'
 
     def _meta(self, rec: EpisodeRecording, steps: Aligned, status: dict[str, Any], complete: bool,
               bag_file: str) -> dict[str, Any]:
@@ -282,6 +285,14 @@ def _json_object(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError(f'not a JSON object: {text[:60]!r}')
     return value
+
+
+def _saved_line(name: str, meta: dict[str, Any], success: bool) -> str:
+    """The log line of a saved episode: what was saved, how long, who drove, how it ended."""
+    label = f", label {meta['label']}" if meta['label'] else ''
+    return (f"saved {name}: episode {meta['episode']}, {meta['steps']} steps, {meta['interventions']} intervention "
+            f"steps, success={success}{label}" + (f" + {meta['mcap']}" if meta['mcap'] else '')
+            + ('' if meta['complete'] else ' (incomplete)'))
 
 
 def _episode(rec: EpisodeRecording, steps: Aligned, instruction: str, success: bool, meta: dict) -> Episode:
