@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import zmq
 
 from lamp_ros.link import keys
 from lamp_ros.link.learner_server import LinkServer, ServerConfig
@@ -119,6 +120,24 @@ def test_learner_outage_buffers_on_disk_and_delivers_backlog(tmp_path):
         assert firsts == list(range(0, 55, 5))
     finally:
         c.close()
+        server.close()
+
+
+def test_a_restarted_server_gets_its_port_back_and_a_taken_port_is_refused():
+    """ZMQ frees a closed socket's port a moment after close(): an immediate restart waits for it (it failed about
+    once in a hundred restarts before), while a port another server holds is still refused."""
+    store = MemoryStore()
+    server = LinkServer(ServerConfig(endpoint='tcp://127.0.0.1:*'), store.store, store.is_stored)
+    endpoint = server.endpoint
+    for _ in range(50):
+        server.close()
+        server = LinkServer(ServerConfig(endpoint=endpoint), store.store, store.is_stored)
+    try:
+        started = time.monotonic()
+        with pytest.raises(zmq.ZMQError, match='in use'):
+            LinkServer(ServerConfig(endpoint=endpoint, bind_wait_s=0.3), store.store, store.is_stored)
+        assert time.monotonic() - started >= 0.3
+    finally:
         server.close()
 
 
