@@ -295,19 +295,12 @@ class PolicyNode(Node):
         if self.require_episode and not self.episode_running:
             self._set_status('waiting', 'waiting for an episode to start')
             return
-        keys = self.runtime.manifest.state_keys
-        waiting = self.robot.latest().missing(keys, t, self.stale_s)
-        if self.image_t is None or t - self.image_t > self.stale_s:
-            waiting.insert(0, c.CAMERA_IMAGE.name)
-        more_cameras = self.runtime.manifest.cameras[1:]
-        waiting += [c.CAMERA_TOPICS[cam].name for cam in more_cameras
-                    if cam not in self.more_images or t - self.more_images[cam][1] > self.stale_s]
-        if self.embedding is None:
-            waiting.append(c.INSTRUCTION.name)
+        waiting = self._missing_inputs(t)
         if waiting:
             self._set_status('waiting', 'waiting for ' + ', '.join(waiting))
             return
-        state = state_vector(keys, self.robot.at(self.image_stamp))
+        more_cameras = self.runtime.manifest.cameras[1:]
+        state = state_vector(self.runtime.manifest.state_keys, self.robot.at(self.image_stamp))
         action = self.runtime.act(self.image, state, self.embedding,
                                   {cam: self.more_images[cam][0] for cam in more_cameras})
         if not np.all(np.isfinite(action)):
@@ -318,6 +311,19 @@ class PolicyNode(Node):
         self.pacer.acted(t)
         self.actions_published += 1
         self._set_status('running', f"acting on '{self.instruction}'")
+
+
+    def _missing_inputs(self, t: float) -> list[str]:
+        """The topics the policy still waits for at time t (never heard, or stale): camera(s), robot state, and
+        the instruction."""
+        waiting = self.robot.latest().missing(self.runtime.manifest.state_keys, t, self.stale_s)
+        if self.image_t is None or t - self.image_t > self.stale_s:
+            waiting.insert(0, c.CAMERA_IMAGE.name)
+        waiting += [c.CAMERA_TOPICS[cam].name for cam in self.runtime.manifest.cameras[1:]
+                    if cam not in self.more_images or t - self.more_images[cam][1] > self.stale_s]
+        if self.embedding is None:
+            waiting.append(c.INSTRUCTION.name)
+        return waiting
 
 
 def main(args: list[str] | None = None) -> int:
