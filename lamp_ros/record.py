@@ -27,6 +27,7 @@ from rclpy.node import Node
 from rclpy.serialization import deserialize_message
 
 from lamp_ros import contract as c
+from lamp_ros.core.episode import parse_status
 from lamp_ros.core.images import ImageRejected
 from lamp_ros.core.recording import Aligned, EpisodeRecording
 from lamp_ros.paths import config_file
@@ -144,16 +145,18 @@ class RecorderNode(Node):
     def _on_policy_status(self, msg: Any) -> None:
         self.policy_status = self._json_status(c.POLICY_STATUS, msg.data)
 
-    def _json_status(self, topic: c.Topic, text: str) -> dict[str, Any]:
-        """A malformed status is logged and read as empty (one bad message must not stop the recording)."""
+    def _json_status(self, topic: c.Topic, text: str,
+                     parse: Callable[[str], dict[str, Any]] | None = None) -> dict[str, Any]:
+        """A malformed status is logged and read as empty (one bad message must not stop the recording).
+        `parse`: the topic's own reader (default: any JSON object)."""
         try:
-            return _json_object(text)
+            return (parse or _json_object)(text)
         except ValueError as e:
             self.get_logger().error(f'{topic.name} ignored: {e}', throttle_duration_sec=5.0)
             return {}
 
     def _on_episode_status(self, msg: Any) -> None:
-        status = self._json_status(c.EPISODE_STATUS, msg.data)
+        status = self._json_status(c.EPISODE_STATUS, msg.data, parse_status)
         if not status:
             return                                  # malformed (logged): the episode goes on as it was
         number, state = status.get('episode'), status.get('state')
@@ -164,13 +167,18 @@ class RecorderNode(Node):
         if rec is not None and (state != 'running' or number != rec.number):
             self._finish(rec, status if number == rec.number else {'stop_reason': 'restarted'}, complete=True)
         if state == 'running' and (rec is None or number != rec.number):
-            if first:
-                self.get_logger().warning(f'episode {number} was already running when the recorder started: '
-                                          f'recording begins with the next episode')
-            else:
-                self.current = EpisodeRecording(int(number), status.get('instruction') or self.instruction, time.time())
-                self.get_logger().info(f"recording episode {number}: '{self.current.instruction}'")
+            self._start_recording(int(number), status, first)
         self._maybe_relabel(status)
+
+    def _start_recording(self, number: int, status: dict[str, Any], first: bool) -> None:
+        """Record a running episode from now on, unless the recorder has only just joined it (a part of an
+        episode is not saved as if it were one)."""
+        if first:
+            self.get_logger().warning(f'episode {number} was already running when the recorder started: '
+                                      f'recording begins with the next episode')
+            return
+        self.current = EpisodeRecording(number, status.get('instruction') or self.instruction, time.time())
+        self.get_logger().info(f"recording episode {number}: '{self.current.instruction}'")
 
     def _maybe_relabel(self, status: dict[str, Any]) -> None:
         """A label given after the episode stopped: write its file again with the new verdict."""

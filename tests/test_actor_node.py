@@ -61,9 +61,12 @@ def test_actor_delivers_every_step_through_a_learner_outage(nodes, probe, tmp_pa
         robot.sense()                           # the actor knows the robot before the first step
         robot.status(1, 'running')
         probe.spin_for(0.5)
-        for _ in range(12):
+        for k in range(12):
             robot.tick()
             probe.spin_for(0.08)
+            if k == 3:              # bad statuses (a keep-last topic: some may be superseded): the episode goes on
+                for garbage in ('not json', '[1]', '{"episode": "x", "state": "stopped"}', '{"state": "idle"}'):
+                    probe.publish(c.EPISODE_STATUS, String(data=garbage))
         assert probe.wait_for(lambda: store.transitions() >= 10, 10), (store.transitions(), nodes.log('actor'))
         server.close()                                              # the learner goes away
         assert probe.wait_for(lambda: not learner().get('connected', True), 10)
@@ -87,6 +90,7 @@ def test_actor_delivers_every_step_through_a_learner_outage(nodes, probe, tmp_pa
         assert 'final_image' in last_arrays
         assert np.concatenate([a['intervention'] for _, a in chunks]).sum() == 4
         assert {m['instruction'] for m, _ in chunks} == {'push button'}
+        assert 'episode/status ignored' in nodes.log('actor') and 'Traceback' not in nodes.log('actor')
 
         bundle = tmp_path / 'b'
         bundle.mkdir()

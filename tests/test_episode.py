@@ -7,7 +7,7 @@ from std_msgs.msg import Float64, String
 from std_srvs.srv import Trigger
 
 from lamp_ros import contract as c
-from lamp_ros.core.episode import EpisodeConfig, EpisodeTracker
+from lamp_ros.core.episode import EpisodeConfig, EpisodeTracker, parse_status
 from lamp_ros.ros.convert import applied_action_msg
 
 
@@ -35,6 +35,21 @@ def test_tracker_steps_success_and_labels():
         t.on_label('meh')
     with pytest.raises(ValueError, match='success sources'):
         EpisodeConfig(success_sources=('vibes',))
+
+
+def test_a_status_reads_back_and_a_bad_one_is_named():
+    t = EpisodeTracker(EpisodeConfig())
+    assert parse_status(json.dumps(t.status())) == t.status()
+    t.start('push button')
+    assert parse_status(json.dumps(t.status()))['state'] == 'running'
+    for text, why in (('not json', 'not JSON'), ('[1, 2]', 'not a JSON object'),
+                      ('{"episode": 1, "state": "flying"}', "state 'flying' is not one of idle, running, stopped"),
+                      ('{"state": "running"}', 'no episode number'),
+                      ('{"episode": "x", "state": "running"}', "episode 'x' must be"),
+                      ('{"episode": 2, "state": "running", "step": -1, "interventions": true}',
+                       'step -1, interventions True must be whole numbers')):
+        with pytest.raises(ValueError, match=why):
+            parse_status(text)
 
 
 def test_reward_threshold_success():

@@ -6,11 +6,34 @@ success (if stop_on_success), on an operator label, or on request. ROS-free: lam
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 SUCCESS_SOURCES = ('sim', 'label', 'reward')
 LABELS = ('success', 'failure')
+STATES = ('idle', 'running', 'stopped')
+COUNTS = ('episode', 'step', 'max_steps', 'interventions')     # whole numbers in a status
+
+
+def parse_status(text: str) -> dict[str, Any]:
+    """An episode/status message (EpisodeTracker.status() as JSON) -> its dict; ValueError saying what is wrong
+    otherwise, so that every subscriber drops a bad one with one log line and keeps what it knew."""
+    try:
+        status = json.loads(text)
+    except ValueError as e:
+        raise ValueError(f'not JSON ({e}): {text[:60]!r}') from None
+    if not isinstance(status, dict):
+        raise ValueError(f'not a JSON object: {text[:60]!r}')
+    if status.get('state') not in STATES:
+        raise ValueError(f"state {status.get('state')!r} is not one of {', '.join(STATES)}")
+    if 'episode' not in status:
+        raise ValueError('no episode number')
+    bad = [k for k in COUNTS if k in status and (not isinstance(status[k], int) or isinstance(status[k], bool)
+                                                 or status[k] < 0)]
+    if bad:
+        raise ValueError(', '.join(f'{k} {status[k]!r}' for k in bad) + ' must be whole numbers >= 0')
+    return status
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
 from lamp_ros import contract as c
+from lamp_ros.core.episode import parse_status
 from lamp_ros.core.images import ImageRejected
 from lamp_ros.core.observation import StateHistory, state_vector
 from lamp_ros.core.transitions import TransitionAssembler
@@ -159,7 +160,11 @@ class ActorNode(Node):
         return state_vector(c.STATE_KEYS, self.robot.at(self.image_stamp))
 
     def _on_episode_status(self, msg: String) -> None:
-        status = json.loads(msg.data)
+        try:
+            status = parse_status(msg.data)
+        except ValueError as e:
+            self.get_logger().error(f'{c.EPISODE_STATUS.name} ignored: {e}', throttle_duration_sec=10.0)
+            return
         before, self.episode_status = self.episode_status, status
         started = status['state'] == 'running' and (before.get('state') != 'running'
                                                    or before.get('episode') != status['episode'])

@@ -8,7 +8,6 @@ start (or read from `token_file`); engaging the e-stop never does. Taking over (
 live page connection: when that connection drops, the arm is held (control mode hold)."""
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -20,6 +19,7 @@ from std_msgs.msg import String
 from lamp_ros import contract as c
 from lamp_ros.console.board import StatusBoard
 from lamp_ros.console.link import ConsoleLink
+from lamp_ros.core.episode import parse_status
 from lamp_ros.core.images import ImageRejected, fit_to_size
 from lamp_ros.core.safety import SafetyConfig
 from lamp_ros.dashboard.access import Access, load_token
@@ -99,7 +99,7 @@ class DashboardNode(Node):
 
     def _on_episode(self, msg: String) -> None:
         try:
-            self.episodes.on_status(json.loads(msg.data))
+            self.episodes.on_status(parse_status(msg.data))
         except ValueError:
             return                                       # the console logs malformed statuses
 

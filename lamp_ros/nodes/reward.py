@@ -256,24 +256,29 @@ class RewardNode(Node):
     def _work_loop(self) -> None:
         if not self._load():
             return
-        while True:
-            with self._wake:
-                self._wake.wait_for(lambda: self._stopping or self._first is not None or self._due()
-                                    or self._instruction != self._lang_text)
-                if self._stopping:
-                    return
-                first, self._first = self._first, None
-                latest = self._latest if self._due() else None
-                if latest is not None:
-                    self._latest = None
-                    self._pacer.acted(latest.arrival_s)
-                text = self._instruction
+        while (work := self._next_work()) is not None:
+            first, text, latest = work
             if first is not None:
                 self._e0 = (first.episode, self.model.embed_images(first.image[None]))
             if text != self._lang_text:
                 self._use_instruction(text)
             if latest is not None:
                 self._score(latest)
+
+    def _next_work(self) -> tuple[Frame | None, str, Frame | None] | None:
+        """Wait until there is something to do, and take it: (an episode's first frame or None, the
+        instruction, the latest frame if a reward is due or None); None when the node is stopping."""
+        with self._wake:
+            self._wake.wait_for(lambda: self._stopping or self._first is not None or self._due()
+                                or self._instruction != self._lang_text)
+            if self._stopping:
+                return None
+            first, self._first = self._first, None
+            latest = self._latest if self._due() else None
+            if latest is not None:
+                self._latest = None
+                self._pacer.acted(latest.arrival_s)
+            return first, self._instruction, latest
 
     def _load(self) -> bool:
         from models.cli import load_reward_model

@@ -20,6 +20,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float32MultiArray, String
 
 from lamp_ros import contract as c
+from lamp_ros.core.episode import parse_status
 from lamp_ros.ros.convert import action_array, action_msg
 from lamp_ros.ros.interfaces import profile
 from lamp_ros.ros.node_process import declare, run_node
@@ -47,12 +48,9 @@ class ScriptedOperatorNode(Node):
 
     def _on_status(self, msg: String) -> None:
         try:
-            status = json.loads(msg.data)
+            status = parse_status(msg.data)
         except ValueError as e:
-            self.get_logger().error(f'episode/status ignored: not JSON ({e})', throttle_duration_sec=10.0)
-            return
-        if not isinstance(status, dict):
-            self.get_logger().error('episode/status ignored: not a JSON object', throttle_duration_sec=10.0)
+            self.get_logger().error(f'{c.EPISODE_STATUS.name} ignored: {e}', throttle_duration_sec=10.0)
             return
         if status.get('episode') != self.status.get('episode') or status.get('state') != 'running':
             self.steps = 0
