@@ -116,9 +116,10 @@ def test_episode_node_resets_the_sim_and_counts_steps(nodes, probe):
     probe.publish(c.EPISODE_LABEL, String(data='success'))
     assert probe.wait_for(lambda: status()['label'] == 'success', 5)
     assert status()['success'] and status()['success_source'] == 'label' and status()['episode'] == 2
-    probe.publish(c.EPISODE_LABEL, String(data='great'))
+    for _ in range(20):                                  # a flood of bad labels: one line, not twenty
+        probe.publish(c.EPISODE_LABEL, String(data='great'))
     probe.spin_for(0.3)
-    assert 'episode label ignored' in nodes.log('episode') and nodes.alive('episode')
+    assert nodes.log('episode').count('episode label ignored') == 1 and nodes.alive('episode')
 
 
 def test_episode_reset_without_an_arm_driver_says_so(nodes, probe):

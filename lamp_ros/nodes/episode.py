@@ -152,7 +152,7 @@ class EpisodeNode(Node):
         try:
             self._apply(lambda: self.tracker.on_label(msg.data.strip()))
         except ValueError as e:
-            self.get_logger().error(f'episode label ignored: {e}')
+            self.faults.fault(c.EPISODE_LABEL.name, 'invalid', f'episode label ignored: {e}')
 
     def _on_instruction(self, msg: String) -> None:
         text = accepted_instruction(msg.data, self.faults)

@@ -142,7 +142,7 @@ class PolicyNode(Node):
             offer = json.loads(msg.data)
             path, version = Path(offer['path']), str(offer['version'])
         except (ValueError, KeyError, TypeError) as e:
-            self.get_logger().error(f'policy/bundle offer ignored: {e} in {msg.data!r}')
+            self.get_logger().error(f'policy/bundle offer ignored: {e} in {msg.data[:80]!r}', throttle_duration_sec=5.0)
             return
         if version == self.status['model_version']:
             return
