@@ -100,7 +100,7 @@ def test_late_joiner_gets_estop_state(nodes, probe):
     assert 'E-STOP ENGAGED' in nodes.log('safety')
 
 
-def test_operator_takes_over_and_applied_actions_flag_interventions(safety, probe):
+def test_operator_takes_over_and_applied_actions_flag_interventions(safety, probe, nodes):
     from std_msgs.msg import String
     from lamp_ros.ros.convert import applied_action
     feeder, twists, _, _ = safety
@@ -132,6 +132,11 @@ def test_operator_takes_over_and_applied_actions_flag_interventions(safety, prob
     t_locked = time.monotonic()
     probe.wait_for(lambda: False, 0.6, operator_step)
     assert all(twist_linear(m)[0] > 0 for t, m in twists if t > t_locked + 0.1)
+    for _ in range(10):                                            # bad modes: one line, the mode kept
+        probe.publish(c.CONTROL_MODE, String(data='turbo' * 100))
+    probe.wait_for(lambda: False, 0.3, operator_step)
+    assert nodes.log('safety').count('control/mode ignored') == 1 and 'turbotur' in nodes.log('safety')
+    assert all(twist_linear(m)[0] > 0 for t, m in twists[-3:])
 
 
 def flood(probe, feeder, seconds: float, hz: float = 1000.0) -> int:

@@ -32,7 +32,7 @@ class ActionArbiter:
 
     def set_mode(self, mode: str) -> None:
         if mode not in MODES:
-            raise ValueError(f'control mode must be one of {MODES}, got {mode!r}')
+            raise ValueError(f'control mode must be one of {MODES}, got {mode[:40]!r}')
         self.mode = mode
 
     def operator_engaged(self, t: float) -> bool:

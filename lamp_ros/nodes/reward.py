@@ -176,7 +176,8 @@ class RewardNode(Node):
             return
         event = msg.data.strip().lower()
         if event not in (EVENT_START, EVENT_STOP):
-            self.get_logger().error(f"unknown episode event '{msg.data}' ignored (expected 'start' or 'stop')")
+            self.faults.fault(c.EPISODE_EVENT.name, 'invalid',
+                              f"unknown episode event {msg.data[:40]!r} ignored (expected 'start' or 'stop')")
             return
         if event == EVENT_STOP:
             # the episode's last frames (the one being scored, the one after the last action) arrive around

@@ -170,7 +170,7 @@ class SafetyNode(Node):
         try:
             self.arbiter.set_mode(msg.data)
         except ValueError as e:
-            self.get_logger().error(f'control/mode ignored: {e}')
+            self.faults.fault(c.CONTROL_MODE.name, 'invalid', f'control/mode ignored: {e}')
             return
         self.get_logger().info(f'control mode: {msg.data}')
 
