@@ -62,16 +62,21 @@ def reward_checkpoint(args: argparse.Namespace) -> Path:
         subprocess.run([str(BIN / 'lamp-sim'), 'record-demos', '--tasks', 'all', 'pretrain', '--episodes', '100',
                         '--out', str(demos), '--image-size', '128'], check=True, cwd=REPO)
         subprocess.run([str(BIN / 'lamp-models'), 'finetune-reward', '--size', '18', '--episodes', str(demos),
-                        '--out', str(out), '--train-last-stage', '--steps', '1500', '--threads', '1'],
-                       check=True, cwd=REPO)
+                        '--out', str(out), '--train-last-stage', '--steps', '1500', '--threads', '1',
+                        *device_args(args)], check=True, cwd=REPO)
     return out
+
+
+def device_args(args: argparse.Namespace) -> list[str]:
+    """--device for a GPU; nothing on the CPU (the commands runs made so far were given stay the same)."""
+    return [] if args.device == 'cpu' else ['--device', args.device]
 
 
 def jobs_for(args: argparse.Namespace, r3m: Path) -> list[Job]:
     cameras = f'agent.cameras=[{", ".join(args.cameras)}]'
     common = ['--preset', args.preset, '--set', f'eval_every={args.eval_every}',
-                  '--set', f'eval_episodes={args.eval_episodes}',
-                  '--set', f'checkpoint_every={args.eval_every}', '--set', cameras]
+              '--set', f'eval_episodes={args.eval_episodes}',
+              '--set', f'checkpoint_every={args.eval_every}', '--set', cameras, *device_args(args)]
     critic = ['--set', 'agent.critic_layernorm=true']  # a pretrained run's critic is kept: the one scratch gets
     jobs = [Job(f'pretrain_{arm}', ['pretrain', '--seed', '0', '--alpha', str(ALPHA[arm]), '--reward-checkpoint',
                                     str(r3m), *common, *critic], args.pretrain_steps)
@@ -264,6 +269,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument('--preset', default='cpu', choices=('cpu', 'debug', 'paper'),
                    help="lamp-train's preset of every run (debug: a quick check of the pipeline)")
     p.add_argument('--parallel', type=int, default=2, help='runs at once (default 2: one per core)')
+    p.add_argument('--device', default='cpu',
+                   help='torch device of every training run and of the reward model\'s training, e.g. cuda '
+                        '(default cpu)')
     p.add_argument('--report-only', action='store_true', help='train nothing: tabulate the runs as they are')
     args = p.parse_args(argv)
     args.runs = args.runs.expanduser().resolve()

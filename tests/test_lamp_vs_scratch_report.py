@@ -48,3 +48,11 @@ def test_the_table_and_conclusion_from_finished_and_unfinished_seeds(tmp_path):
     assert '| lamp | push_button | 0.00 (0.00-0.00) | 0.90 (0.90-0.90) | 0.90 (0.90-0.90) |' in table
     assert '| scratch | push_button | 0.00 (0.00-0.00) |  |  |' in table, 'seed 2 has not reached 5k yet'
     assert np.isfinite(lamp['to_50%']['median_ci']).all()
+
+
+def test_runs_train_on_the_device_asked_for_and_cpu_commands_stay_as_they_were(tmp_path):
+    cpu = lvs.jobs_for(lvs.parse_args(['--runs', str(tmp_path)]), tmp_path / 'r3m')
+    gpu = lvs.jobs_for(lvs.parse_args(['--runs', str(tmp_path), '--device', 'cuda']), tmp_path / 'r3m')
+    assert len(cpu) == len(gpu) == 2 + 45
+    assert all('--device' not in job.args for job in cpu)
+    assert all(job.args[job.args.index('--device') + 1] == 'cuda' for job in gpu)
