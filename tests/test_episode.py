@@ -47,7 +47,9 @@ def test_a_status_reads_back_and_a_bad_one_is_named():
                       ('{"state": "running"}', 'no episode number'),
                       ('{"episode": "x", "state": "running"}', "episode 'x' must be"),
                       ('{"episode": 2, "state": "running", "step": -1, "interventions": true}',
-                       'step -1, interventions True must be whole numbers')):
+                       'step -1, interventions True must be whole numbers'),
+                      ('{"episode": 2, "state": "stopped", "label": 7, "success": "yes"}',
+                       "label '7', success 'yes' of the wrong type")):
         with pytest.raises(ValueError, match=why):
             parse_status(text)
 

@@ -14,6 +14,7 @@ SUCCESS_SOURCES = ('sim', 'label', 'reward')
 LABELS = ('success', 'failure')
 STATES = ('idle', 'running', 'stopped')
 COUNTS = ('episode', 'step', 'max_steps', 'interventions')     # whole numbers in a status
+TEXTS = ('label', 'instruction', 'success_source', 'stop_reason')
 
 
 def parse_status(text: str) -> dict[str, Any]:
@@ -33,6 +34,11 @@ def parse_status(text: str) -> dict[str, Any]:
                                                  or status[k] < 0)]
     if bad:
         raise ValueError(', '.join(f'{k} {status[k]!r}' for k in bad) + ' must be whole numbers >= 0')
+    bad = [k for k in TEXTS if k in status and not isinstance(status[k], str)]
+    if 'success' in status and not isinstance(status['success'], bool):
+        bad.append('success')
+    if bad:
+        raise ValueError(', '.join(f'{k} {str(status[k])[:40]!r}' for k in bad) + ' of the wrong type')
     return status
 
 
