@@ -186,7 +186,9 @@ def report(args: argparse.Namespace) -> None:
     summary = summarize(args)
     lines = ['# LAMP vs novelty-only vs scratch: RL finetuning from each start', '',
              f'Made by `python experiments/lamp_vs_scratch.py {" ".join(sys.argv[1:])}`.', '',
-             f'Pretraining budget (env steps, seed 0): {summary["pretrain_steps"]}. Finetuning: {args.demos} expert '
+             'Pretraining budget (env steps, one seed each): '
+             + ', '.join(f'{arm} {steps}' for arm, steps in summary['pretrain_steps'].items())
+             + f'. Finetuning: {args.demos} expert '
              f'demos in the demo buffer, success reward ending the episode, budget {args.steps} env steps, '
              f'{args.episode_steps}-step episodes, cameras {", ".join(args.cameras)}; evaluation every '
              f'{args.eval_every} env steps on the same {args.eval_episodes} held-out scenes (deterministic policy). '
