@@ -26,20 +26,35 @@ def parse_status(text: str) -> dict[str, Any]:
         raise ValueError(f'not JSON ({e}): {text[:60]!r}') from None
     if not isinstance(status, dict):
         raise ValueError(f'not a JSON object: {text[:60]!r}')
-    if status.get('state') not in STATES:
-        raise ValueError(f"state {status.get('state')!r} is not one of {', '.join(STATES)}")
-    if 'episode' not in status:
-        raise ValueError('no episode number')
-    bad = [k for k in COUNTS if k in status and (not isinstance(status[k], int) or isinstance(status[k], bool)
-                                                 or status[k] < 0)]
-    if bad:
-        raise ValueError(', '.join(f'{k} {status[k]!r}' for k in bad) + ' must be whole numbers >= 0')
-    bad = [k for k in TEXTS if k in status and not isinstance(status[k], str)]
-    if 'success' in status and not isinstance(status['success'], bool):
-        bad.append('success')
-    if bad:
-        raise ValueError(', '.join(f'{k} {str(status[k])[:40]!r}' for k in bad) + ' of the wrong type')
+    problems = _status_problems(status)
+    if problems:
+        raise ValueError('; '.join(problems))
     return status
+
+
+def _status_problems(status: dict[str, Any]) -> list[str]:
+    problems = [] if status.get('state') in STATES else \
+        [f"state {status.get('state')!r} is not one of {', '.join(STATES)}"]
+    if 'episode' not in status:
+        problems.append('no episode number')
+    return problems + _type_problems(status)
+
+
+def _type_problems(status: dict[str, Any]) -> list[str]:
+    """Counts that are not whole numbers, texts that are not text, a success that is not a bool."""
+    problems = []
+    counts = [k for k in COUNTS if k in status and not _is_count(status[k])]
+    if counts:
+        problems.append(', '.join(f'{k} {status[k]!r}' for k in counts) + ' must be whole numbers >= 0')
+    wrong = [k for k in TEXTS if not isinstance(status.get(k, ''), str)]
+    wrong += ['success'] if not isinstance(status.get('success', False), bool) else []
+    if wrong:
+        problems.append(', '.join(f'{k} {str(status[k])[:40]!r}' for k in wrong) + ' of the wrong type')
+    return problems
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 @dataclass(frozen=True)

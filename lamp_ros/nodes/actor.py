@@ -159,17 +159,20 @@ class ActorNode(Node):
         """The robot state of the current image's stamp (the policy node pairs them the same way)."""
         return state_vector(c.STATE_KEYS, self.robot.at(self.image_stamp))
 
-    def _on_episode_status(self, msg: String) -> None:
+    def _read_status(self, msg: String) -> dict | None:
+        """The episode status, or None (with a log line) for a bad one: the episode goes on as it was."""
         try:
-            status = parse_status(msg.data)
+            return parse_status(msg.data)
         except ValueError as e:
             self.get_logger().error(f'{c.EPISODE_STATUS.name} ignored: {e}', throttle_duration_sec=10.0)
+            return None
+
+    def _on_episode_status(self, msg: String) -> None:
+        status = self._read_status(msg)
+        if status is None:
             return
         before, self.episode_status = self.episode_status, status
-        started = status['state'] == 'running' and (before.get('state') != 'running'
-                                                   or before.get('episode') != status['episode'])
-        stopped = before.get('state') == 'running' and (status['state'] != 'running'
-                                                       or before.get('episode') != status['episode'])
+        started, stopped = _started_stopped(before, status)
         if stopped:                              # sent once o_T and its reward are in (see _tick)
             self._pending_finish = before if before.get('episode') != status['episode'] else status
             self._finish_deadline = self._now() + self.final_frame_wait_s
@@ -254,6 +257,15 @@ class ActorNode(Node):
         elif self.assembler.episode is not None and self.episode_status:
             self._finish({**self.episode_status, 'success': False, 'label': ''})   # keep what was recorded
         self.link.close()
+
+
+def _started_stopped(before: dict, status: dict) -> tuple[bool, bool]:
+    """Whether an episode started and whether one stopped between two statuses (a new episode number while
+    running is both)."""
+    other = before.get('episode') != status['episode']
+    started = status['state'] == 'running' and (before.get('state') != 'running' or other)
+    stopped = before.get('state') == 'running' and (status['state'] != 'running' or other)
+    return started, stopped
 
 
 def main(args: list[str] | None = None) -> int:
