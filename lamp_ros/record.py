@@ -29,6 +29,7 @@ from rclpy.serialization import deserialize_message
 from lamp_ros import contract as c
 from lamp_ros.core.episode import parse_status
 from lamp_ros.core.images import ImageRejected
+from lamp_ros.core.json_text import json_object
 from lamp_ros.core.recording import Aligned, EpisodeRecording
 from lamp_ros.paths import config_file
 from lamp_ros.ros.convert import applied_action, gripper_opening, image_array, pose_arrays, to_sec
@@ -150,7 +151,7 @@ class RecorderNode(Node):
         """A malformed status is logged and read as empty (one bad message must not stop the recording).
         `parse`: the topic's own reader (default: any JSON object)."""
         try:
-            return (parse or _json_object)(text)
+            return (parse or json_object)(text)
         except ValueError as e:
             self.get_logger().error(f'{topic.name} ignored: {e}', throttle_duration_sec=5.0)
             return {}
@@ -285,14 +286,6 @@ class LeRobotEpisodes:
         index = self.writer.add(episode, extra={'episode_id': episode_id}, replace=self.index.get(episode_id))
         self.index[episode_id] = index
         return index
-
-
-def _json_object(text: str) -> dict[str, Any]:
-    """A status message's JSON object; ValueError saying what is wrong otherwise."""
-    value = json.loads(text)
-    if not isinstance(value, dict):
-        raise ValueError(f'not a JSON object: {text[:60]!r}')
-    return value
 
 
 def _saved_line(name: str, meta: dict[str, Any], success: bool) -> str:

@@ -72,7 +72,7 @@ def test_rates_status_view_and_banner():
     assert 'OPERATOR in control' in text and '#4 running' in text and 'step 7/150' in text and '0.250' in text
     assert 'interventions 3' in text and 'no learner/status' in text
     log = view.plain_text(view.log_lines(s, 10))
-    assert 'policy/status is not JSON' in log and 'episode 4 started' in log
+    assert 'policy/status ignored: not JSON' in log and 'episode 4 started' in log
     assert 'open the drawer' in board.known_instructions()
 
 

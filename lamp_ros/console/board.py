@@ -5,12 +5,13 @@ Rates are counted over the last RATE_WINDOW_S. The graph counts as running while
 """
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
+
+from lamp_ros.core.json_text import json_object
 
 RATE_WINDOW_S = 2.0
 GRAPH_TIMEOUT_S = 3.0
@@ -94,12 +95,9 @@ class StatusBoard:
         if source not in STATUS_SOURCES:
             raise ValueError(f'unknown status source {source!r}')
         try:
-            status = json.loads(text)
+            status = json_object(text)
         except ValueError as e:
-            self.log(f'{source}/status is not JSON ({e}): {text[:60]!r}', 'error')
-            return
-        if not isinstance(status, dict):
-            self.log(f'{source}/status is not a JSON object: {text[:60]!r}', 'error')
+            self.log(f'{source}/status ignored: {e}', 'error')
             return
         with self._lock:
             before = self._statuses.get(source, {})

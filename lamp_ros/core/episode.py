@@ -6,9 +6,10 @@ success (if stop_on_success), on an operator label, or on request. ROS-free: lam
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
+
+from lamp_ros.core.json_text import json_object
 
 SUCCESS_SOURCES = ('sim', 'label', 'reward')
 LABELS = ('success', 'failure')
@@ -20,12 +21,7 @@ TEXTS = ('label', 'instruction', 'success_source', 'stop_reason')
 def parse_status(text: str) -> dict[str, Any]:
     """An episode/status message (EpisodeTracker.status() as JSON) -> its dict; ValueError saying what is wrong
     otherwise, so that every subscriber drops a bad one with one log line and keeps what it knew."""
-    try:
-        status = json.loads(text)
-    except ValueError as e:
-        raise ValueError(f'not JSON ({e}): {text[:60]!r}') from None
-    if not isinstance(status, dict):
-        raise ValueError(f'not a JSON object: {text[:60]!r}')
+    status = json_object(text)
     problems = _status_problems(status)
     if problems:
         raise ValueError('; '.join(problems))
