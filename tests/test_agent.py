@@ -2,6 +2,8 @@
 Real networks at tiny sizes; batches are random arrays of the real shapes."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -174,6 +176,26 @@ def test_random_shift_moves_content_with_edge_padding() -> None:
     np.testing.assert_array_equal(shifted[0, 0, :3, 0], image[0, 0, 2:, 0])             # replicated top row
 
 
+def test_reconstruction_shapes_the_encoder_and_nothing_else() -> None:
+    """recon_weight: a decoder learns frame t from the encoder's features, and its loss reaches the encoder alone
+    (from the same start, one update leaves the critic and actor as without it). Off, there is no decoder."""
+    config = AgentConfig(**{**TINY.__dict__, 'augment_pad': 0, 'lr': 1e-3})
+    plain, recon = DrQAgent(config, seed=0), DrQAgent(dataclasses.replace(config, recon_weight=1.0), seed=0)
+    assert 'decoder' not in plain.modules() and 'decoder' in recon.modules()
+    batch = random_batch(config, batch=16)
+    for agent in (plain, recon):
+        torch.manual_seed(0)
+        metrics = agent.update(batch)
+    assert 'recon_loss' in metrics
+
+    def same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+        return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert same(plain.critic, recon.critic) and same(plain.actor, recon.actor)
+    assert not same(plain.encoder, recon.encoder)
+    losses = [recon.update(batch)['recon_loss'] for _ in range(100)]
+    assert losses[-1] < 0.5 * losses[0], losses[::20]
+
+
 def test_config_rejects_bad_values() -> None:
     with pytest.raises(ValueError, match='cameras'):
         AgentConfig(cameras=('side',))
@@ -181,6 +203,8 @@ def test_config_rejects_bad_values() -> None:
         AgentConfig(image_size=8)
     with pytest.raises(ValueError, match='at least 2 heads'):
         AgentConfig(ensemble_size=1)
+    with pytest.raises(ValueError, match='recon_weight must be >= 0'):
+        AgentConfig(recon_weight=-1.0)
     assert AgentConfig().std(0) == 1.0 and AgentConfig().std(10**9) == pytest.approx(0.1)
 
 

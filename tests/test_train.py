@@ -5,6 +5,7 @@ Real MuJoCo scenes and real networks at the debug preset's tiny sizes; the R3M r
 checkpoint in the official layout (no pretrained weights exist on a test machine)."""
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -21,7 +22,7 @@ import pytest
 import torch
 import yaml
 
-from training.agent import DrQAgent
+from training.agent import AgentConfig, DrQAgent
 from training.export import main as export_main
 from models.r3m.reward import R3MReward
 from models.runtime import PolicyRuntime
@@ -158,13 +159,14 @@ def test_vlm_labels_are_the_reward_model_scores(r3m_checkpoint: Path) -> None:
 
 # --- checkpoints and resume ------------------------------------------------------------------------------------
 
-def test_checkpoint_restores_weights_optimizer_counters_and_rng(tmp_path: Path) -> None:
-    agent = DrQAgent(TINY, seed=0)
+@pytest.mark.parametrize('config', [TINY, dataclasses.replace(TINY, recon_weight=1.0)], ids=['plain', 'decoder'])
+def test_checkpoint_restores_weights_optimizer_counters_and_rng(tmp_path: Path, config: AgentConfig) -> None:
+    agent = DrQAgent(config, seed=0)
     for seed in range(3):
-        agent.update(random_batch(TINY, seed=seed))
+        agent.update(random_batch(config, seed=seed))
     path = save_checkpoint(tmp_path, 7, agent, 'hash', {'episodes': 2})
     expected_noise = torch.randn(5)
-    fresh = DrQAgent(TINY, seed=1)
+    fresh = DrQAgent(config, seed=1)
     payload = load_checkpoint(path, fresh, 'hash')
     assert payload['step'] == 7 and payload['trainer'] == {'episodes': 2} and fresh.updates == 3
     torch.testing.assert_close(torch.randn(5), expected_noise)                   # torch RNG restored
@@ -177,13 +179,13 @@ def test_checkpoint_restores_weights_optimizer_counters_and_rng(tmp_path: Path) 
         for index, slots in mine['state'].items():
             for slot, value in slots.items():
                 assert torch.equal(value, theirs['state'][index][slot]), f'{name} {index} {slot}'
-    batch = random_batch(TINY, seed=9)
+    batch = random_batch(config, seed=9)
     torch.manual_seed(5)
     a = agent.update(batch)
     torch.manual_seed(5)
     assert fresh.update(batch) == a                                              # identical continuation
     with pytest.raises(ValueError, match='config hash'):
-        load_checkpoint(path, DrQAgent(TINY), 'other')
+        load_checkpoint(path, DrQAgent(config), 'other')
 
 
 def test_resume_continues_step_counter_and_optimizer(tmp_path: Path, capsys) -> None:
@@ -279,7 +281,9 @@ def test_runs_from_before_later_settings_load_as_trained_and_keep_their_config_h
 def test_pretrain_finetune_export_runs_in_onnxruntime(tmp_path: Path, r3m_checkpoint: Path) -> None:
     pretrained, finetuned, bundle = tmp_path / 'pt', tmp_path / 'ft', tmp_path / 'bundle'
     assert train_main(['pretrain', '--run-dir', str(pretrained), '--preset', 'debug', '--steps', '120',
-                       '--reward-checkpoint', str(r3m_checkpoint), '--alpha', '0.3']) == 0
+                       '--reward-checkpoint', str(r3m_checkpoint), '--alpha', '0.3',
+                       '--set', 'agent.recon_weight=1.0']) == 0
+    assert 'decoder' in load_agent(pretrained)[0].modules()        # pretrained with the reconstruction loss
     info = json.loads((pretrained / 'run.json').read_text())
     assert info['text_encoder']['kind'] == 'r3m' and info['mode'] == 'pretrain'
     assert load_yaml((pretrained / 'config.yaml').read_text()).agent.intr_scale == pytest.approx(0.7)
@@ -305,6 +309,7 @@ def test_pretrain_finetune_export_runs_in_onnxruntime(tmp_path: Path, r3m_checkp
 
     assert export_main([str(finetuned), '--out', str(bundle)]) == 0
     agent, config, info, step = load_agent(finetuned)
+    assert 'decoder' not in agent.modules()             # finetuning adds no reconstruction unless it is asked
     runtime = PolicyRuntime.load(bundle)
     assert runtime.manifest.model_version.endswith(f':step{step}:text-r3m@{info.text_encoder.digest}')
     from training.evaluate import make_env

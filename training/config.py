@@ -133,7 +133,7 @@ LEGACY_VALUES: dict[str, Any] = {
     'finetune.success_to_demos': False, 'finetune.bc_q_filter': False, 'agent.bc_q_filter': False,
     'finetune.success_to_demos_max_steps': 0, 'finetune.failure_is_terminal': False,
     'finetune.privileged_critic': False, 'agent.privileged_dim': 0, 'finetune.help_episodes': 0,
-    'finetune.stall_steps': 15, 'finetune.takeover_is_failure': False,
+    'finetune.stall_steps': 15, 'finetune.takeover_is_failure': False, 'agent.recon_weight': 0.0,
 }
 FINETUNE_REWARDS = ('success', 'task')
 

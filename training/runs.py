@@ -193,13 +193,13 @@ def _finetune_start(requested: TrainConfig, init_run: Path | None, init_step: in
 
 
 def _starting_agent(config: TrainConfig, init_checkpoint: Path | None, init_mode: str | None) -> DrQAgent:
-    """The agent at step 0: the start's weights (an imitation run: encoder and actor only), IBRL's reference set
-    to it, and the critic's output reset for a linear probe."""
+    """The agent at step 0: the start's weights (an imitation run: encoder and actor only; a reconstruction
+    decoder always starts fresh), IBRL's reference set to it, and the critic's output reset for a linear probe."""
     agent = DrQAgent(config.agent, seed=config.seed)
     init_state_bounds(agent)
     if init_checkpoint is not None:
         load_weights(init_checkpoint, agent, ('encoder', 'actor') if init_mode == 'imitate' else
-                     tuple(name for name in agent.modules() if name != 'reference'))
+                     tuple(name for name in agent.modules() if name not in ('reference', 'decoder')))
     agent.reset_reference()                                     # IBRL's reference: the policy it starts from
     if config.finetune.critic_linear_probe:
         agent.reset_critic_output(config.seed)

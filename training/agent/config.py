@@ -43,6 +43,9 @@ class AgentConfig:
     intr_scale: float = 0.0                       # reward = extr_scale * r_extrinsic + intr_scale * disagreement
     extr_scale: float = 1.0                       # (pretraining: 0.9 / 0.1 as LAMP; finetuning: 0 / 1)
 
+    recon_weight: float = 0.0                     # + this weight * the decoder's pixel reconstruction loss in the
+                                                  # encoder's update (SAC-AE; LAMP's world model reconstructs); 0: off
+
     # --- finetuning from demonstrations (RLPD / TD3+BC style; set from FinetuneSettings by training.runs) -----
     critic_layernorm: bool = False                # LayerNorm after each hidden layer of the Q heads (RLPD)
     critic_heads: int = 2                         # Q heads; the target takes the min of 2 drawn at random (RLPD: 10)
@@ -98,7 +101,7 @@ class AgentConfig:
         if not 0 < self.gamma <= 1:
             problems.append(f'gamma {self.gamma} must be in (0, 1]')
         non_negative = ('bc_weight', 'bc_decay_updates', 'critic_warmup_updates', 'gripper_noise', 'privileged_dim',
-                        'augment_pad')
+                        'augment_pad', 'recon_weight')
         return problems + [f'{name} must be >= 0, got {getattr(self, name)}' for name in non_negative
                            if getattr(self, name) < 0]
 

@@ -27,6 +27,10 @@ Finetuning from demonstrations (RLPD, Ball et al. 2023, with a BC term as TD3+BC
 the actor's loss -Q + bc(t) * |pi(o) - a_demo|^2 on the demo rows (the same term also shapes the encoder, so a
 fresh critic cannot wash out the features an imitation start relies on), and a critic warm-up during which the
 actor waits. All of it is off at the defaults (pretraining, older runs).
+
+With `recon_weight` a decoder reconstructs frame t's input from the encoder's features (SAC-AE, Yarats et al.
+2019) and its loss joins the critic's step: pretraining then shapes the encoder by what the images show, not
+only by what the pretraining reward needs (LAMP's world model learns by reconstruction). Off by default.
 """
 from __future__ import annotations
 
@@ -41,7 +45,7 @@ from torch.nn import functional as F
 
 from models.augment import random_shift
 from training.agent.config import AgentConfig
-from training.agent.networks import Critic, images_to_input
+from training.agent.networks import Critic, Decoder, images_to_input, recon_target
 from training.agent.novelty import DisagreementEnsemble
 from training.policy import PolicyNet
 
@@ -72,11 +76,15 @@ class DrQAgent:
             self.critic = Critic(config, self.encoder.output_dim)
             self.ensemble = DisagreementEnsemble(config.feature_dim + config.action_dim, config.feature_dim,
                                                  config.ensemble_hidden, config.ensemble_size)
-        for module in (self.encoder, self.actor, self.critic, self.ensemble):
-            module.to(self.device)
+            self.decoder = Decoder(config, self.encoder.output_dim) if config.recon_weight else None
+        for module in (self.encoder, self.actor, self.critic, self.ensemble, self.decoder):
+            if module is not None:
+                module.to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.reference = copy.deepcopy(self.policy).requires_grad_(False) if config.reference_actor else None
-        self.critic_opt = torch.optim.Adam([*self.encoder.parameters(), *self.critic.parameters()], lr=config.lr)
+        decoder = [] if self.decoder is None else list(self.decoder.parameters())   # learns in the critic's step
+        self.critic_opt = torch.optim.Adam([*self.encoder.parameters(), *self.critic.parameters(), *decoder],
+                                           lr=config.lr)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.lr)
         self.ensemble_opt = torch.optim.Adam(self.ensemble.parameters(), lr=config.ensemble_lr)
         self.updates = 0
@@ -126,7 +134,7 @@ class DrQAgent:
         bc_weight = cfg.bc(self.updates) if demo is not None and bool(demo.any()) else 0.0
         encoder_bc = self._bc_loss(features, state, instruction, action, demo) if bc_weight else 0.0
         self.critic_opt.zero_grad(set_to_none=True)
-        (critic_loss + bc_weight * encoder_bc).backward()
+        (critic_loss + bc_weight * encoder_bc + self._recon_loss(x[:, 0], features, metrics)).backward()
         self.critic_opt.step()
 
         actor_loss = torch.zeros(())
@@ -158,6 +166,15 @@ class DrQAgent:
         with torch.no_grad():
             later = self.encoder(x[:, 1:].flatten(0, 1)).view(b, len(used) - 1, -1)
         return x, features, later
+
+    def _recon_loss(self, image: torch.Tensor, features: torch.Tensor, metrics: dict[str, float]
+                    ) -> torch.Tensor | float:
+        """recon_weight * the decoder's mean squared error on frame t's (augmented) input; 0 without a decoder."""
+        if self.decoder is None:
+            return 0.0
+        loss = F.mse_loss(self.decoder(features), recon_target(image))
+        metrics.update(recon_loss=loss.item())
+        return self.config.recon_weight * loss
 
     def _reward(self, extrinsic: torch.Tensor, features: torch.Tensor, later: torch.Tensor, action: torch.Tensor,
                 metrics: dict[str, float]) -> torch.Tensor:
@@ -323,7 +340,8 @@ class DrQAgent:
     def modules(self) -> dict[str, nn.Module]:
         modules = {'encoder': self.encoder, 'actor': self.actor, 'critic': self.critic,
                    'critic_target': self.critic_target, 'ensemble': self.ensemble}
-        return {**modules, 'reference': self.reference} if self.reference is not None else modules
+        optional = {'reference': self.reference, 'decoder': self.decoder}
+        return {**modules, **{name: m for name, m in optional.items() if m is not None}}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {'critic_opt': self.critic_opt, 'actor_opt': self.actor_opt, 'ensemble_opt': self.ensemble_opt}

@@ -1,11 +1,12 @@
 """DrQ-v2's networks (Yarats et al. 2021), conditioned on the robot state and the instruction embedding.
 
     encoder   camera image(s), stacked on channels -> 3x3 convs with ReLU -> flat features (trained by the
-              critic loss only, as DrQ-v2)
+              critic loss, as DrQ-v2, + the BC and reconstruction terms where they are on)
     trunk     Linear -> LayerNorm -> tanh to `feature_dim` (one per actor and critic)
     actor     [FiLM(trunk | language), normalised state, language] -> MLP -> tanh mean action
     critic    [trunk, normalised state, language, action(, privileged state)] -> two MLPs -> Q1, Q2 (clipped
               double Q; optionally layer-normed, as RLPD; the privileged state only in sim-only training)
+    decoder   (optional, agent.recon_weight > 0) encoder features -> the input frames at RECON_SIZE pixels
 
 Language pathway: the frozen text encoder's embedding (384-d MiniLM, 768-d DistilBERT) is normalised
 (LayerNorm without parameters: DistilBERT's mean embeddings have a few huge dimensions) and projected by a
@@ -22,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from training.agent.config import AgentConfig
 
@@ -63,6 +65,33 @@ class Encoder(nn.Module):
         if not self.keypoints:
             return maps.flatten(1)
         return torch.cat([maps.flatten(1), spatial_softmax(maps)], dim=1)
+
+
+RECON_SIZE = 32          # side of the frames the decoder reconstructs (the encoder's input, area-downsampled)
+
+
+class Decoder(nn.Module):
+    """Encoder features -> the encoder's input frames at RECON_SIZE (SAC-AE's pixel reconstruction, Yarats et al.
+    2019): a loss that makes the encoder keep what the images show, where the TD loss alone lets it drop whatever
+    the current reward does not need (LAMP's world model learns its representation by reconstruction too)."""
+
+    def __init__(self, config: AgentConfig, encoder_dim: int) -> None:
+        super().__init__()
+        width, side = 32, RECON_SIZE // 4
+        self.net = nn.Sequential(
+            nn.Linear(encoder_dim, width * side * side), nn.ReLU(), nn.Unflatten(1, (width, side, side)),
+            nn.ConvTranspose2d(width, width, kernel_size=4, stride=2, padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(width, 3 * len(config.cameras), kernel_size=4, stride=2, padding=1))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """[B, encoder_dim] -> [B, 3 * cameras, RECON_SIZE, RECON_SIZE], on the scale of recon_target."""
+        return self.net(features)
+
+
+def recon_target(x: torch.Tensor) -> torch.Tensor:
+    """Encoder input float [B, C, H, W] in 0..255 -> what the decoder should produce: area-downsampled to
+    RECON_SIZE, on the encoder's own -0.5..0.5 scale."""
+    return F.interpolate(x, size=(RECON_SIZE, RECON_SIZE), mode='area') / 255.0 - 0.5
 
 
 def trunk(in_dim: int, feature_dim: int) -> nn.Sequential:
