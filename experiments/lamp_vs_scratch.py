@@ -121,7 +121,49 @@ def summarize(args: argparse.Namespace) -> dict:
                                       args.steps, rng)
              for arm in args.arms for task in args.tasks}
     pretrain = {arm: curve(args.runs / f'pretrain_{arm}', 10 ** 12)[-1:] for arm in args.arms if arm in ALPHA}
-    return {'table': table, 'pretrain_steps': {a: (c[0][0] if c else 0) for a, c in pretrain.items()}}
+    return {'table': table, 'pretrain_steps': {a: (c[0][0] if c else 0) for a, c in pretrain.items()},
+            'pretrain_reward': {arm: pretraining_reward(args.runs / f'pretrain_{arm}', ALPHA[arm]) for arm in pretrain}}
+
+
+def pretraining_reward(run: Path, alpha: float) -> dict | None:
+    """The pretraining reward's two terms per env step, as weighted into it: alpha * r_VLM (mean; spread within an
+    episode and over all steps, from the replay) and (1 - alpha) * novelty (mean of what the updates of the run's
+    second half logged). alpha weighs raw scales, so these say which term the agent actually chased."""
+    episodes = [np.load(path)['vlm_reward'] for path in sorted((run / 'replay').glob('*.npz'))]
+    if not episodes:
+        return None
+    novelty = logged_mean(run / 'tb', 'train/intrinsic_reward')
+    return {'vlm_mean': alpha * float(np.mean(np.concatenate(episodes))),
+            'vlm_std_within_episode': alpha * float(np.mean([e.std() for e in episodes])),
+            'vlm_std': alpha * float(np.concatenate(episodes).std()),
+            'novelty_mean': None if novelty is None else (1 - alpha) * novelty}
+
+
+def logged_mean(tb_dir: Path, tag: str) -> float | None:
+    """Mean of a TensorBoard scalar over the second half of its points; None if the run never logged it."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(tb_dir))
+    events.Reload()
+    if tag not in events.Tags()['scalars']:
+        return None
+    values = [event.value for event in events.Scalars(tag)]
+    return float(np.mean(values[len(values) // 2:]))
+
+
+def reward_lines(summary: dict) -> list[str]:
+    """One line per pretraining arm: what its reward was made of."""
+    lines = []
+    for arm, terms in summary['pretrain_reward'].items():
+        if terms is None:
+            continue
+        novelty = 'not logged' if terms['novelty_mean'] is None else f'{terms["novelty_mean"]:.4f}'
+        if not ALPHA[arm]:
+            lines.append(f'- {arm} (alpha 0): novelty alone, mean {novelty} per step')
+            continue
+        lines.append(f'- {arm} (alpha {ALPHA[arm]}): alpha r_VLM mean {terms["vlm_mean"]:.3f} per step, spread '
+                     f'{terms["vlm_std_within_episode"]:.3f} within an episode and {terms["vlm_std"]:.3f} over all '
+                     f'steps; (1 - alpha) novelty mean {novelty}')
+    return lines
 
 
 def arm_row(curves: dict[int, list[tuple[int, float]]], budget: int, rng: np.random.Generator) -> dict:
@@ -201,6 +243,9 @@ def report(args: argparse.Namespace) -> None:
         n = len(row['seeds_finished'])
         lines.append(f'| {arm} | {task} | {n}/{len(args.seeds)} | {cell(row["to_50%"], n)} | '
                      f'{cell(row["to_80%"], n)} |')
+    if reward_lines(summary):
+        lines += ['', 'The pretraining reward per env step, each term as weighted into it (r_VLM from the replay, '
+                  'novelty as the updates logged it, second half of the run):', '', *reward_lines(summary)]
     lines += ['', '## Success by env steps', '', 'Mean success over the seeds (bootstrap 95% interval), at every '
               'other evaluation; a seed stopped at 80% counts at its last rate; blank: not every seed has got there '
               'yet.', '', *success_by_step(summary, args), '', '## Conclusion', '', conclusion(summary, args)]

@@ -1,10 +1,12 @@
 """experiments/lamp_vs_scratch.py's arithmetic on made-up evaluation curves: steps to a rate with seeds that never
-got there counted as the budget, runs stopped at 80% held at their last rate, and the plain conclusion."""
+got there counted as the budget, runs stopped at 80% held at their last rate, the plain conclusion, and what a
+pretraining run's reward was made of."""
 from __future__ import annotations
 
 import json
 
 import numpy as np
+import pytest
 
 from experiments import lamp_vs_scratch as lvs
 
@@ -56,3 +58,20 @@ def test_runs_train_on_the_device_asked_for_and_cpu_commands_stay_as_they_were(t
     assert len(cpu) == len(gpu) == 2 + 45
     assert all('--device' not in job.args for job in cpu)
     assert all(job.args[job.args.index('--device') + 1] == 'cuda' for job in gpu)
+
+
+def test_the_pretraining_reward_terms_as_weighted_into_the_reward(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+    run = tmp_path / 'pretrain_lamp'
+    (run / 'replay').mkdir(parents=True)
+    for index, vlm in enumerate(([-1.0, -3.0], [-5.0, -7.0])):
+        np.savez(run / 'replay' / f'{index:06d}.npz', vlm_reward=np.array(vlm, np.float32))
+    with SummaryWriter(str(run / 'tb')) as writer:
+        for step, value in enumerate((1.0, 1.0, 3.0, 3.0)):
+            writer.add_scalar('train/intrinsic_reward', value, step)
+    terms = lvs.pretraining_reward(run, alpha=0.1)
+    assert terms['vlm_mean'] == pytest.approx(-0.4) and terms['vlm_std_within_episode'] == pytest.approx(0.1)
+    assert terms['vlm_std'] == pytest.approx(0.1 * 5 ** 0.5) and terms['novelty_mean'] == pytest.approx(0.9 * 3.0)
+    assert lvs.pretraining_reward(tmp_path / 'pretrain_novelty', alpha=0.0) is None         # not pretrained yet
+    line, = lvs.reward_lines({'pretrain_reward': {'lamp': terms, 'novelty': None}})
+    assert 'alpha r_VLM mean -0.400 per step, spread 0.100 within an episode' in line and 'novelty mean 2.7000' in line
