@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             x = features(agent, frames)
             scores[name][task] = {t: probe(x, frames.targets[:, s], frames.episode) for t, s in TARGETS.items()}
         print(f'{task}: {len(frames.episode)} frames probed', flush=True)
-    command = ' '.join(['python experiments/pretraining_probe.py', *(argv if argv is not None else sys.argv[1:])])
+    command = shlex.join(['python', 'experiments/pretraining_probe.py', *(argv if argv is not None else sys.argv[1:])])
     lines = ["# Linear probe of the starts' frozen encoders", '', f'Made by `{command}`.', '',
              f'{args.episodes} noisy expert episodes per task on the held-out evaluation scenes ({EPISODE_STEPS} '
              'steps, front + wrist cameras); ridge regression from the frozen encoder features to the task\'s focus '
