@@ -133,9 +133,10 @@ def pretraining_reward(run: Path, alpha: float) -> dict | None:
     if not episodes:
         return None
     novelty = logged_mean(run / 'tb', 'train/intrinsic_reward')
-    return {'vlm_mean': alpha * float(np.mean(np.concatenate(episodes))),
+    every_step = np.concatenate(episodes)
+    return {'vlm_mean': alpha * float(every_step.mean()),
             'vlm_std_within_episode': alpha * float(np.mean([e.std() for e in episodes])),
-            'vlm_std': alpha * float(np.concatenate(episodes).std()),
+            'vlm_std': alpha * float(every_step.std()),
             'novelty_mean': None if novelty is None else (1 - alpha) * novelty}
 
 
@@ -243,9 +244,10 @@ def report(args: argparse.Namespace) -> None:
         n = len(row['seeds_finished'])
         lines.append(f'| {arm} | {task} | {n}/{len(args.seeds)} | {cell(row["to_50%"], n)} | '
                      f'{cell(row["to_80%"], n)} |')
-    if reward_lines(summary):
+    rewards = reward_lines(summary)
+    if rewards:
         lines += ['', 'The pretraining reward per env step, each term as weighted into it (r_VLM from the replay, '
-                  'novelty as the updates logged it, second half of the run):', '', *reward_lines(summary)]
+                  'novelty as the updates logged it, second half of the run):', '', *rewards]
     lines += ['', '## Success by env steps', '', 'Mean success over the seeds (bootstrap 95% interval), at every '
               'other evaluation; a seed stopped at 80% counts at its last rate; blank: not every seed has got there '
               'yet.', '', *success_by_step(summary, args), '', '## Conclusion', '', conclusion(summary, args)]
