@@ -179,24 +179,48 @@ def arm_row(curves: dict[int, list[tuple[int, float]]], budget: int, rng: np.ran
 
 
 def conclusion(summary: dict, args: argparse.Namespace) -> str:
-    """One plain sentence per task: which arm reached 50% first (median over seeds), or that none is ahead."""
+    """Per task: which arm reached 50% first (median over seeds), then every arm's mean success at the budget,
+    each with whether the leader's interval is clear of the others' (overlap: no evidence of a difference)."""
+    rng = np.random.default_rng(2)
     lines = []
     for task in args.tasks:
-        medians = {arm: summary['table'][f'{arm}/{task}']['to_50%']['median_ci'] for arm in args.arms}
-        known = {arm: m for arm, m in medians.items() if m is not None}
-        if len(known) < len(args.arms):
+        rows = {arm: summary['table'][f'{arm}/{task}'] for arm in args.arms}
+        medians = {arm: row['to_50%']['median_ci'] for arm, row in rows.items()}
+        if None in medians.values():
             lines.append(f'- {task}: not every arm has finished seeds yet.')
             continue
-        if not any(summary['table'][f'{arm}/{task}']['to_50%']['reached'] for arm in known):
-            lines.append(f'- {task}: no arm reaches 50% within {args.steps} env steps.')
-            continue
-        best = min(known, key=lambda a: known[a][0])
-        others = [a for a in known if a != best]
-        apart = all(known[best][2] < known[a][1] for a in others)      # intervals do not overlap
-        lines.append(f'- {task}: {best} reaches 50% first (median {known[best][0]:.0f} env steps); '
-                     + ('its interval is clear of the others\'.' if apart else
-                        'the intervals overlap, so this is no evidence of a difference.'))
+        if any(row['to_50%']['reached'] for row in rows.values()):
+            best = min(medians, key=lambda a: medians[a][0])
+            first = (f'{best} reaches 50% first (median {medians[best][0]:.0f} env steps); '
+                     + _clear_of_others(best, medians, lower_is_better=True))
+        else:
+            first = f'no arm reaches 50% within {args.steps} env steps'
+        lines.append(f'- {task}: {first}. {_at_budget(rows, args, rng)}')
     return '\n'.join(lines)
+
+
+def _clear_of_others(best: str, intervals: dict[str, tuple[float, float, float]], lower_is_better: bool) -> str:
+    others = [a for a in intervals if a != best]
+    if lower_is_better:
+        apart = all(intervals[best][2] < intervals[a][1] for a in others)
+    else:
+        apart = all(intervals[best][1] > intervals[a][2] for a in others)
+    return 'its interval is clear of the others\'' if apart else \
+        'the intervals overlap, so this is no evidence of a difference'
+
+
+def _at_budget(rows: dict[str, dict], args: argparse.Namespace, rng: np.random.Generator) -> str:
+    """Mean success at the budget over all seeds (a seed stopped at 80% held there), once every seed is there."""
+    means = {}
+    for arm, row in rows.items():
+        rates = [held_at_stop(c, [args.steps]).get(args.steps) for c in row['curves'].values()]
+        if None in rates:
+            return f'Success at {args.steps // 1000:g}k env steps: not every seed is there yet.'
+        means[arm] = median_interval(rates, rng, statistic=np.mean)
+    best = max(means, key=lambda a: means[a][0])
+    listed = ', '.join(f'{arm} {m:.2f} ({low:.2f}-{high:.2f})' for arm, (m, low, high) in means.items())
+    return (f'Mean success at {args.steps // 1000:g}k env steps: {listed}; {best} is highest, '
+            + _clear_of_others(best, means, lower_is_better=False) + '.')
 
 
 def cell(entry: dict, seeds: int) -> str:

@@ -12,7 +12,7 @@ from experiments import lamp_vs_scratch as lvs
 
 
 def write_curve(run, rates, every=2500):
-    run.mkdir(parents=True)
+    run.mkdir(parents=True, exist_ok=True)
     (run / 'evals.json').write_text(json.dumps([{'step': k * every, 'success_rate': r} for k, r in enumerate(rates)]))
 
 
@@ -46,6 +46,12 @@ def test_the_table_and_conclusion_from_finished_and_unfinished_seeds(tmp_path):
     assert novelty['to_50%']['median_ci'][0] == 7500 and novelty['to_80%']['per_seed'] == [(10000, False)] * 3
     assert scratch['seeds_finished'] == [0] and scratch['to_50%']['per_seed'] == [(10000, False)]
     assert 'lamp reaches 50% first (median 2500 env steps); its interval is clear' in lvs.conclusion(summary, args)
+    assert 'Success at 10k env steps: not every seed is there yet.' in lvs.conclusion(summary, args)
+    for seed in (1, 2):                                                                  # scratch finishes low
+        write_curve(tmp_path / f'scratch_push_button_s{seed}', [0.0, 0.0, 0.1, 0.2, 0.3])
+    text = lvs.conclusion(lvs.summarize(args), args)
+    assert 'Mean success at 10k env steps: scratch 0.30 (0.30-0.30), novelty 0.60 (0.60-0.60), lamp 0.90 ' \
+           '(0.90-0.90); lamp is highest, its interval is clear of the others\'.' in text, text
     table = '\n'.join(lvs.success_by_step(summary, args))
     assert '| lamp | push_button | 0.00 (0.00-0.00) | 0.90 (0.90-0.90) | 0.90 (0.90-0.90) |' in table
     assert '| scratch | push_button | 0.00 (0.00-0.00) |  |  |' in table, 'seed 2 has not reached 5k yet'
