@@ -200,13 +200,20 @@ def conclusion(summary: dict, args: argparse.Namespace) -> str:
 
 
 def _clear_of_others(best: str, intervals: dict[str, tuple[float, float, float]], lower_is_better: bool) -> str:
+    """Which other arms the leader's interval is clear of, and which it overlaps (no evidence of a difference)."""
+    def clear(arm: str) -> bool:
+        if lower_is_better:
+            return intervals[best][2] < intervals[arm][1]
+        return intervals[best][1] > intervals[arm][2]
     others = [a for a in intervals if a != best]
-    if lower_is_better:
-        apart = all(intervals[best][2] < intervals[a][1] for a in others)
-    else:
-        apart = all(intervals[best][1] > intervals[a][2] for a in others)
-    return 'its interval is clear of the others\'' if apart else \
-        'the intervals overlap, so this is no evidence of a difference'
+    apart = [a for a in others if clear(a)]
+    overlapping = [a for a in others if not clear(a)]
+    if not overlapping:
+        return 'its interval is clear of the others\''
+    if not apart:
+        return 'the intervals overlap, so this is no evidence of a difference'
+    return (f'its interval is clear of {" and ".join(apart)}, but overlaps {" and ".join(overlapping)} '
+            '(no evidence of a difference there)')
 
 
 def _at_budget(rows: dict[str, dict], args: argparse.Namespace, rng: np.random.Generator) -> str:

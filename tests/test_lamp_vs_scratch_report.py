@@ -81,3 +81,13 @@ def test_the_pretraining_reward_terms_as_weighted_into_the_reward(tmp_path):
     assert lvs.pretraining_reward(tmp_path / 'pretrain_novelty', alpha=0.0) is None         # not pretrained yet
     line, = lvs.reward_lines({'pretrain_reward': {'lamp': terms, 'novelty': None}})
     assert 'alpha r_VLM mean -0.400 per step, spread 0.100 within an episode' in line and 'novelty mean 2.7000' in line
+
+
+def test_the_leader_is_compared_with_each_other_arm_on_its_own():
+    steps = {'scratch': (5000, 5000, 12500), 'novelty': (7500, 5000, 20000), 'lamp': (20000, 20000, 20000)}
+    assert lvs._clear_of_others('scratch', steps, lower_is_better=True) == \
+        'its interval is clear of lamp, but overlaps novelty (no evidence of a difference there)'
+    success = {'scratch': (0.9, 0.85, 0.95), 'novelty': (0.6, 0.44, 0.79), 'lamp': (0.27, 0.11, 0.43)}
+    assert lvs._clear_of_others('scratch', success, lower_is_better=False) == 'its interval is clear of the others\''
+    assert lvs._clear_of_others('lamp', {'lamp': (0.1, 0.0, 0.3), 'scratch': (0.05, 0.0, 0.2)}, False) == \
+        'the intervals overlap, so this is no evidence of a difference'
