@@ -299,9 +299,10 @@ def held_at_stop(points: list[tuple[int, float]], steps: list[int]) -> dict[int,
     return held
 
 
-def mean_curve(curves: list[list[tuple[int, float]]]) -> tuple[list[int], list[float]]:
-    """The seeds' mean success at every step all of them have (a seed stopped at 80% held at its last rate)."""
-    steps = sorted(set.union(*[{s for s, _ in c} for c in curves]))
+def mean_curve(curves: list[list[tuple[int, float]]], until: int | None = None) -> tuple[list[int], list[float]]:
+    """The seeds' mean success at every step all of them have (a seed stopped at 80% held at its last rate, up to
+    `until` where given: the budget, so a curve whose seeds all stopped early still runs to the end)."""
+    steps = sorted(set.union(*[{s for s, _ in c} for c in curves], {until} if until is not None else set()))
     held = [held_at_stop(c, steps) for c in curves]
     steps = [s for s in steps if all(s in h for h in held)]
     return steps, [float(np.mean([h[s] for h in held])) for s in steps]
@@ -319,7 +320,7 @@ def plot(summary: dict, args: argparse.Namespace, path: Path) -> None:
             for c in curves:
                 ax.plot(*zip(*c), color=colours[arm], alpha=0.25, lw=1)
             if curves:
-                ax.plot(*mean_curve(curves), color=colours[arm], lw=2.5, label=f'{arm} (mean of {len(curves)})')
+                ax.plot(*mean_curve(curves, args.steps), color=colours[arm], lw=2.5, label=f'{arm} (mean of {len(curves)})')
         ax.set(title=task, xlabel='env steps (finetuning)', ylabel='success', ylim=(-0.02, 1.02))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

@@ -29,6 +29,8 @@ def test_a_run_stopped_at_80_percent_keeps_its_rate_and_an_unfinished_one_does_n
     assert lvs.held_at_stop([(0, 0.0), (5000, 0.4)], steps) == {0: 0.0, 5000: 0.4}
     assert lvs.mean_curve([[(0, 0.0), (5000, 0.9)], [(0, 0.0), (5000, 0.4), (10000, 0.6)]]) == \
         ([0, 5000, 10000], [0.0, 0.65, 0.75])
+    steps, means = lvs.mean_curve([[(0, 0.0), (5000, 0.9)], [(0, 0.2), (2500, 0.8)]], until=7500)
+    assert steps == [0, 5000, 7500] and means == pytest.approx([0.1, 0.85, 0.85]), 'all stopped early: held to 7.5k'
 
 
 def test_the_table_and_conclusion_from_finished_and_unfinished_seeds(tmp_path):
