@@ -218,12 +218,9 @@ def _clear_of_others(best: str, intervals: dict[str, tuple[float, float, float]]
 
 def _at_budget(rows: dict[str, dict], args: argparse.Namespace, rng: np.random.Generator) -> str:
     """Mean success at the budget over all seeds (a seed stopped at 80% held there), once every seed is there."""
-    means = {}
-    for arm, row in rows.items():
-        rates = [held_at_stop(c, [args.steps]).get(args.steps) for c in row['curves'].values()]
-        if None in rates:
-            return f'Success at {args.steps // 1000:g}k env steps: not every seed is there yet.'
-        means[arm] = median_interval(rates, rng, statistic=np.mean)
+    means = {arm: mean_success_at(row['curves'].values(), args.steps, rng) for arm, row in rows.items()}
+    if None in means.values():
+        return f'Success at {args.steps // 1000:g}k env steps: not every seed is there yet.'
     best = max(means, key=lambda a: means[a][0])
     listed = ', '.join(f'{arm} {m:.2f} ({low:.2f}-{high:.2f})' for arm, (m, low, high) in means.items())
     return (f'Mean success at {args.steps // 1000:g}k env steps: {listed}; {best} is highest, '
@@ -237,21 +234,21 @@ def cell(entry: dict, seeds: int) -> str:
     return f'{median:.0f} ({low:.0f}-{high:.0f}), {entry["reached"]}/{seeds} reached'
 
 
+def mean_success_at(curves, step: int, rng: np.random.Generator) -> tuple[float, float, float] | None:
+    """Mean success over the seeds at one step (bootstrap 95% interval), a seed stopped at 80% held at its last
+    rate; None until every seed has got there."""
+    rates = [held_at_stop(c, [step]).get(step) for c in curves]
+    return None if None in rates else median_interval(rates, rng, statistic=np.mean)
+
+
 def success_by_step(summary: dict, args: argparse.Namespace) -> list[str]:
     """A markdown table: per arm and task, mean success over seeds at every other evaluation step."""
     rng = np.random.default_rng(1)
     steps = list(range(0, args.steps + 1, 2 * args.eval_every))
     lines = ['| arm | task | ' + ' | '.join(f'{s // 1000:g}k' for s in steps) + ' |', '|---|---|' + '---|' * len(steps)]
     for key, row in summary['table'].items():
-        held = [held_at_stop(c, steps) for c in row['curves'].values()]
-        cells = []
-        for step in steps:
-            rates = [h.get(step) for h in held]
-            if None in rates:
-                cells.append('')
-                continue
-            mean, low, high = median_interval(rates, rng, statistic=np.mean)
-            cells.append(f'{mean:.2f} ({low:.2f}-{high:.2f})')
+        means = [mean_success_at(row['curves'].values(), step, rng) for step in steps]
+        cells = ['' if m is None else f'{m[0]:.2f} ({m[1]:.2f}-{m[2]:.2f})' for m in means]
         lines.append(f'| {" | ".join(key.split("/"))} | ' + ' | '.join(cells) + ' |')
     return lines
 
